@@ -1,0 +1,196 @@
+// Command dockerregistry serves the registry, or, with -prune, runs its hard prune: it removes
+// the storage data (repositories, manifest and layer links, blobs) that the cluster's image API
+// no longer references.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
+	"github.com/sirupsen/logrus"
+
+	"github.com/hardprune/image-registry/config"
+	"github.com/hardprune/image-registry/imageapi"
+	"github.com/hardprune/image-registry/prune"
+	"github.com/hardprune/image-registry/registry"
+	"github.com/hardprune/image-registry/storage"
+)
+
+// Exit codes: 1 for a run that failed, 2 for a command line that is wrong.
+const (
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+type options struct {
+	prune           string
+	keepYoungerThan time.Duration
+	uploadPurgeAge  time.Duration
+	workers         int
+	pageSize        int64
+	allowDeleteAll  bool
+	ignoreReadOnly  bool
+	configPath      string
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	opts, code := parseFlags(args, stderr)
+	if code >= 0 {
+		return code
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	path, err := config.ResolvePath(opts.configPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "error: %v\n", err)
+		return exitUsage
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "error: %v\n", err)
+		return exitFailure
+	}
+	if opts.prune == "" {
+		if err := registry.Serve(ctx, cfg); err != nil {
+			fmt.Fprintf(stderr, "error: %v\n", err)
+			return exitFailure
+		}
+		return 0
+	}
+	return runPrune(ctx, cfg, opts, stdout, stderr)
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, int) {
+	var opts options
+	fs := flag.NewFlagSet("dockerregistry", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: dockerregistry [flags] [config.yml]\n\n"+
+			"Without -prune, serves the registry. The configuration comes from the argument or %s.\n\nFlags:\n", config.PathEnv)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&opts.prune, "prune", "", "hard prune the storage: check (dry run) or delete")
+	fs.DurationVar(&opts.keepYoungerThan, "prune-keep-younger-than", time.Hour, "keep blobs, links and uploads modified more recently than this")
+	fs.DurationVar(&opts.uploadPurgeAge, "prune-upload-purge-age", 168*time.Hour, "remove unfinished uploads older than this")
+	fs.IntVar(&opts.workers, "prune-workers", 4*runtime.NumCPU(), "storage requests under way at once")
+	fs.Int64Var(&opts.pageSize, "prune-page-size", imageapi.DefaultPageSize, "objects per image API list request")
+	fs.BoolVar(&opts.allowDeleteAll, "prune-allow-delete-all", false, "let -prune=delete remove every blob in storage (refused otherwise)")
+	fs.BoolVar(&opts.ignoreReadOnly, "prune-ignore-read-only", false, "let -prune=delete run on a registry not configured read-only (only when no registry serves this storage)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return opts, 0
+		}
+		return opts, exitUsage
+	}
+	if fs.NArg() > 1 {
+		fmt.Fprintf(stderr, "error: one configuration file at most, got %d arguments\n", fs.NArg())
+		return opts, exitUsage
+	}
+	opts.configPath = fs.Arg(0)
+	switch opts.prune {
+	case "", "check", "delete":
+	default:
+		fmt.Fprintf(stderr, "error: -prune=%s: want check or delete\n", opts.prune)
+		fs.Usage()
+		return opts, exitUsage
+	}
+	if opts.workers < 1 || opts.pageSize < 1 || opts.keepYoungerThan < 0 || opts.uploadPurgeAge < 0 {
+		fmt.Fprintln(stderr, "error: -prune-workers and -prune-page-size must be positive, durations must not be negative")
+		return opts, exitUsage
+	}
+	return opts, -1
+}
+
+// pruneLogger logs to standard error, leaving standard output to the summary. Like the
+// registry's own pruner it ignores the configuration's log level (many installations keep
+// "debug" there, far too verbose for a prune) and reads REGISTRY_LOG_LEVEL, default warning.
+func pruneLogger(stderr io.Writer) (*logrus.Logger, error) {
+	log := logrus.New()
+	log.SetOutput(stderr)
+	level := logrus.WarnLevel
+	if v := os.Getenv("REGISTRY_LOG_LEVEL"); v != "" {
+		var err error
+		if level, err = logrus.ParseLevel(v); err != nil {
+			return nil, fmt.Errorf("REGISTRY_LOG_LEVEL=%q: want panic, fatal, error, warning, info, debug or trace", v)
+		}
+	}
+	log.SetLevel(level)
+	return log, nil
+}
+
+func runPrune(ctx context.Context, cfg *config.Config, opts options, stdout, stderr io.Writer) int {
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "error: %v\n", err)
+		return exitFailure
+	}
+	log, err := pruneLogger(stderr)
+	if err != nil {
+		return fail(err)
+	}
+	dryRun := opts.prune == "check"
+	if !dryRun && !cfg.ReadOnly() && !opts.ignoreReadOnly {
+		return fail(errors.New("refusing -prune=delete: the registry is not read-only, and pushes during a prune lose data; " +
+			"switch it to read-only (spec.readOnly: true in the registry operator config, or storage.maintenance.readonly.enabled: true, " +
+			`or REGISTRY_STORAGE_MAINTENANCE_READONLY={"enabled":true}), or pass -prune-ignore-read-only if no registry serves this storage`))
+	}
+
+	drv, err := factory.Create(ctx, cfg.Distribution.Storage.Type(), cfg.Distribution.Storage.Parameters())
+	if err != nil {
+		return fail(fmt.Errorf("creating the %s storage driver: %w", cfg.Distribution.Storage.Type(), err))
+	}
+	restCfg, source, err := imageapi.RESTConfig(cfg.OpenShift.KubeConfig)
+	if err != nil {
+		return fail(err)
+	}
+	client, err := imageapi.NewClient(restCfg)
+	if err != nil {
+		return fail(fmt.Errorf("creating the image API client: %w", err))
+	}
+	mode := "start prune"
+	if dryRun {
+		mode += " (dry-run mode)"
+	}
+	log.WithFields(logrus.Fields{"storage": drv.Name(), "credentials": source, "server": restCfg.Host}).Info(mode)
+
+	store := &storage.Store{Driver: drv, Workers: opts.workers, Log: log}
+	pcfg := prune.Config{
+		References: &imageapi.Source{Client: client, PageSize: opts.pageSize, Log: log},
+		Inventory:  store,
+		Options: prune.Options{
+			Now:             time.Now(),
+			KeepYoungerThan: opts.keepYoungerThan,
+			UploadPurgeAge:  opts.uploadPurgeAge,
+		},
+		Workers:        opts.workers,
+		AllowDeleteAll: opts.allowDeleteAll,
+		Log:            log,
+	}
+	if !dryRun {
+		pcfg.Remover = store
+	}
+	plan, sum, err := prune.Run(ctx, pcfg)
+	// The summary is printed whenever the sweep started, so an interrupted or failed delete
+	// still says what it removed. A run that failed before the sweep deleted nothing, and
+	// prints no counts that a script could take for a clean result.
+	if plan != nil && !errors.Is(err, prune.ErrWouldDeleteEverything) {
+		prune.WriteSummary(stdout, sum, dryRun)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	return 0
+}

@@ -1,0 +1,220 @@
+// Package config loads the registry's configuration: distribution's own file format and
+// REGISTRY_* environment overrides, plus the openshift: section this registry adds.
+//
+// The openshift: section (all keys optional):
+//
+//	openshift:
+//	  version: 1.0
+//	  kubeconfig: /etc/registry/kubeconfig   # REGISTRY_OPENSHIFT_KUBECONFIG overrides it
+//
+// kubeconfig names the kubeconfig file used to reach the image API when the process has no
+// KUBECONFIG environment variable; see KubeConfig for the full order.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/distribution/distribution/v3/configuration"
+	"go.yaml.in/yaml/v2"
+)
+
+// PathEnv names the configuration file when no argument does.
+const PathEnv = "REGISTRY_CONFIGURATION_PATH"
+
+// Environment variables for the read-only maintenance mode. Distribution's parser turns the
+// first into a map its server then rejects ("readonly config key must contain additional
+// keys"), and mangles the JSON form the registry operator sets; Load handles both itself.
+const (
+	readOnlyEnv        = "REGISTRY_STORAGE_MAINTENANCE_READONLY"
+	readOnlyEnabledEnv = "REGISTRY_STORAGE_MAINTENANCE_READONLY_ENABLED"
+	kubeConfigEnv      = "REGISTRY_OPENSHIFT_KUBECONFIG"
+)
+
+// Config is the loaded configuration.
+type Config struct {
+	// Distribution is distribution's configuration, ready for its storage driver factory and
+	// its registry server.
+	Distribution *configuration.Configuration
+	OpenShift    OpenShift
+	// Path is the file it came from.
+	Path string
+}
+
+// OpenShift is the openshift: section.
+type OpenShift struct {
+	Version    string `yaml:"version"`
+	KubeConfig string `yaml:"kubeconfig"`
+}
+
+// ErrNoConfig says no configuration file was named.
+var ErrNoConfig = errors.New("no configuration file: pass its path as the argument or set " + PathEnv)
+
+// ResolvePath picks the configuration file: the argument, else REGISTRY_CONFIGURATION_PATH.
+func ResolvePath(arg string) (string, error) {
+	if arg != "" {
+		return arg, nil
+	}
+	if p := os.Getenv(PathEnv); p != "" {
+		return p, nil
+	}
+	return "", ErrNoConfig
+}
+
+// Load reads and parses the configuration file at path, applying REGISTRY_* overrides.
+func Load(path string) (*Config, error) {
+	content, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading configuration: %w", err)
+	}
+	return Parse(path, content)
+}
+
+// Parse parses configuration content; path is only for messages.
+func Parse(path string, content []byte) (*Config, error) {
+	readOnly, haveReadOnly, err := readOnlyFromEnv()
+	if err != nil {
+		return nil, fmt.Errorf("configuration %s: %w", path, err)
+	}
+	var dcfg *configuration.Configuration
+	err = withoutEnv([]string{readOnlyEnv, readOnlyEnabledEnv}, func() error {
+		var perr error
+		dcfg, perr = configuration.Parse(bytes.NewReader(content))
+		return perr
+	})
+	if err != nil {
+		return nil, fmt.Errorf("parsing configuration %s: %s", path, oneLine(err))
+	}
+	if err := normalizeReadOnly(dcfg, readOnly, haveReadOnly); err != nil {
+		return nil, fmt.Errorf("configuration %s: %w", path, err)
+	}
+
+	var extra struct {
+		OpenShift OpenShift `yaml:"openshift"`
+	}
+	if err := yaml.Unmarshal(content, &extra); err != nil {
+		return nil, fmt.Errorf("parsing the openshift section of %s: %s", path, oneLine(err))
+	}
+	if v := os.Getenv(kubeConfigEnv); v != "" {
+		extra.OpenShift.KubeConfig = v
+	}
+	return &Config{Distribution: dcfg, OpenShift: extra.OpenShift, Path: path}, nil
+}
+
+// ReadOnly tells whether the storage maintenance read-only mode is on.
+func (c *Config) ReadOnly() bool {
+	enabled, _ := readOnlyMap(c.Distribution)["enabled"].(bool)
+	return enabled
+}
+
+func readOnlyMap(dcfg *configuration.Configuration) map[any]any {
+	m, _ := dcfg.Storage["maintenance"]["readonly"].(map[any]any)
+	return m
+}
+
+// readOnlyFromEnv reads both environment forms; the JSON/YAML form wins if both are set.
+func readOnlyFromEnv() (enabled, set bool, err error) {
+	if v, ok := os.LookupEnv(readOnlyEnabledEnv); ok {
+		b, perr := strconv.ParseBool(strings.TrimSpace(v))
+		if perr != nil {
+			return false, false, fmt.Errorf("%s=%q: want true or false", readOnlyEnabledEnv, v)
+		}
+		enabled, set = b, true
+	}
+	if v, ok := os.LookupEnv(readOnlyEnv); ok {
+		b, perr := parseReadOnlyValue(v)
+		if perr != nil {
+			return false, false, fmt.Errorf("%s=%q: %v", readOnlyEnv, v, perr)
+		}
+		enabled, set = b, true
+	}
+	return enabled, set, nil
+}
+
+// parseReadOnlyValue accepts {"enabled":true} (what the registry operator sets), its YAML
+// spelling, or a bare boolean.
+func parseReadOnlyValue(v string) (bool, error) {
+	var value any
+	if err := yaml.Unmarshal([]byte(v), &value); err != nil {
+		return false, fmt.Errorf("want {\"enabled\":true} or {\"enabled\":false}")
+	}
+	return readOnlyEnabled(value)
+}
+
+func readOnlyEnabled(value any) (bool, error) {
+	switch v := value.(type) {
+	case nil:
+		return false, nil
+	case bool:
+		return v, nil
+	case string:
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return false, fmt.Errorf("enabled must be true or false, not %q", v)
+		}
+		return b, nil
+	case map[any]any:
+		e, ok := v["enabled"]
+		if !ok {
+			return false, nil
+		}
+		return readOnlyEnabled(e)
+	case map[string]any:
+		e, ok := v["enabled"]
+		if !ok {
+			return false, nil
+		}
+		return readOnlyEnabled(e)
+	}
+	return false, fmt.Errorf("want {\"enabled\":true} or {\"enabled\":false}, not %v", value)
+}
+
+// normalizeReadOnly leaves storage.maintenance.readonly in the one form distribution's server
+// accepts, map[any]any{"enabled": bool}, whichever way it was given.
+func normalizeReadOnly(dcfg *configuration.Configuration, fromEnv, haveEnv bool) error {
+	maintenance := dcfg.Storage["maintenance"]
+	enabled := false
+	if v, ok := maintenance["readonly"]; ok {
+		var err error
+		if enabled, err = readOnlyEnabled(v); err != nil {
+			return fmt.Errorf("storage.maintenance.readonly: %w", err)
+		}
+	} else if !haveEnv {
+		return nil
+	}
+	if haveEnv {
+		enabled = fromEnv
+	}
+	if maintenance == nil {
+		maintenance = configuration.Parameters{}
+		dcfg.Storage["maintenance"] = maintenance
+	}
+	maintenance["readonly"] = map[any]any{"enabled": enabled}
+	return nil
+}
+
+// withoutEnv runs f with the named variables unset, then restores them.
+func withoutEnv(names []string, f func() error) error {
+	saved := map[string]string{}
+	for _, n := range names {
+		if v, ok := os.LookupEnv(n); ok {
+			saved[n] = v
+			os.Unsetenv(n)
+		}
+	}
+	defer func() {
+		for n, v := range saved {
+			os.Setenv(n, v)
+		}
+	}()
+	return f()
+}
+
+// oneLine folds a multi-line parser error into one line.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}

@@ -1,0 +1,98 @@
+// Package imageapi reads Images and ImageStreams from the cluster's image API
+// (image.openshift.io/v1) page by page and reduces each object at once to the digests the
+// pruner needs.
+package imageapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	imagev1 "github.com/openshift/api/image/v1"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/hardprune/image-registry/prune"
+)
+
+// ErrMalformed says an object from the image API cannot be understood. The prune stops: an
+// Image whose layers we cannot read could be keeping blobs alive.
+var ErrMalformed = errors.New("malformed object")
+
+// Media types whose image metadata Id is the config blob's digest.
+var configMediaTypes = map[string]bool{
+	"application/vnd.docker.distribution.manifest.v2+json": true,
+	"application/vnd.oci.image.manifest.v1+json":           true,
+}
+
+// ReduceImage keeps the digests of an Image: its manifest, config, layers and children.
+func ReduceImage(img *imagev1.Image) (prune.Image, error) {
+	bad := func(format string, args ...any) (prune.Image, error) {
+		return prune.Image{}, fmt.Errorf("image %q: %s: %w", img.Name, fmt.Sprintf(format, args...), ErrMalformed)
+	}
+	manifest, err := digest.Parse(img.Name)
+	if err != nil {
+		return bad("the name is not a digest")
+	}
+	out := prune.Image{Manifest: manifest}
+	for i, l := range img.DockerImageLayers {
+		d, err := digest.Parse(l.Name)
+		if err != nil {
+			return bad("layer %d %q is not a digest", i, l.Name)
+		}
+		out.Layers = append(out.Layers, d)
+	}
+	for i, m := range img.DockerImageManifests {
+		d, err := digest.Parse(m.Digest)
+		if err != nil {
+			return bad("manifest %d %q is not a digest", i, m.Digest)
+		}
+		out.Children = append(out.Children, d)
+	}
+	config, err := configDigest(img)
+	if err != nil {
+		return bad("%v", err)
+	}
+	out.Config = config
+	return out, nil
+}
+
+// configDigest reads the config blob's digest from dockerImageMetadata.Id. Schema 1 images have
+// no config blob, and their Id is not a digest, so it is read only for schema 2 and OCI.
+func configDigest(img *imagev1.Image) (digest.Digest, error) {
+	raw := img.DockerImageMetadata.Raw
+	if len(raw) == 0 {
+		return "", nil
+	}
+	var meta struct {
+		ID string `json:"Id"`
+	}
+	if err := json.Unmarshal(raw, &meta); err != nil {
+		return "", fmt.Errorf("dockerImageMetadata does not parse: %v", err)
+	}
+	if meta.ID == "" {
+		return "", nil
+	}
+	d, err := digest.Parse(meta.ID)
+	if err != nil {
+		if configMediaTypes[img.DockerImageManifestMediaType] {
+			return "", fmt.Errorf("dockerImageMetadata.Id %q is not a digest", meta.ID)
+		}
+		return "", nil
+	}
+	return d, nil
+}
+
+// ReduceStream keeps the repository of an ImageStream and the manifests of its tag histories.
+func ReduceStream(is *imagev1.ImageStream) (prune.Stream, error) {
+	out := prune.Stream{Repository: is.Namespace + "/" + is.Name}
+	for _, tag := range is.Status.Tags {
+		for i, item := range tag.Items {
+			d, err := digest.Parse(item.Image)
+			if err != nil {
+				return prune.Stream{}, fmt.Errorf("image stream %s tag %q item %d: image %q is not a digest: %w", out.Repository, tag.Tag, i, item.Image, ErrMalformed)
+			}
+			out.Manifests = append(out.Manifests, d)
+		}
+	}
+	return out, nil
+}

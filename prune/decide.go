@@ -1,0 +1,230 @@
+package prune
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// Options are the knobs of the decision.
+type Options struct {
+	// Now is the time the run started; ages are measured from it.
+	Now time.Time
+	// KeepYoungerThan keeps every blob, link and upload modified more recently than Now minus
+	// this, whatever the references say: a push that was under way when the image API was read
+	// must not lose its blobs.
+	KeepYoungerThan time.Duration
+	// UploadPurgeAge is the age past which an unfinished upload is removed (distribution's
+	// upload purger default is 168h).
+	UploadPurgeAge time.Duration
+}
+
+// Plan is the garbage: what the sweep removes, each with its reason. Every slice is sorted, so
+// the same inputs give the same plan and the same output.
+type Plan struct {
+	Repositories    []RepositoryAction
+	Tags            []TagAction
+	TagIndexEntries []TagIndexAction
+	ManifestLinks   []LinkAction
+	LayerLinks      []LinkAction
+	Uploads         []UploadAction
+	Blobs           []BlobAction
+}
+
+// RepositoryAction removes a whole repository.
+type RepositoryAction struct {
+	Name string
+	// OnlyDataDirs says nested repositories live below this one, so only its own _manifests,
+	// _layers and _uploads go, never its directory.
+	OnlyDataDirs bool
+	Reason       string
+}
+
+// TagAction removes a tag (its current link and its index).
+type TagAction struct {
+	Repository, Tag string
+	Manifest        digest.Digest
+	Reason          string
+}
+
+// TagIndexAction removes one entry of the index of a tag that stays.
+type TagIndexAction struct {
+	Repository, Tag string
+	Digest          digest.Digest
+}
+
+// LinkAction removes a manifest revision link or a layer link.
+type LinkAction struct {
+	Repository string
+	Digest     digest.Digest
+	Reason     string
+}
+
+// UploadAction removes an unfinished upload.
+type UploadAction struct {
+	Repository, ID string
+	Size           int64
+	Reason         string
+}
+
+// BlobAction removes a blob.
+type BlobAction struct {
+	Digest digest.Digest
+	Size   int64
+	Reason string
+}
+
+// BlobBytes is the total size of the blobs in the plan.
+func (p *Plan) BlobBytes() int64 {
+	var n int64
+	for _, b := range p.Blobs {
+		n += b.Size
+	}
+	return n
+}
+
+// Decide computes the garbage from what is stored and what is referenced. It is a pure
+// function: no storage, no clock, no logging.
+//
+// The rules:
+//   - a repository whose image stream does not exist goes whole;
+//   - a manifest revision link stays only if its stream's tag history names it (or a list that
+//     it is a child of) and some Image still names the manifest;
+//   - a layer link stays only if an image of the stream uses the blob and some Image names it;
+//   - a tag goes with the manifest its current link names; index entries of removed manifests go;
+//   - an upload goes once older than UploadPurgeAge;
+//   - a blob goes when no Image names it and no link that stays points at it;
+//   - anything modified within KeepYoungerThan stays, whatever the above says.
+//
+// The last two rules together keep the invariant the sweep relies on: every link that stays
+// points at a blob that stays.
+func Decide(refs *References, inv *Inventory, opts Options) *Plan {
+	cutoff := opts.Now.Add(-opts.KeepYoungerThan)
+	young := func(t time.Time) bool { return t.After(cutoff) }
+	uploadCutoff := opts.Now.Add(-opts.UploadPurgeAge)
+
+	plan := &Plan{}
+	// Blobs that links which stay point at: they must stay too.
+	linked := NewDigestSet()
+
+	for i := range inv.Repositories {
+		repo := &inv.Repositories[i]
+		rr := refs.Repository(repo.Name)
+		if rr == nil && !young(repo.newest()) {
+			plan.Repositories = append(plan.Repositories, RepositoryAction{
+				Name:         repo.Name,
+				OnlyDataDirs: repo.HasNested,
+				Reason:       fmt.Sprintf("image stream %s does not exist", repo.Name),
+			})
+			continue
+		}
+		decideRepository(plan, linked, refs, rr, repo, young, uploadCutoff)
+	}
+
+	for _, b := range inv.Blobs {
+		if refs.Blobs.Has(b.Digest) || linked.Has(b.Digest) || young(b.ModTime) {
+			continue
+		}
+		plan.Blobs = append(plan.Blobs, BlobAction{Digest: b.Digest, Size: b.Size, Reason: "no image references it"})
+	}
+
+	plan.sort()
+	return plan
+}
+
+// decideRepository decides link by link within a repository that stays. rr is nil for a
+// repository without an image stream that holds young data: its old links go one by one.
+func decideRepository(plan *Plan, linked *DigestSet, refs *References, rr *RepositoryReferences, repo *Repository, young func(time.Time) bool, uploadCutoff time.Time) {
+	streamRefs := func(set func(*RepositoryReferences) *DigestSet, d digest.Digest) bool {
+		return rr != nil && set(rr).Has(d) && refs.Blobs.Has(d)
+	}
+	manifests := func(r *RepositoryReferences) *DigestSet { return r.Manifests }
+	blobs := func(r *RepositoryReferences) *DigestSet { return r.Blobs }
+
+	manifestReason := fmt.Sprintf("not in the tag history of image stream %s", repo.Name)
+	layerReason := fmt.Sprintf("not used by any image of image stream %s", repo.Name)
+	if rr == nil {
+		manifestReason = fmt.Sprintf("image stream %s does not exist", repo.Name)
+		layerReason = manifestReason
+	}
+
+	// A young tag keeps the manifest it points at, so that it never points at a removed link.
+	heldByYoungTags := NewDigestSet()
+	for _, t := range repo.Tags {
+		if young(t.ModTime) {
+			heldByYoungTags.Add(t.Current)
+		}
+	}
+
+	keptManifests := NewDigestSet()
+	for _, l := range repo.Manifests {
+		if streamRefs(manifests, l.Digest) || young(l.ModTime) || heldByYoungTags.Has(l.Digest) {
+			keptManifests.Add(l.Digest)
+			linked.Add(l.Digest)
+			continue
+		}
+		plan.ManifestLinks = append(plan.ManifestLinks, LinkAction{Repository: repo.Name, Digest: l.Digest, Reason: manifestReason})
+	}
+
+	for _, t := range repo.Tags {
+		// A tag stays while the manifest it points at stays; a tag whose current link could not
+		// be read is left alone, since we cannot tell what it points at.
+		if t.Current == "" || keptManifests.Has(t.Current) || young(t.ModTime) {
+			if t.Current != "" && !keptManifests.Has(t.Current) {
+				linked.Add(t.Current)
+			}
+			for _, d := range t.Index {
+				if d != t.Current && !keptManifests.Has(d) && !young(t.ModTime) {
+					plan.TagIndexEntries = append(plan.TagIndexEntries, TagIndexAction{Repository: repo.Name, Tag: t.Name, Digest: d})
+				}
+			}
+			continue
+		}
+		plan.Tags = append(plan.Tags, TagAction{Repository: repo.Name, Tag: t.Name, Manifest: t.Current, Reason: "points at " + manifestReason})
+	}
+
+	for _, l := range repo.Layers {
+		if streamRefs(blobs, l.Digest) || young(l.ModTime) {
+			linked.Add(l.Digest)
+			continue
+		}
+		plan.LayerLinks = append(plan.LayerLinks, LinkAction{Repository: repo.Name, Digest: l.Digest, Reason: layerReason})
+	}
+
+	for _, u := range repo.Uploads {
+		if u.ModTime.Before(uploadCutoff) && !young(u.ModTime) {
+			plan.Uploads = append(plan.Uploads, UploadAction{Repository: repo.Name, ID: u.ID, Size: u.Size, Reason: "unfinished upload older than the purge age"})
+		}
+	}
+}
+
+func (p *Plan) sort() {
+	sort.Slice(p.Repositories, func(i, j int) bool { return p.Repositories[i].Name < p.Repositories[j].Name })
+	sort.Slice(p.Tags, func(i, j int) bool {
+		a, b := p.Tags[i], p.Tags[j]
+		return a.Repository < b.Repository || a.Repository == b.Repository && a.Tag < b.Tag
+	})
+	sort.Slice(p.TagIndexEntries, func(i, j int) bool {
+		a, b := p.TagIndexEntries[i], p.TagIndexEntries[j]
+		if a.Repository != b.Repository {
+			return a.Repository < b.Repository
+		}
+		return a.Tag < b.Tag || a.Tag == b.Tag && a.Digest < b.Digest
+	})
+	sortLinks(p.ManifestLinks)
+	sortLinks(p.LayerLinks)
+	sort.Slice(p.Uploads, func(i, j int) bool {
+		a, b := p.Uploads[i], p.Uploads[j]
+		return a.Repository < b.Repository || a.Repository == b.Repository && a.ID < b.ID
+	})
+	sort.Slice(p.Blobs, func(i, j int) bool { return p.Blobs[i].Digest < p.Blobs[j].Digest })
+}
+
+func sortLinks(links []LinkAction) {
+	sort.Slice(links, func(i, j int) bool {
+		a, b := links[i], links[j]
+		return a.Repository < b.Repository || a.Repository == b.Repository && a.Digest < b.Digest
+	})
+}

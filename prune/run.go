@@ -1,0 +1,83 @@
+package prune
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/sirupsen/logrus"
+)
+
+// ReferenceSource lists what the image API references. The imageapi package implements it.
+// It must return an error, never a partial set, when it cannot read everything.
+type ReferenceSource interface {
+	References(ctx context.Context) (*References, error)
+}
+
+// InventorySource lists what storage holds. The storage package implements it.
+type InventorySource interface {
+	Inventory(ctx context.Context) (*Inventory, error)
+}
+
+// Config is one prune run.
+type Config struct {
+	References ReferenceSource
+	Inventory  InventorySource
+	// Remover deletes; nil means a dry run (-prune=check), which only logs.
+	Remover Remover
+	Options Options
+	// Workers bounds the deletions under way at once.
+	Workers int
+	// AllowDeleteAll lets a delete run proceed when it would delete every stored blob, or when
+	// the image API references nothing while storage holds blobs. Both usually mean the
+	// pruner is reading the wrong cluster or the wrong storage.
+	AllowDeleteAll bool
+	Log            logrus.FieldLogger
+}
+
+// ErrWouldDeleteEverything is returned by a delete run that the everything-goes interlock stopped.
+var ErrWouldDeleteEverything = errors.New("refusing to delete every blob in storage")
+
+// Run marks, takes the inventory, decides and sweeps. The references are read first: anything
+// stored after that is younger than the grace period and is kept. Any error before the sweep
+// means nothing was deleted.
+func Run(ctx context.Context, cfg Config) (*Plan, Summary, error) {
+	log := cfg.Log
+	if log == nil {
+		log = logrus.StandardLogger()
+	}
+	refs, err := cfg.References.References(ctx)
+	if err != nil {
+		return nil, Summary{}, fmt.Errorf("reading the image API (nothing was deleted): %w", err)
+	}
+	log.WithFields(logrus.Fields{"blobs": refs.Blobs.Len(), "imagestreams": refs.RepositoryCount()}).Info("read references from the image API")
+
+	inv, err := cfg.Inventory.Inventory(ctx)
+	if err != nil {
+		return nil, Summary{}, fmt.Errorf("reading storage (nothing was deleted): %w", err)
+	}
+	log.WithFields(logrus.Fields{"blobs": len(inv.Blobs), "repositories": len(inv.Repositories)}).Info("read the storage inventory")
+
+	plan := Decide(refs, inv, cfg.Options)
+
+	dryRun := cfg.Remover == nil
+	if len(inv.Blobs) > 0 && (refs.Blobs.Len() == 0 || len(plan.Blobs) == len(inv.Blobs)) {
+		why := fmt.Sprintf("the run would delete all %d blobs in storage (the image API references %d)", len(inv.Blobs), refs.Blobs.Len())
+		switch {
+		case dryRun:
+			log.Warn(why + "; a delete run will refuse without -prune-allow-delete-all")
+		case !cfg.AllowDeleteAll:
+			return plan, Summary{}, fmt.Errorf("%w: %s; check that the pruner reads the right cluster and storage, then pass -prune-allow-delete-all to confirm", ErrWouldDeleteEverything, why)
+		}
+	}
+
+	// A dry run deletes nothing, so one worker costs nothing and keeps the log in plan order.
+	var remover Remover = DryRun{Log: log}
+	workers := 1
+	if !dryRun {
+		remover = Logged{Remover: cfg.Remover, Log: log}
+		workers = cfg.Workers
+	}
+	sum, err := Sweep(ctx, plan, remover, workers)
+	return plan, sum, err
+}

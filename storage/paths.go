@@ -1,0 +1,278 @@
+// Package storage owns everything that knows the registry's on-storage layout under
+// /docker/registry/v2: building paths from (repository, digest), parsing walked paths back
+// into typed entries, enumerating what is stored and deleting it.
+//
+// This file is the single owner of the path layout, in both directions. Nothing else in the
+// project concatenates storage paths.
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// The layout is distribution's (registry/storage/paths.go); we must read and write exactly the
+// same paths as the registry that serves this storage.
+const (
+	// RootPath is the prefix of every path the registry writes.
+	RootPath = "/docker/registry/v2"
+	// BlobsPath holds the content-addressed blobs.
+	BlobsPath = RootPath + "/blobs"
+	// RepositoriesPath holds the repositories, whose names may nest.
+	RepositoriesPath = RootPath + "/repositories"
+)
+
+// The directories that make a directory under RepositoriesPath a repository. Repository name
+// components cannot start with an underscore, so the first component that does ends the name.
+const (
+	manifestsDir = "_manifests"
+	layersDir    = "_layers"
+	uploadsDir   = "_uploads"
+)
+
+// RepositoryDataDirs are the directories a repository owns; deleting them deletes the
+// repository without touching repositories nested below it.
+var RepositoryDataDirs = []string{manifestsDir, layersDir, uploadsDir}
+
+// BlobDirPath is the directory of a blob (its data file and nothing else).
+func BlobDirPath(dgst digest.Digest) string {
+	enc := dgst.Encoded()
+	return path.Join(BlobsPath, dgst.Algorithm().String(), enc[:2], enc)
+}
+
+// BlobDataPath is the file holding a blob's bytes.
+func BlobDataPath(dgst digest.Digest) string {
+	return path.Join(BlobDirPath(dgst), "data")
+}
+
+// BlobPrefixPath is one of the 256 two-hex-digit directories that spread the blobs of an
+// algorithm; the inventory walks them in parallel.
+func BlobPrefixPath(alg digest.Algorithm, prefix string) string {
+	return path.Join(BlobsPath, alg.String(), prefix)
+}
+
+// RepositoryPath is the directory of a repository.
+func RepositoryPath(repo string) string {
+	return path.Join(RepositoriesPath, repo)
+}
+
+// RepositoryDataPath is one of the directories in RepositoryDataDirs of a repository.
+func RepositoryDataPath(repo, dir string) string {
+	return path.Join(RepositoriesPath, repo, dir)
+}
+
+// ManifestRevisionPath is the directory of a manifest revision link.
+func ManifestRevisionPath(repo string, dgst digest.Digest) string {
+	return path.Join(RepositoriesPath, repo, manifestsDir, "revisions", dgst.Algorithm().String(), dgst.Encoded())
+}
+
+// ManifestRevisionLinkPath is the link file that makes a manifest part of a repository.
+func ManifestRevisionLinkPath(repo string, dgst digest.Digest) string {
+	return path.Join(ManifestRevisionPath(repo, dgst), "link")
+}
+
+// LayerLinkDirPath is the directory of a layer link.
+func LayerLinkDirPath(repo string, dgst digest.Digest) string {
+	return path.Join(RepositoriesPath, repo, layersDir, dgst.Algorithm().String(), dgst.Encoded())
+}
+
+// LayerLinkPath is the link file that makes a blob readable through a repository.
+func LayerLinkPath(repo string, dgst digest.Digest) string {
+	return path.Join(LayerLinkDirPath(repo, dgst), "link")
+}
+
+// TagPath is the directory of a tag: its current link and its index.
+func TagPath(repo, tag string) string {
+	return path.Join(RepositoriesPath, repo, manifestsDir, "tags", tag)
+}
+
+// TagCurrentLinkPath is the link naming the manifest a tag points at now.
+func TagCurrentLinkPath(repo, tag string) string {
+	return path.Join(TagPath(repo, tag), "current", "link")
+}
+
+// TagIndexEntryPath is the directory of one entry of a tag's index of past manifests.
+func TagIndexEntryPath(repo, tag string, dgst digest.Digest) string {
+	return path.Join(TagPath(repo, tag), "index", dgst.Algorithm().String(), dgst.Encoded())
+}
+
+// TagIndexEntryLinkPath is the link file of a tag index entry.
+func TagIndexEntryLinkPath(repo, tag string, dgst digest.Digest) string {
+	return path.Join(TagIndexEntryPath(repo, tag, dgst), "link")
+}
+
+// UploadPath is the directory of an unfinished upload.
+func UploadPath(repo, id string) string {
+	return path.Join(RepositoriesPath, repo, uploadsDir, id)
+}
+
+// EntryKind says what a stored file is.
+type EntryKind int
+
+// The kinds of file the registry stores.
+const (
+	KindBlobData EntryKind = iota + 1
+	KindManifestRevisionLink
+	KindLayerLink
+	KindTagCurrentLink
+	KindTagIndexLink
+	KindUploadFile
+)
+
+func (k EntryKind) String() string {
+	switch k {
+	case KindBlobData:
+		return "blob"
+	case KindManifestRevisionLink:
+		return "manifest link"
+	case KindLayerLink:
+		return "layer link"
+	case KindTagCurrentLink:
+		return "tag link"
+	case KindTagIndexLink:
+		return "tag index link"
+	case KindUploadFile:
+		return "upload"
+	}
+	return "unknown"
+}
+
+// Entry is a stored file, parsed from its path.
+type Entry struct {
+	Kind       EntryKind
+	Repository string        // all kinds but KindBlobData
+	Digest     digest.Digest // blobs, revision links, layer links, tag index links
+	Tag        string        // tag links
+	UploadID   string        // upload files
+}
+
+// ErrNotRegistryPath says a path is not one the registry writes; walkers skip such files.
+var ErrNotRegistryPath = errors.New("not a registry storage path")
+
+// ParsePath classifies a file path found by a walk. It is the inverse of the builders above:
+// for every entry e, ParsePath(path built for e) == e (the fuzz test checks it).
+func ParsePath(p string) (Entry, error) {
+	switch {
+	case strings.HasPrefix(p, BlobsPath+"/"):
+		return parseBlobPath(p, strings.TrimPrefix(p, BlobsPath+"/"))
+	case strings.HasPrefix(p, RepositoriesPath+"/"):
+		return parseRepositoryPath(p, strings.TrimPrefix(p, RepositoriesPath+"/"))
+	}
+	return Entry{}, fmt.Errorf("%q: %w", p, ErrNotRegistryPath)
+}
+
+// parseBlobPath parses "<alg>/<2 hex>/<hex>/data".
+func parseBlobPath(full, rel string) (Entry, error) {
+	parts := strings.Split(rel, "/")
+	if len(parts) != 4 || parts[3] != "data" {
+		return Entry{}, fmt.Errorf("%q: %w", full, ErrNotRegistryPath)
+	}
+	dgst, err := parseDigest(parts[0], parts[2])
+	if err != nil {
+		return Entry{}, fmt.Errorf("%q: %w", full, err)
+	}
+	if parts[1] != parts[2][:2] {
+		return Entry{}, fmt.Errorf("%q: blob is in prefix directory %q: %w", full, parts[1], ErrNotRegistryPath)
+	}
+	return Entry{Kind: KindBlobData, Digest: dgst}, nil
+}
+
+// parseRepositoryPath parses "<name...>/_<dir>/...".
+func parseRepositoryPath(full, rel string) (Entry, error) {
+	parts := strings.Split(rel, "/")
+	split := -1
+	for i, part := range parts {
+		if strings.HasPrefix(part, "_") {
+			split = i
+			break
+		}
+	}
+	if split < 1 {
+		return Entry{}, fmt.Errorf("%q: no repository data directory: %w", full, ErrNotRegistryPath)
+	}
+	repo := strings.Join(parts[:split], "/")
+	if err := ValidateRepositoryName(repo); err != nil {
+		return Entry{}, fmt.Errorf("%q: %w", full, err)
+	}
+	rest := parts[split+1:]
+	bad := func(why string) (Entry, error) {
+		return Entry{}, fmt.Errorf("%q: %s: %w", full, why, ErrNotRegistryPath)
+	}
+	switch parts[split] {
+	case layersDir:
+		// <alg>/<hex>/link
+		if len(rest) != 3 || rest[2] != "link" {
+			return bad("not a layer link")
+		}
+		dgst, err := parseDigest(rest[0], rest[1])
+		if err != nil {
+			return Entry{}, fmt.Errorf("%q: %w", full, err)
+		}
+		return Entry{Kind: KindLayerLink, Repository: repo, Digest: dgst}, nil
+	case manifestsDir:
+		if len(rest) == 4 && rest[0] == "revisions" && rest[3] == "link" {
+			dgst, err := parseDigest(rest[1], rest[2])
+			if err != nil {
+				return Entry{}, fmt.Errorf("%q: %w", full, err)
+			}
+			return Entry{Kind: KindManifestRevisionLink, Repository: repo, Digest: dgst}, nil
+		}
+		if len(rest) >= 2 && rest[0] == "tags" {
+			tag := rest[1]
+			if !validTag(tag) {
+				return bad("invalid tag name")
+			}
+			switch {
+			case len(rest) == 4 && rest[2] == "current" && rest[3] == "link":
+				return Entry{Kind: KindTagCurrentLink, Repository: repo, Tag: tag}, nil
+			case len(rest) == 6 && rest[2] == "index" && rest[5] == "link":
+				dgst, err := parseDigest(rest[3], rest[4])
+				if err != nil {
+					return Entry{}, fmt.Errorf("%q: %w", full, err)
+				}
+				return Entry{Kind: KindTagIndexLink, Repository: repo, Tag: tag, Digest: dgst}, nil
+			}
+		}
+		return bad("not a manifest revision or tag link")
+	case uploadsDir:
+		// <id>/data, <id>/startedat, <id>/hashstates/<alg>/<offset>
+		if len(rest) < 2 || rest[0] == "" {
+			return bad("not an upload file")
+		}
+		return Entry{Kind: KindUploadFile, Repository: repo, UploadID: rest[0]}, nil
+	}
+	return bad("unknown repository data directory " + parts[split])
+}
+
+// ErrBadDigest says a digest in a path or a link is not one this registry can have written.
+var ErrBadDigest = errors.New("invalid digest")
+
+// parseDigest builds a digest from the algorithm and encoded parts of a path. Only algorithms
+// distribution can write are accepted, and the encoded part must be canonical for the algorithm.
+func parseDigest(alg, encoded string) (digest.Digest, error) {
+	dgst := digest.NewDigestFromEncoded(digest.Algorithm(alg), encoded)
+	if err := dgst.Validate(); err != nil {
+		return "", fmt.Errorf("%s:%s: %w", alg, encoded, ErrBadDigest)
+	}
+	return dgst, nil
+}
+
+// ParseLink parses the content of a link file: a digest, nothing else.
+func ParseLink(content []byte) (digest.Digest, error) {
+	dgst, err := digest.Parse(strings.TrimSpace(string(content)))
+	if err != nil {
+		return "", fmt.Errorf("link content %q: %w", truncate(string(content), 80), ErrBadDigest)
+	}
+	return dgst, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}

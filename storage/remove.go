@@ -1,0 +1,74 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	driver "github.com/distribution/distribution/v3/registry/storage/driver"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/retry"
+
+	"github.com/hardprune/image-registry/prune"
+)
+
+// deleteBackoff retries a failed deletion a few times: object stores answer with the odd 5xx
+// or throttling error on long runs, and giving up the whole sweep for one is worse.
+var deleteBackoff = wait.Backoff{Steps: 4, Duration: 200 * time.Millisecond, Factor: 2, Jitter: 0.1}
+
+// remove deletes a path. A path that is already gone counts as deleted, so that a second run
+// after an interrupted one finishes the job.
+func (s *Store) remove(ctx context.Context, p string) error {
+	return retry.OnError(deleteBackoff, func(err error) bool { return ctx.Err() == nil }, func() error {
+		err := s.Driver.Delete(ctx, p)
+		var notFound driver.PathNotFoundError
+		if errors.As(err, &notFound) {
+			return nil
+		}
+		return err
+	})
+}
+
+// DeleteRepository removes a repository. A repository with nested repositories below it loses
+// only its own data directories.
+func (s *Store) DeleteRepository(ctx context.Context, a prune.RepositoryAction) error {
+	if !a.OnlyDataDirs {
+		return s.remove(ctx, RepositoryPath(a.Name))
+	}
+	for _, dir := range RepositoryDataDirs {
+		if err := s.remove(ctx, RepositoryDataPath(a.Name, dir)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DeleteTag removes a tag: its current link and its index.
+func (s *Store) DeleteTag(ctx context.Context, a prune.TagAction) error {
+	return s.remove(ctx, TagPath(a.Repository, a.Tag))
+}
+
+// DeleteTagIndexEntry removes one entry of a tag's index.
+func (s *Store) DeleteTagIndexEntry(ctx context.Context, a prune.TagIndexAction) error {
+	return s.remove(ctx, TagIndexEntryPath(a.Repository, a.Tag, a.Digest))
+}
+
+// DeleteManifestLink removes a manifest revision link.
+func (s *Store) DeleteManifestLink(ctx context.Context, a prune.LinkAction) error {
+	return s.remove(ctx, ManifestRevisionPath(a.Repository, a.Digest))
+}
+
+// DeleteLayerLink removes a layer link.
+func (s *Store) DeleteLayerLink(ctx context.Context, a prune.LinkAction) error {
+	return s.remove(ctx, LayerLinkDirPath(a.Repository, a.Digest))
+}
+
+// DeleteUpload removes an unfinished upload.
+func (s *Store) DeleteUpload(ctx context.Context, a prune.UploadAction) error {
+	return s.remove(ctx, UploadPath(a.Repository, a.ID))
+}
+
+// DeleteBlob removes a blob.
+func (s *Store) DeleteBlob(ctx context.Context, a prune.BlobAction) error {
+	return s.remove(ctx, BlobDirPath(a.Digest))
+}
