@@ -81,7 +81,7 @@ func Parse(path string, content []byte) (*Config, error) {
 		return nil, fmt.Errorf("configuration %s: %w", path, err)
 	}
 	var dcfg *configuration.Configuration
-	err = withoutEnv([]string{readOnlyEnv, readOnlyEnabledEnv}, func() error {
+	err = withoutEnv([]string{readOnlyEnv, readOnlyEnabledEnv, kubeConfigEnv}, func() error {
 		var perr error
 		dcfg, perr = configuration.Parse(bytes.NewReader(content))
 		return perr

@@ -8,8 +8,8 @@ import (
 	"errors"
 	"fmt"
 
-	imagev1 "github.com/openshift/api/image/v1"
 	"github.com/opencontainers/go-digest"
+	imagev1 "github.com/openshift/api/image/v1"
 
 	"github.com/hardprune/image-registry/prune"
 )

@@ -39,6 +39,12 @@ type Process struct {
 // startProcess starts binary with args; stdout and stderr are appended to
 // <dir>/<name>.log and also copied to extraLog when it is not nil.
 func startProcess(dir, name string, extraLog io.Writer, binary string, args ...string) (*Process, error) {
+	return startProcessEnv(dir, name, extraLog, nil, binary, args...)
+}
+
+// startProcessEnv is startProcess with extra environment variables (KEY=value) on top of
+// this process's environment.
+func startProcessEnv(dir, name string, extraLog io.Writer, env []string, binary string, args ...string) (*Process, error) {
 	logPath := filepath.Join(dir, name+".log")
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -47,6 +53,9 @@ func startProcess(dir, name string, extraLog io.Writer, binary string, args ...s
 	fmt.Fprintf(logFile, "### %s %s\n", binary, strings.Join(args, " "))
 	cmd := exec.Command(binary, args...)
 	cmd.Dir = dir
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	var out io.Writer = logFile
 	if extraLog != nil {
 		out = io.MultiWriter(logFile, &prefixWriter{prefix: "[" + name + "] ", w: extraLog})

@@ -18,6 +18,15 @@ func RequireBinaries(t testing.TB) {
 	}
 }
 
+// RequireKubeBinaries is RequireBinaries plus kube-apiserver.
+func RequireKubeBinaries(t testing.TB) {
+	t.Helper()
+	RequireBinaries(t)
+	if _, err := KubeAPIServerBinary(); err != nil {
+		skipOrFail(t, err)
+	}
+}
+
 func skipOrFail(t testing.TB, err error) {
 	t.Helper()
 	if errors.Is(err, ErrBinaryMissing) && os.Getenv("E2E_REQUIRED") != "1" {
@@ -59,6 +68,35 @@ func StartImageAPIT(t testing.TB) *ImageAPIServer {
 	t.Helper()
 	RequireBinaries(t)
 	return StartImageAPIServerT(t, StartEtcdT(t), ImageAPIServerOptions{})
+}
+
+// StartKubeAPIServerT starts kube-apiserver against etcd in a fresh
+// t.TempDir and stops it in t.Cleanup, printing the end of its log if the
+// test failed.
+func StartKubeAPIServerT(t testing.TB, etcd *Etcd, opts KubeAPIServerOptions) *KubeAPIServer {
+	t.Helper()
+	if opts.EtcdEndpoint == "" {
+		opts.EtcdEndpoint = etcd.Endpoint
+	}
+	s, err := StartKubeAPIServer(context.Background(), t.TempDir(), nil, opts)
+	if err != nil {
+		skipOrFail(t, err)
+	}
+	cleanupProcess(t, s.Process)
+	return s
+}
+
+// StartDelegatedImageAPIT starts etcd, kube-apiserver and imageapiserver
+// delegating authentication and authorization to it (DelegatedAuthArgs),
+// both on the one etcd. The image API server's kubeconfig has the admin
+// token.
+func StartDelegatedImageAPIT(t testing.TB) (*KubeAPIServer, *ImageAPIServer) {
+	t.Helper()
+	RequireKubeBinaries(t)
+	etcd := StartEtcdT(t)
+	kube := StartKubeAPIServerT(t, etcd, KubeAPIServerOptions{})
+	img := StartImageAPIServerT(t, etcd, ImageAPIServerOptions{Token: kube.AdminToken, AuthArgs: DelegatedAuthArgs(kube)})
+	return kube, img
 }
 
 func cleanupProcess(t testing.TB, p *Process) {

@@ -1,0 +1,146 @@
+package harness
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+)
+
+// ReadOnlyEnv is how the registry operator switches the registry to read-only.
+const ReadOnlyEnv = `REGISTRY_STORAGE_MAINTENANCE_READONLY={"enabled":true}`
+
+// RegistryOptions configures StartRegistry.
+type RegistryOptions struct {
+	// Kubeconfig reaches the image API (required).
+	Kubeconfig string
+	// StorageDir is the filesystem driver's root directory (required, so that several
+	// registries and prunes can share one storage).
+	StorageDir string
+	// Env are extra KEY=value variables, e.g. ReadOnlyEnv.
+	Env []string
+}
+
+// Registry is a running dockerregistry serving the distribution API.
+type Registry struct {
+	*Process
+	// Host is 127.0.0.1:<port>, the registry part of image references.
+	Host string
+	// ConfigPath is the configuration it was started with; a prune uses the same.
+	ConfigPath string
+}
+
+// DockerRegistryBinary returns the path of the product's binary, built by `make build`.
+func DockerRegistryBinary() (string, error) {
+	dir, err := BinDir()
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "dockerregistry")
+	if !isExecutable(path) {
+		return "", fmt.Errorf("%s (run make build): %w", path, ErrBinaryMissing)
+	}
+	return path, nil
+}
+
+// WriteRegistryConfig writes a registry configuration of the kind an administrator keeps:
+// filesystem storage, the openshift section naming the kubeconfig.
+func WriteRegistryConfig(path, addr, storageDir, kubeconfig string) error {
+	cfg := fmt.Sprintf(`version: 0.1
+log:
+  level: info
+http:
+  addr: %s
+  secret: e2e-secret
+storage:
+  filesystem:
+    rootdirectory: %s
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+openshift:
+  version: 1.0
+  kubeconfig: %s
+`, addr, storageDir, kubeconfig)
+	return os.WriteFile(path, []byte(cfg), 0o600)
+}
+
+// StartRegistry starts the registry on a free loopback port and waits until /v2/ answers.
+// ctx bounds the start-up only; call Stop to end it.
+func StartRegistry(ctx context.Context, dir string, log io.Writer, opts RegistryOptions) (*Registry, error) {
+	if opts.Kubeconfig == "" || opts.StorageDir == "" {
+		return nil, errors.New("registry: Kubeconfig and StorageDir are required")
+	}
+	binary, err := DockerRegistryBinary()
+	if err != nil {
+		return nil, err
+	}
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		ports, err := freePorts(1)
+		if err != nil {
+			return nil, err
+		}
+		host := "127.0.0.1:" + strconv.Itoa(ports[0])
+		configPath := filepath.Join(dir, "registry-config.yml")
+		if err := WriteRegistryConfig(configPath, host, opts.StorageDir, opts.Kubeconfig); err != nil {
+			return nil, err
+		}
+		p, err := startProcessEnv(dir, "registry", log, append(isolatedEnv(), opts.Env...), binary, configPath)
+		if err != nil {
+			return nil, err
+		}
+		if err := p.waitReady(ctx, "http://"+host+"/v2/", ""); err != nil {
+			_ = p.Stop()
+			lastErr = err
+			if errors.Is(err, errAddressInUse) {
+				continue
+			}
+			return nil, err
+		}
+		return &Registry{Process: p, Host: host, ConfigPath: configPath}, nil
+	}
+	return nil, lastErr
+}
+
+// PruneResult is what one run of dockerregistry -prune=... printed.
+type PruneResult struct {
+	Stdout, Stderr string
+	ExitCode       int
+}
+
+// RunPrune runs the product's binary with args (e.g. -prune=check, the config path) and extra
+// environment variables, as an administrator would inside the registry pod.
+func RunPrune(ctx context.Context, env []string, args ...string) (PruneResult, error) {
+	binary, err := DockerRegistryBinary()
+	if err != nil {
+		return PruneResult{}, err
+	}
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Env = append(append(os.Environ(), isolatedEnv()...), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	res := PruneResult{Stdout: stdout.String(), Stderr: stderr.String()}
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		res.ExitCode = exit.ExitCode()
+	case err != nil:
+		return res, fmt.Errorf("running %s: %w", binary, err)
+	}
+	return res, nil
+}
+
+// isolatedEnv keeps the developer's own cluster credentials out of the processes under test:
+// KUBECONFIG would take precedence over the configuration's openshift.kubeconfig.
+func isolatedEnv() []string {
+	return []string{"KUBECONFIG=", "REGISTRY_LOG_LEVEL="}
+}

@@ -1,0 +1,194 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/distribution/distribution/v3"
+	"github.com/distribution/distribution/v3/manifest/manifestlist"
+	"github.com/distribution/distribution/v3/manifest/ocischema"
+	"github.com/distribution/distribution/v3/manifest/schema2"
+	repositorymiddleware "github.com/distribution/distribution/v3/registry/middleware/repository"
+	imagev1 "github.com/openshift/api/image/v1"
+	imageclient "github.com/openshift/client-go/image/clientset/versioned/typed/image/v1"
+	"github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/util/retry"
+)
+
+// MiddlewareName is the repository middleware that records pushes in the image API. It is the
+// name OpenShift's registry configurations already use.
+const MiddlewareName = "openshift"
+
+// imageAPI is the client the middleware uses; Serve sets it before the registry starts.
+var imageAPI imageclient.ImageV1Interface
+
+func init() {
+	if err := repositorymiddleware.Register(MiddlewareName, newImageStreamRepository); err != nil {
+		panic(err)
+	}
+}
+
+func newImageStreamRepository(_ context.Context, repo distribution.Repository, _ map[string]any) (distribution.Repository, error) {
+	if imageAPI == nil {
+		return nil, fmt.Errorf("the %s repository middleware has no image API client", MiddlewareName)
+	}
+	return &imageStreamRepository{Repository: repo, client: imageAPI}, nil
+}
+
+// imageStreamRepository records every manifest pushed to <namespace>/<name> as an Image, and a
+// push by tag at the head of the tag's history in the ImageStream <namespace>/<name>.
+type imageStreamRepository struct {
+	distribution.Repository
+	client imageclient.ImageV1Interface
+}
+
+func (r *imageStreamRepository) Manifests(ctx context.Context, options ...distribution.ManifestServiceOption) (distribution.ManifestService, error) {
+	ms, err := r.Repository.Manifests(ctx, options...)
+	if err != nil {
+		return nil, err
+	}
+	return &imageStreamManifests{ManifestService: ms, repo: r}, nil
+}
+
+type imageStreamManifests struct {
+	distribution.ManifestService
+	repo *imageStreamRepository
+}
+
+func (m *imageStreamManifests) Put(ctx context.Context, manifest distribution.Manifest, options ...distribution.ManifestServiceOption) (digest.Digest, error) {
+	dgst, err := m.ManifestService.Put(ctx, manifest, options...)
+	if err != nil {
+		return dgst, err
+	}
+	tag := ""
+	for _, o := range options {
+		if t, ok := o.(distribution.WithTagOption); ok {
+			tag = t.Tag
+		}
+	}
+	name := m.repo.Named().Name()
+	img, err := imageFor(name, dgst, manifest)
+	if err != nil {
+		return "", err
+	}
+	if err := m.repo.recordImage(ctx, img); err != nil {
+		return "", fmt.Errorf("recording image %s in the image API: %w", dgst, err)
+	}
+	if tag != "" {
+		if err := m.repo.recordTag(ctx, name, tag, img); err != nil {
+			return "", fmt.Errorf("recording %s:%s in the image API: %w", name, tag, err)
+		}
+	}
+	return dgst, nil
+}
+
+// imageFor builds the Image object of a pushed manifest.
+func imageFor(repo string, dgst digest.Digest, manifest distribution.Manifest) (*imagev1.Image, error) {
+	mediaType, payload, err := manifest.Payload()
+	if err != nil {
+		return nil, err
+	}
+	img := &imagev1.Image{
+		ObjectMeta:                   metav1.ObjectMeta{Name: dgst.String()},
+		DockerImageReference:         repo + "@" + dgst.String(),
+		DockerImageManifestMediaType: mediaType,
+		DockerImageManifest:          string(payload),
+	}
+	var config v1.Descriptor
+	var layers []v1.Descriptor
+	switch m := manifest.(type) {
+	case *schema2.DeserializedManifest:
+		config, layers = m.Config, m.Layers
+	case *ocischema.DeserializedManifest:
+		config, layers = m.Config, m.Layers
+	case *manifestlist.DeserializedManifestList:
+		for _, c := range m.Manifests {
+			img.DockerImageManifests = append(img.DockerImageManifests, imagev1.ImageManifest{
+				Digest: c.Digest.String(), MediaType: c.MediaType, ManifestSize: c.Size,
+				Architecture: c.Platform.Architecture, OS: c.Platform.OS, Variant: c.Platform.Variant,
+			})
+		}
+	case *ocischema.DeserializedImageIndex:
+		for _, c := range m.Manifests {
+			im := imagev1.ImageManifest{Digest: c.Digest.String(), MediaType: c.MediaType, ManifestSize: c.Size}
+			if c.Platform != nil {
+				im.Architecture, im.OS, im.Variant = c.Platform.Architecture, c.Platform.OS, c.Platform.Variant
+			}
+			img.DockerImageManifests = append(img.DockerImageManifests, im)
+		}
+	default:
+		return nil, fmt.Errorf("manifest %s has the unsupported media type %s", dgst, mediaType)
+	}
+	for _, l := range layers {
+		img.DockerImageLayers = append(img.DockerImageLayers, imagev1.ImageLayer{Name: l.Digest.String(), LayerSize: l.Size, MediaType: l.MediaType})
+	}
+	if config.Digest != "" {
+		meta, _ := json.Marshal(map[string]any{"kind": "DockerImage", "apiVersion": "1.0", "Id": config.Digest.String(), "Size": config.Size})
+		img.DockerImageMetadata = runtime.RawExtension{Raw: meta}
+		img.DockerImageMetadataVersion = "1.0"
+	}
+	return img, nil
+}
+
+func (r *imageStreamRepository) recordImage(ctx context.Context, img *imagev1.Image) error {
+	_, err := r.client.Images().Create(ctx, img, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		return nil
+	}
+	return err
+}
+
+// recordTag puts the image at the head of the tag's history, creating the stream if needed and
+// retrying when another push updated it meanwhile.
+func (r *imageStreamRepository) recordTag(ctx context.Context, repo, tag string, img *imagev1.Image) error {
+	namespace, name, ok := strings.Cut(repo, "/")
+	if !ok || strings.Contains(name, "/") {
+		return fmt.Errorf("repository %q is not <namespace>/<name>", repo)
+	}
+	event := imagev1.TagEvent{Created: metav1.NewTime(time.Now()), DockerImageReference: img.DockerImageReference, Image: img.Name}
+	streams := r.client.ImageStreams(namespace)
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		is, err := streams.Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			is = &imagev1.ImageStream{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}
+			is.Status.Tags = []imagev1.NamedTagEventList{{Tag: tag, Items: []imagev1.TagEvent{event}}}
+			_, err = streams.Create(ctx, is, metav1.CreateOptions{})
+			if apierrors.IsAlreadyExists(err) {
+				return apierrors.NewConflict(imagev1.Resource("imagestreams"), name, err)
+			}
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		if !prependTagEvent(is, tag, event) {
+			return nil
+		}
+		_, err = streams.UpdateStatus(ctx, is, metav1.UpdateOptions{})
+		return err
+	})
+}
+
+// prependTagEvent puts event at the head of the tag's history, unless it is already there.
+func prependTagEvent(is *imagev1.ImageStream, tag string, event imagev1.TagEvent) bool {
+	for i := range is.Status.Tags {
+		t := &is.Status.Tags[i]
+		if t.Tag != tag {
+			continue
+		}
+		if len(t.Items) > 0 && t.Items[0].Image == event.Image {
+			return false
+		}
+		t.Items = append([]imagev1.TagEvent{event}, t.Items...)
+		return true
+	}
+	is.Status.Tags = append(is.Status.Tags, imagev1.NamedTagEventList{Tag: tag, Items: []imagev1.TagEvent{event}})
+	return true
+}
