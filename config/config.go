@@ -33,6 +33,7 @@ const (
 	readOnlyEnv        = "REGISTRY_STORAGE_MAINTENANCE_READONLY"
 	readOnlyEnabledEnv = "REGISTRY_STORAGE_MAINTENANCE_READONLY_ENABLED"
 	kubeConfigEnv      = "REGISTRY_OPENSHIFT_KUBECONFIG"
+	logLevelEnv        = "REGISTRY_LOG_LEVEL"
 )
 
 // Config is the loaded configuration.
@@ -82,9 +83,11 @@ func Parse(path string, content []byte) (*Config, error) {
 	}
 	var dcfg *configuration.Configuration
 	err = withoutEnv([]string{readOnlyEnv, readOnlyEnabledEnv, kubeConfigEnv}, func() error {
-		var perr error
-		dcfg, perr = configuration.Parse(bytes.NewReader(content))
-		return perr
+		return withEnvValue(logLevelEnv, distributionLogLevel, func() error {
+			var perr error
+			dcfg, perr = configuration.Parse(bytes.NewReader(content))
+			return perr
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("parsing configuration %s: %s", path, oneLine(err))
@@ -212,6 +215,31 @@ func withoutEnv(names []string, f func() error) error {
 		}
 	}()
 	return f()
+}
+
+// withEnvValue runs f with the variable name, if set, rewritten by fix, then restores it.
+func withEnvValue(name string, fix func(string) string, f func() error) error {
+	v, ok := os.LookupEnv(name)
+	if !ok || fix(v) == v {
+		return f()
+	}
+	os.Setenv(name, fix(v))
+	defer os.Setenv(name, v)
+	return f()
+}
+
+// distributionLogLevel maps logrus level names, which administrators use (and the prune
+// accepts), to the four distribution's parser accepts; it rejects "warning" outright.
+func distributionLogLevel(level string) string {
+	switch strings.ToLower(strings.TrimSpace(level)) {
+	case "warning":
+		return "warn"
+	case "trace":
+		return "debug"
+	case "fatal", "panic":
+		return "error"
+	}
+	return level
 }
 
 // oneLine folds a multi-line parser error into one line.

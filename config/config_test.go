@@ -146,3 +146,20 @@ func TestResolvePath(t *testing.T) {
 		t.Errorf("path = %q", p)
 	}
 }
+
+// Administrators set REGISTRY_LOG_LEVEL to logrus names; distribution's parser rejects some.
+func TestLogLevelNames(t *testing.T) {
+	for level, want := range map[string]string{"warning": "warn", "info": "info", "trace": "debug", "debug": "debug"} {
+		t.Setenv(logLevelEnv, level)
+		cfg, err := Load(write(t, base))
+		if err != nil {
+			t.Fatalf("REGISTRY_LOG_LEVEL=%s: %v", level, err)
+		}
+		if string(cfg.Distribution.Log.Level) != want {
+			t.Errorf("REGISTRY_LOG_LEVEL=%s: level %q, want %q", level, cfg.Distribution.Log.Level, want)
+		}
+		if os.Getenv(logLevelEnv) != level {
+			t.Errorf("the variable was not restored")
+		}
+	}
+}
