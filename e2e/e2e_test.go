@@ -12,7 +12,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -243,8 +242,6 @@ func (e *env) pullsIdentical(repoAndRef string, want v1.Image) error {
 	}
 	return nil
 }
-
-var summaryLine = regexp.MustCompile(`(?m)^(Would delete|Deleted) (\d+) blobs\n(Would free up|Freed up) (.+) of disk space$`)
 
 func hashesToStrings(hs []v1.Hash) []string {
 	out := make([]string, len(hs))

@@ -122,7 +122,7 @@ func TestImageAPIServer(t *testing.T) {
 			}},
 		},
 	}
-	is, err = streams.Create(ctx, is, metav1.CreateOptions{})
+	_, err = streams.Create(ctx, is, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("create image stream: %v", err)
 	}
