@@ -6,9 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/opencontainers/go-digest"
 	imagev1 "github.com/openshift/api/image/v1"
 	"github.com/openshift/client-go/image/clientset/versioned/fake"
-	"github.com/opencontainers/go-digest"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -154,9 +154,9 @@ func TestSourceFailsWholeOnErrors(t *testing.T) {
 		err    error
 		errHas string
 	}{
-		"forbidden": {apierrors.NewForbidden(schema.GroupResource{Group: "image.openshift.io", Resource: "images"}, "", errors.New("no")), "system:image-pruner"},
-		"unauthorized": {apierrors.NewUnauthorized("bad token"), "credentials were refused"},
-		"server error": {apierrors.NewInternalError(errors.New("etcd fell over")), "etcd fell over"},
+		"forbidden":      {apierrors.NewForbidden(schema.GroupResource{Group: "image.openshift.io", Resource: "images"}, "", errors.New("no")), "system:image-pruner"},
+		"unauthorized":   {apierrors.NewUnauthorized("bad token"), "credentials were refused"},
+		"server error":   {apierrors.NewInternalError(errors.New("etcd fell over")), "etcd fell over"},
 		"always expired": {apierrors.NewResourceExpired("expired"), "kept expiring"},
 	}
 	for name, tt := range tests {

@@ -63,7 +63,7 @@ func TestParsePathRejects(t *testing.T) {
 		"/elsewhere/file",
 		"/docker/registry/v2/blobs/sha256/" + hex[:2] + "/" + hex + "/not-data",
 		"/docker/registry/v2/blobs/sha256/ff/" + hex + "/data", // wrong prefix directory
-		"/docker/registry/v2/blobs/sha256/ab/abc/data",        // short hex
+		"/docker/registry/v2/blobs/sha256/ab/abc/data",         // short hex
 		"/docker/registry/v2/blobs/sha256/" + strings.ToUpper(hex[:2]) + "/" + strings.ToUpper(hex) + "/data",
 		"/docker/registry/v2/blobs/md5/ab/abcdef/data",
 		"/docker/registry/v2/repositories/_layers/sha256/" + hex + "/link", // no name
