@@ -42,7 +42,14 @@ type env struct {
 	regEnv []string
 }
 
+// newEnv starts etcd and an image API server that lets everyone in.
 func newEnv(t *testing.T) *env {
+	t.Helper()
+	requireRegistryBinary(t)
+	return newEnvWith(t, harness.StartImageAPIT(t))
+}
+
+func requireRegistryBinary(t *testing.T) {
 	t.Helper()
 	if _, err := harness.DockerRegistryBinary(); err != nil {
 		if os.Getenv("E2E_REQUIRED") == "1" {
@@ -50,7 +57,11 @@ func newEnv(t *testing.T) *env {
 		}
 		t.Skip(err)
 	}
-	api := harness.StartImageAPIT(t)
+}
+
+// newEnvWith uses a running image API server; the registry acts with its kubeconfig.
+func newEnvWith(t *testing.T, api *harness.ImageAPIServer) *env {
+	t.Helper()
 	restCfg, err := clientcmd.BuildConfigFromFlags("", api.Kubeconfig)
 	if err != nil {
 		t.Fatal(err)

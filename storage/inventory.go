@@ -13,6 +13,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/hardprune/image-registry/internal/progress"
 	"github.com/hardprune/image-registry/prune"
 )
 
@@ -43,27 +44,98 @@ func (s *Store) log() logrus.FieldLogger {
 	return s.Log
 }
 
+// flatListing names the drivers whose Walk is one flat, paged listing of every key below a
+// prefix (1000 keys a request on S3). Splitting their walk by directory would only add
+// requests, so they walk each root whole; the others walk directory shards in parallel.
+var flatListing = map[string]bool{"s3aws": true, "gcs": true, "azure": true}
+
 // Inventory walks the blobs and the repositories. Sizes and modification times come from the
 // walk itself. Files the registry cannot have written are logged and skipped; any storage error
 // fails the inventory, since a partial one could make a referenced blob look unlinked.
 func (s *Store) Inventory(ctx context.Context) (*prune.Inventory, error) {
+	phase := progress.Start(s.log(), "inventory")
+	defer phase.Done()
 	g, ctx := errgroup.WithContext(ctx)
 	var blobs []prune.Blob
 	var repos []prune.Repository
 	g.Go(func() error {
 		var err error
-		blobs, err = s.walkBlobs(ctx)
+		blobs, err = s.walkBlobs(ctx, phase)
 		return err
 	})
 	g.Go(func() error {
 		var err error
-		repos, err = s.walkRepositories(ctx)
+		repos, err = s.walkRepositories(ctx, phase)
 		return err
 	})
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
 	return &prune.Inventory{Blobs: blobs, Repositories: repos}, nil
+}
+
+// walkShards walks root, split into the directories depth levels below it, up to Workers at
+// once. Each shard gets its own state from newShard and is walked by one goroutine, so visit
+// needs no lock for it; files found above the shard level are visited with a nil state.
+func walkShards[T any](ctx context.Context, s *Store, root string, depth int, phase *progress.Phase, newShard func() *T, visit func(shard *T, fi driver.FileInfo)) error {
+	walkOne := func(ctx context.Context, dir string, shard *T) error {
+		return s.walk(ctx, dir, func(fi driver.FileInfo) error {
+			if !fi.IsDir() {
+				phase.Seen(1)
+				visit(shard, fi)
+			}
+			return nil
+		})
+	}
+	if flatListing[s.Driver.Name()] || s.workers() == 1 {
+		return walkOne(ctx, root, newShard())
+	}
+	dirs, err := s.shardDirs(ctx, root, depth, func(fi driver.FileInfo) { visit(nil, fi) })
+	if err != nil {
+		return err
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.workers())
+	for _, dir := range dirs {
+		shard := newShard()
+		g.Go(func() error { return walkOne(ctx, dir, shard) })
+	}
+	return g.Wait()
+}
+
+// shardDirs lists the directories depth levels below root; files met on the way go to file.
+func (s *Store) shardDirs(ctx context.Context, root string, depth int, file func(driver.FileInfo)) ([]string, error) {
+	level := []string{root}
+	for range depth {
+		var next []string
+		for _, dir := range level {
+			children, err := s.Driver.List(ctx, dir)
+			var notFound driver.PathNotFoundError
+			if errors.As(err, &notFound) {
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("listing %s: %w", dir, err)
+			}
+			for _, child := range children {
+				fi, err := s.Driver.Stat(ctx, child)
+				if errors.As(err, &notFound) {
+					continue
+				}
+				if err != nil {
+					return nil, fmt.Errorf("stat %s: %w", child, err)
+				}
+				if fi.IsDir() {
+					next = append(next, child)
+				} else {
+					file(fi)
+				}
+			}
+		}
+		level = next
+	}
+	sort.Strings(level)
+	return level, nil
 }
 
 // walk runs the driver's Walk, treating a missing root as empty storage.
@@ -79,22 +151,37 @@ func (s *Store) walk(ctx context.Context, root string, f driver.WalkFn) error {
 	return nil
 }
 
-func (s *Store) walkBlobs(ctx context.Context) ([]prune.Blob, error) {
-	var blobs []prune.Blob
-	err := s.walk(ctx, BlobsPath, func(fi driver.FileInfo) error {
-		if fi.IsDir() {
-			return nil
-		}
+func (s *Store) walkBlobs(ctx context.Context, phase *progress.Phase) ([]prune.Blob, error) {
+	var (
+		mu     sync.Mutex
+		shards []*[]prune.Blob
+	)
+	newShard := func() *[]prune.Blob {
+		sh := new([]prune.Blob)
+		mu.Lock()
+		shards = append(shards, sh)
+		mu.Unlock()
+		return sh
+	}
+	// <blobs>/<algorithm>/<two hex digits>: 256 shards for sha256.
+	err := walkShards(ctx, s, BlobsPath, 2, phase, newShard, func(shard *[]prune.Blob, fi driver.FileInfo) {
 		e, err := ParsePath(fi.Path())
-		if err != nil || e.Kind != KindBlobData {
+		if err != nil || e.Kind != KindBlobData || shard == nil {
 			s.log().WithField("path", fi.Path()).Warn("skipping a file that is not a blob")
-			return nil
+			return
 		}
-		blobs = append(blobs, prune.Blob{Digest: e.Digest, Size: fi.Size(), ModTime: fi.ModTime()})
-		return nil
+		*shard = append(*shard, prune.Blob{Digest: e.Digest, Size: fi.Size(), ModTime: fi.ModTime()})
 	})
 	if err != nil {
 		return nil, err
+	}
+	n := 0
+	for _, sh := range shards {
+		n += len(*sh)
+	}
+	blobs := make([]prune.Blob, 0, n)
+	for _, sh := range shards {
+		blobs = append(blobs, *sh...)
 	}
 	sort.Slice(blobs, func(i, j int) bool { return blobs[i].Digest < blobs[j].Digest })
 	return blobs, nil
@@ -107,74 +194,110 @@ type repoBuilder struct {
 	uploads map[string]*prune.Upload
 }
 
-func (s *Store) walkRepositories(ctx context.Context) ([]prune.Repository, error) {
-	builders := make(map[string]*repoBuilder)
-	get := func(name string) *repoBuilder {
-		b := builders[name]
-		if b == nil {
-			b = &repoBuilder{repo: prune.Repository{Name: name}, tags: map[string]*prune.Tag{}, uploads: map[string]*prune.Upload{}}
-			builders[name] = b
-		}
-		return b
+// repoShard is what one shard of the repositories walk found. A repository lives in exactly
+// one shard (its first name component), so shards never need merging repository by repository.
+type repoShard struct {
+	builders     map[string]*repoBuilder
+	currentLinks []tagLink
+}
+
+func (sh *repoShard) get(name string) *repoBuilder {
+	b := sh.builders[name]
+	if b == nil {
+		b = &repoBuilder{repo: prune.Repository{Name: name}, tags: map[string]*prune.Tag{}, uploads: map[string]*prune.Upload{}}
+		sh.builders[name] = b
 	}
-	var currentLinks []tagLink
-	err := s.walk(ctx, RepositoriesPath, func(fi driver.FileInfo) error {
-		if fi.IsDir() {
-			return nil
-		}
+	return b
+}
+
+func (s *Store) walkRepositories(ctx context.Context, phase *progress.Phase) ([]prune.Repository, error) {
+	var (
+		mu     sync.Mutex
+		shards []*repoShard
+	)
+	newShard := func() *repoShard {
+		sh := &repoShard{builders: map[string]*repoBuilder{}}
+		mu.Lock()
+		shards = append(shards, sh)
+		mu.Unlock()
+		return sh
+	}
+	// <repositories>/<first name component>: one shard per namespace.
+	err := walkShards(ctx, s, RepositoriesPath, 1, phase, newShard, func(shard *repoShard, fi driver.FileInfo) {
 		e, err := ParsePath(fi.Path())
-		if err != nil {
+		if err != nil || shard == nil {
 			s.log().WithField("path", fi.Path()).WithError(err).Warn("skipping a file the registry does not write")
-			return nil
+			return
 		}
-		b := get(e.Repository)
-		mt := fi.ModTime()
-		switch e.Kind {
-		case KindManifestRevisionLink:
-			b.repo.Manifests = append(b.repo.Manifests, prune.Link{Digest: e.Digest, ModTime: mt})
-		case KindLayerLink:
-			b.repo.Layers = append(b.repo.Layers, prune.Link{Digest: e.Digest, ModTime: mt})
-		case KindTagCurrentLink:
-			t := b.tag(e.Tag, mt)
-			currentLinks = append(currentLinks, tagLink{tag: t, path: fi.Path()})
-		case KindTagIndexLink:
-			t := b.tag(e.Tag, mt)
-			t.Index = append(t.Index, e.Digest)
-		case KindUploadFile:
-			u := b.uploads[e.UploadID]
-			if u == nil {
-				u = &prune.Upload{ID: e.UploadID}
-				b.uploads[e.UploadID] = u
-			}
-			u.Size += fi.Size()
-			if mt.After(u.ModTime) {
-				u.ModTime = mt
-			}
-		}
-		return nil
+		shard.add(e, fi)
 	})
 	if err != nil {
 		return nil, err
 	}
-	if err := s.readCurrentLinks(ctx, currentLinks); err != nil {
+
+	var links []tagLink
+	for _, sh := range shards {
+		links = append(links, sh.currentLinks...)
+	}
+	if err := s.readCurrentLinks(ctx, links); err != nil {
 		return nil, err
 	}
-
-	repos := make([]prune.Repository, 0, len(builders))
-	for _, b := range builders {
-		for _, t := range b.tags {
-			b.repo.Tags = append(b.repo.Tags, *t)
+	var repos []prune.Repository
+	for _, sh := range shards {
+		for _, b := range sh.builders {
+			repos = append(repos, b.build())
 		}
-		for _, u := range b.uploads {
-			b.repo.Uploads = append(b.repo.Uploads, *u)
-		}
-		sort.Slice(b.repo.Tags, func(i, j int) bool { return b.repo.Tags[i].Name < b.repo.Tags[j].Name })
-		sort.Slice(b.repo.Uploads, func(i, j int) bool { return b.repo.Uploads[i].ID < b.repo.Uploads[j].ID })
-		repos = append(repos, b.repo)
 	}
 	sort.Slice(repos, func(i, j int) bool { return repos[i].Name < repos[j].Name })
 	markNested(repos)
 	return repos, nil
+}
+
+// add records one walked file of the shard.
+func (sh *repoShard) add(e Entry, fi driver.FileInfo) {
+	b := sh.get(e.Repository)
+	mt := fi.ModTime()
+	switch e.Kind {
+	case KindManifestRevisionLink:
+		b.repo.Manifests = append(b.repo.Manifests, prune.Link{Digest: e.Digest, ModTime: mt})
+	case KindLayerLink:
+		b.repo.Layers = append(b.repo.Layers, prune.Link{Digest: e.Digest, ModTime: mt})
+	case KindTagCurrentLink:
+		t := b.tag(e.Tag, mt)
+		sh.currentLinks = append(sh.currentLinks, tagLink{tag: t, path: fi.Path()})
+	case KindTagIndexLink:
+		t := b.tag(e.Tag, mt)
+		t.Index = append(t.Index, e.Digest)
+	case KindUploadFile:
+		u := b.uploads[e.UploadID]
+		if u == nil {
+			u = &prune.Upload{ID: e.UploadID}
+			b.uploads[e.UploadID] = u
+		}
+		u.Size += fi.Size()
+		if mt.After(u.ModTime) {
+			u.ModTime = mt
+		}
+	}
+}
+
+// build finishes a repository once the walk is over (and its tags' current links are read).
+func (b *repoBuilder) build() prune.Repository {
+	for _, t := range b.tags {
+		b.repo.Tags = append(b.repo.Tags, *t)
+	}
+	for _, u := range b.uploads {
+		b.repo.Uploads = append(b.repo.Uploads, *u)
+	}
+	sort.Slice(b.repo.Tags, func(i, j int) bool { return b.repo.Tags[i].Name < b.repo.Tags[j].Name })
+	sort.Slice(b.repo.Uploads, func(i, j int) bool { return b.repo.Uploads[i].ID < b.repo.Uploads[j].ID })
+	sortLinks(b.repo.Manifests)
+	sortLinks(b.repo.Layers)
+	return b.repo
+}
+
+func sortLinks(ls []prune.Link) {
+	sort.Slice(ls, func(i, j int) bool { return ls[i].Digest < ls[j].Digest })
 }
 
 func (b *repoBuilder) tag(name string, mt time.Time) *prune.Tag {
@@ -200,7 +323,6 @@ type tagLink struct {
 func (s *Store) readCurrentLinks(ctx context.Context, links []tagLink) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.workers())
-	var mu sync.Mutex
 	for _, l := range links {
 		g.Go(func() error {
 			content, err := s.Driver.GetContent(ctx, l.path)
@@ -212,9 +334,8 @@ func (s *Store) readCurrentLinks(ctx context.Context, links []tagLink) error {
 				s.log().WithField("path", l.path).WithError(err).Warn("leaving a tag with an unreadable current link alone")
 				return nil
 			}
-			mu.Lock()
+			// Each tag has one current link, so each goroutine writes a different tag.
 			l.tag.Current = dgst
-			mu.Unlock()
 			return nil
 		})
 	}
@@ -222,7 +343,7 @@ func (s *Store) readCurrentLinks(ctx context.Context, links []tagLink) error {
 }
 
 // markNested flags repositories that have other repositories below them. repos is sorted by
-// name, so a repository's nested ones follow it directly ("a/b" < "a/b/c" < "a/b0").
+// name, so a repository's nested ones follow it within the names that share its prefix.
 func markNested(repos []prune.Repository) {
 	for i := range repos {
 		prefix := repos[i].Name + "/"

@@ -1,6 +1,8 @@
 // Package harness starts the real processes the end-to-end tests and the
-// demo run against: etcd and the image.openshift.io API server built from
-// e2e/imageapiserver (see e2e/tools/build.sh).
+// demo run against: etcd, the image.openshift.io API server built from
+// e2e/imageapiserver, a real kube-apiserver built from e2e/kubeapiserver for
+// authentication and RBAC (see e2e/tools/build.sh), and the registry binary
+// itself, serving or pruning.
 //
 // The Start functions take a context (which bounds the start-up only), a
 // directory for data and logs, and return a handle whose Stop kills the

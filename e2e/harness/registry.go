@@ -144,3 +144,9 @@ func RunPrune(ctx context.Context, env []string, args ...string) (PruneResult, e
 func isolatedEnv() []string {
 	return []string{"KUBECONFIG=", "REGISTRY_LOG_LEVEL="}
 }
+
+// KubeconfigFor writes a kubeconfig for the image API server that authenticates with token,
+// to act as another identity (a pruner without rights, a bad token, a service account).
+func (s *ImageAPIServer) KubeconfigFor(path, token string) error {
+	return writeKubeconfig(path, s.URL, s.CAFile, token)
+}
