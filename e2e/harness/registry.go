@@ -19,9 +19,12 @@ const ReadOnlyEnv = `REGISTRY_STORAGE_MAINTENANCE_READONLY={"enabled":true}`
 type RegistryOptions struct {
 	// Kubeconfig reaches the image API (required).
 	Kubeconfig string
-	// StorageDir is the filesystem driver's root directory (required, so that several
-	// registries and prunes can share one storage).
+	// StorageDir is the filesystem driver's root directory. One of StorageDir and Storage is
+	// required, so that several registries and prunes can share one storage.
 	StorageDir string
+	// Storage, when set, is the storage section's driver part instead of the filesystem one
+	// (e.g. S3.StorageYAML or FilesystemStorageYAML; not indented, without `storage:`).
+	Storage string
 	// Env are extra KEY=value variables, e.g. ReadOnlyEnv.
 	Env []string
 }
@@ -51,6 +54,12 @@ func DockerRegistryBinary() (string, error) {
 // WriteRegistryConfig writes a registry configuration of the kind an administrator keeps:
 // filesystem storage, the openshift section naming the kubeconfig.
 func WriteRegistryConfig(path, addr, storageDir, kubeconfig string) error {
+	return WriteRegistryConfigStorage(path, addr, FilesystemStorageYAML(storageDir), kubeconfig)
+}
+
+// WriteRegistryConfigStorage is WriteRegistryConfig with any storage driver: storage is the
+// storage section's driver part (not indented, without `storage:`), e.g. S3.StorageYAML.
+func WriteRegistryConfigStorage(path, addr, storage, kubeconfig string) error {
 	cfg := fmt.Sprintf(`version: 0.1
 log:
   level: info
@@ -58,9 +67,7 @@ http:
   addr: %s
   secret: e2e-secret
 storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
+%s  delete:
     enabled: true
   maintenance:
     uploadpurging:
@@ -68,15 +75,19 @@ storage:
 openshift:
   version: 1.0
   kubeconfig: %s
-`, addr, storageDir, kubeconfig)
+`, addr, indent(storage, "  "), kubeconfig)
 	return os.WriteFile(path, []byte(cfg), 0o600)
 }
 
 // StartRegistry starts the registry on a free loopback port and waits until /v2/ answers.
 // ctx bounds the start-up only; call Stop to end it.
 func StartRegistry(ctx context.Context, dir string, log io.Writer, opts RegistryOptions) (*Registry, error) {
-	if opts.Kubeconfig == "" || opts.StorageDir == "" {
-		return nil, errors.New("registry: Kubeconfig and StorageDir are required")
+	if opts.Kubeconfig == "" || (opts.StorageDir == "" && opts.Storage == "") {
+		return nil, errors.New("registry: Kubeconfig and StorageDir (or Storage) are required")
+	}
+	storage := opts.Storage
+	if storage == "" {
+		storage = FilesystemStorageYAML(opts.StorageDir)
 	}
 	binary, err := DockerRegistryBinary()
 	if err != nil {
@@ -90,7 +101,7 @@ func StartRegistry(ctx context.Context, dir string, log io.Writer, opts Registry
 		}
 		host := "127.0.0.1:" + strconv.Itoa(ports[0])
 		configPath := filepath.Join(dir, "registry-config.yml")
-		if err := WriteRegistryConfig(configPath, host, opts.StorageDir, opts.Kubeconfig); err != nil {
+		if err := WriteRegistryConfigStorage(configPath, host, storage, opts.Kubeconfig); err != nil {
 			return nil, err
 		}
 		p, err := startProcessEnv(dir, "registry", log, append(isolatedEnv(), opts.Env...), binary, configPath)
@@ -116,15 +127,24 @@ type PruneResult struct {
 	ExitCode       int
 }
 
-// RunPrune runs the product's binary with args (e.g. -prune=check, the config path) and extra
-// environment variables, as an administrator would inside the registry pod.
-func RunPrune(ctx context.Context, env []string, args ...string) (PruneResult, error) {
+// PruneCommand prepares the product's binary with args (e.g. -prune=check, the config path)
+// and extra environment variables, as an administrator would run it inside the registry pod.
+func PruneCommand(ctx context.Context, env []string, args ...string) (*exec.Cmd, error) {
 	binary, err := DockerRegistryBinary()
 	if err != nil {
-		return PruneResult{}, err
+		return nil, err
 	}
 	cmd := exec.CommandContext(ctx, binary, args...)
 	cmd.Env = append(append(os.Environ(), isolatedEnv()...), env...)
+	return cmd, nil
+}
+
+// RunPrune runs PruneCommand to the end and returns what it printed.
+func RunPrune(ctx context.Context, env []string, args ...string) (PruneResult, error) {
+	cmd, err := PruneCommand(ctx, env, args...)
+	if err != nil {
+		return PruneResult{}, err
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err = cmd.Run()
@@ -134,7 +154,7 @@ func RunPrune(ctx context.Context, env []string, args ...string) (PruneResult, e
 	case errors.As(err, &exit):
 		res.ExitCode = exit.ExitCode()
 	case err != nil:
-		return res, fmt.Errorf("running %s: %w", binary, err)
+		return res, fmt.Errorf("running %s: %w", cmd.Path, err)
 	}
 	return res, nil
 }
