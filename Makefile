@@ -4,7 +4,7 @@ GO      ?= go
 BIN_DIR ?= $(CURDIR)/_output/bin
 export E2E_BIN_DIR := $(BIN_DIR)
 
-.PHONY: all build tools test unit e2e lint demo bench clean
+.PHONY: all build tools test unit e2e lint demo bench clean fuzz
 
 all: build
 
@@ -40,3 +40,9 @@ bench:
 
 clean:
 	rm -rf _output
+
+# Fuzz the parsers of storage paths and link files; new finds land in the Go cache, and
+# interesting ones are kept in storage/testdata/fuzz, which `go test` replays.
+fuzz:
+	$(GO) test ./storage -run '^$$' -fuzz FuzzParsePath -fuzztime 60s
+	$(GO) test ./storage -run '^$$' -fuzz FuzzParseLink -fuzztime 30s

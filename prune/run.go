@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/hardprune/image-registry/internal/progress"
 )
 
 // ReferenceSource lists what the image API references. The imageapi package implements it.
@@ -59,6 +61,8 @@ func Run(ctx context.Context, cfg Config) (*Plan, Summary, error) {
 	log.WithFields(logrus.Fields{"blobs": len(inv.Blobs), "repositories": len(inv.Repositories)}).Info("read the storage inventory")
 
 	plan := Decide(refs, inv, cfg.Options)
+	log.WithFields(logrus.Fields{"blobs": len(plan.Blobs), "bytes": plan.BlobBytes(), "repositories": len(plan.Repositories),
+		"manifestlinks": len(plan.ManifestLinks), "layerlinks": len(plan.LayerLinks)}).Info("decided what to delete")
 
 	dryRun := cfg.Remover == nil
 	if len(inv.Blobs) > 0 && (refs.Blobs.Len() == 0 || len(plan.Blobs) == len(inv.Blobs)) {
@@ -78,6 +82,8 @@ func Run(ctx context.Context, cfg Config) (*Plan, Summary, error) {
 		remover = Logged{Remover: cfg.Remover, Log: log}
 		workers = cfg.Workers
 	}
-	sum, err := Sweep(ctx, plan, remover, workers)
+	phase := progress.Start(log, "sweep")
+	sum, err := Sweep(ctx, plan, remover, workers, phase)
+	phase.Done()
 	return plan, sum, err
 }

@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/hardprune/image-registry/internal/progress"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -38,7 +40,9 @@ type Summary struct {
 // point leaves every remaining link pointing at an existing blob. Within a phase up to workers
 // deletions run at once. The first error stops the sweep after the deletions under way, and
 // no later phase starts; the summary counts what was done.
-func Sweep(ctx context.Context, plan *Plan, remover Remover, workers int) (Summary, error) {
+//
+// phase, if not nil, counts each deletion for the progress reports.
+func Sweep(ctx context.Context, plan *Plan, remover Remover, workers int, phase *progress.Phase) (Summary, error) {
 	if workers < 1 {
 		workers = 1
 	}
@@ -50,6 +54,7 @@ func Sweep(ctx context.Context, plan *Plan, remover Remover, workers int) (Summa
 		mu.Lock()
 		f(&sum)
 		mu.Unlock()
+		phase.Seen(1)
 	}
 	phases := []func(context.Context, *errgroup.Group){
 		func(ctx context.Context, g *errgroup.Group) {
@@ -82,7 +87,10 @@ func Sweep(ctx context.Context, plan *Plan, remover Remover, workers int) (Summa
 		func(ctx context.Context, g *errgroup.Group) {
 			each(ctx, g, plan.Blobs, remover.DeleteBlob,
 				func(a BlobAction) string { return "blob " + a.Digest.String() },
-				func(a BlobAction) { count(func(s *Summary) { s.Blobs++; s.BlobBytes += a.Size }) })
+				func(a BlobAction) {
+					count(func(s *Summary) { s.Blobs++; s.BlobBytes += a.Size })
+					phase.Candidate(a.Size)
+				})
 		},
 	}
 	for _, phase := range phases {

@@ -31,13 +31,19 @@ func Start(log logrus.FieldLogger, name string) *Phase {
 	return p
 }
 
-// Seen counts handled objects.
-func (p *Phase) Seen(n int64) { p.seen.Add(n) }
+// Seen counts handled objects. A nil Phase counts nothing.
+func (p *Phase) Seen(n int64) {
+	if p != nil {
+		p.seen.Add(n)
+	}
+}
 
-// Candidate counts an object chosen for deletion, with its size.
+// Candidate counts an object chosen for deletion (or deleted), with its size.
 func (p *Phase) Candidate(size int64) {
-	p.candidates.Add(1)
-	p.bytes.Add(size)
+	if p != nil {
+		p.candidates.Add(1)
+		p.bytes.Add(size)
+	}
 }
 
 // Done stops the reports and logs the phase's totals at debug level.

@@ -1,0 +1,175 @@
+package prune
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/sirupsen/logrus"
+)
+
+// recorder is a Remover that records the order of deletions and fails where told.
+type recorder struct {
+	mu     sync.Mutex
+	calls  []string
+	failOn string
+	cancel context.CancelFunc // called after the cancelAfter-th deletion
+	after  int
+}
+
+func (r *recorder) do(what string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if what == r.failOn {
+		return errors.New("storage said no")
+	}
+	r.calls = append(r.calls, what)
+	if r.cancel != nil && len(r.calls) == r.after {
+		r.cancel()
+	}
+	return nil
+}
+
+func (r *recorder) DeleteRepository(_ context.Context, a RepositoryAction) error {
+	return r.do("repo " + a.Name)
+}
+func (r *recorder) DeleteTag(_ context.Context, a TagAction) error { return r.do("tag " + a.Tag) }
+func (r *recorder) DeleteTagIndexEntry(_ context.Context, a TagIndexAction) error {
+	return r.do("index " + a.Tag)
+}
+func (r *recorder) DeleteManifestLink(_ context.Context, a LinkAction) error {
+	return r.do("manifest " + a.Repository)
+}
+func (r *recorder) DeleteLayerLink(_ context.Context, a LinkAction) error {
+	return r.do("layer " + a.Repository)
+}
+func (r *recorder) DeleteUpload(_ context.Context, a UploadAction) error {
+	return r.do("upload " + a.ID)
+}
+func (r *recorder) DeleteBlob(_ context.Context, a BlobAction) error {
+	return r.do("blob " + a.Digest.String()[7:9])
+}
+
+func samplePlan() *Plan {
+	return &Plan{
+		Repositories:  []RepositoryAction{{Name: "ns/gone"}},
+		Tags:          []TagAction{{Repository: "ns/app", Tag: "old"}},
+		ManifestLinks: []LinkAction{{Repository: "ns/app", Digest: dg("m")}},
+		LayerLinks:    []LinkAction{{Repository: "ns/app", Digest: dg("l")}},
+		Uploads:       []UploadAction{{Repository: "ns/app", ID: "u", Size: 3}},
+		Blobs:         []BlobAction{{Digest: dg("m"), Size: 10}, {Digest: dg("l"), Size: 20}},
+	}
+}
+
+func TestSweepOrderAndSummary(t *testing.T) {
+	for _, workers := range []int{1, 8} {
+		r := &recorder{}
+		sum, err := Sweep(context.Background(), samplePlan(), r, workers, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := Summary{Blobs: 2, BlobBytes: 30, Repositories: 1, Tags: 1, ManifestLinks: 1, LayerLinks: 1, Uploads: 1, UploadBytes: 3}
+		if sum != want {
+			t.Errorf("workers=%d: summary %+v, want %+v", workers, sum, want)
+		}
+		// Every blob deletion comes after every other deletion.
+		firstBlob := -1
+		for i, c := range r.calls {
+			if strings.HasPrefix(c, "blob ") && firstBlob < 0 {
+				firstBlob = i
+			}
+			if !strings.HasPrefix(c, "blob ") && firstBlob >= 0 {
+				t.Errorf("workers=%d: %q after a blob deletion: %v", workers, c, r.calls)
+			}
+		}
+		if r.calls[0] != "repo ns/gone" {
+			t.Errorf("workers=%d: repositories should go first: %v", workers, r.calls)
+		}
+	}
+}
+
+func TestSweepStopsBeforeBlobsOnLinkError(t *testing.T) {
+	r := &recorder{failOn: "layer ns/app"}
+	sum, err := Sweep(context.Background(), samplePlan(), r, 1, nil)
+	if err == nil || !strings.Contains(err.Error(), "deleting layer link ns/app@") || !strings.Contains(err.Error(), "storage said no") {
+		t.Fatalf("err = %v", err)
+	}
+	for _, c := range r.calls {
+		if strings.HasPrefix(c, "blob ") {
+			t.Errorf("a blob was deleted after a link deletion failed: %v", r.calls)
+		}
+	}
+	if sum.Blobs != 0 || sum.LayerLinks != 0 || sum.Repositories != 1 {
+		t.Errorf("summary %+v should count only what was done", sum)
+	}
+}
+
+func TestSweepStopsWhenCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &recorder{cancel: cancel, after: 2}
+	sum, err := Sweep(ctx, samplePlan(), r, 1, nil)
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "stopped before the sweep finished") {
+		t.Fatalf("err = %v", err)
+	}
+	if len(r.calls) != 2 || sum.Repositories+sum.Tags != 2 {
+		t.Errorf("calls %v, summary %+v: want exactly the two deletions before the cancel", r.calls, sum)
+	}
+}
+
+type staticSource struct {
+	refs *References
+	inv  *Inventory
+	err  error
+}
+
+func (s staticSource) References(context.Context) (*References, error) { return s.refs, s.err }
+func (s staticSource) Inventory(context.Context) (*Inventory, error)   { return s.inv, s.err }
+
+func TestRunRefusesToDeleteEverything(t *testing.T) {
+	inv := &Inventory{Blobs: blobs("a", "b")}
+	quiet := logrus.New()
+	quiet.SetLevel(logrus.PanicLevel)
+	for name, refs := range map[string]*References{
+		"no references":             refsOf(nil, nil),
+		"references elsewhere only": refsOf([]Image{img("zzz", "")}, nil),
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := &recorder{}
+			cfg := Config{References: staticSource{refs: refs}, Inventory: staticSource{inv: inv}, Remover: r, Options: opts(), Workers: 1, Log: quiet}
+			_, _, err := Run(context.Background(), cfg)
+			if !errors.Is(err, ErrWouldDeleteEverything) || !strings.Contains(err.Error(), "-prune-allow-delete-all") {
+				t.Fatalf("err = %v", err)
+			}
+			if len(r.calls) != 0 {
+				t.Fatalf("deleted %v", r.calls)
+			}
+			cfg.AllowDeleteAll = true
+			if _, sum, err := Run(context.Background(), cfg); err != nil || sum.Blobs != 2 {
+				t.Fatalf("with the override: %+v, %v", sum, err)
+			}
+			// A dry run only warns.
+			cfg.AllowDeleteAll, cfg.Remover = false, nil
+			if _, sum, err := Run(context.Background(), cfg); err != nil || sum.Blobs != 2 {
+				t.Fatalf("dry run: %+v, %v", sum, err)
+			}
+		})
+	}
+}
+
+func TestRunDeletesNothingOnSourceErrors(t *testing.T) {
+	inv := &Inventory{Blobs: blobs("a")}
+	boom := errors.New("boom")
+	for name, cfg := range map[string]Config{
+		"references": {References: staticSource{err: boom}, Inventory: staticSource{inv: inv}},
+		"inventory":  {References: staticSource{refs: refsOf(nil, nil)}, Inventory: staticSource{err: boom}},
+	} {
+		r := &recorder{}
+		cfg.Remover, cfg.Options = r, opts()
+		plan, _, err := Run(context.Background(), cfg)
+		if !errors.Is(err, boom) || !strings.Contains(err.Error(), "nothing was deleted") || plan != nil || len(r.calls) != 0 {
+			t.Errorf("%s: plan %v, err %v, calls %v", name, plan, err, r.calls)
+		}
+	}
+}
