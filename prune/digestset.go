@@ -1,64 +1,92 @@
 package prune
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"slices"
 	"encoding/hex"
 
 	"github.com/opencontainers/go-digest"
 )
 
-// DigestSet is a set of digests stored compactly: a sha256 digest takes its 32 raw bytes
-// rather than a 71-character string, which matters when the image API names millions.
-// Other algorithms (rare) fall back to their string form.
+// digestKey is a digest in 32 bytes: a sha256 digest is its raw hash, rather than a
+// 71-character string; a digest of another algorithm (rare) is the sha256 of its string form,
+// so that every key has the same fixed size. The pruner keeps millions of these, so the size
+// is what bounds its memory.
+type digestKey [32]byte
+
+func keyOf(d digest.Digest) digestKey {
+	var k digestKey
+	if d.Algorithm() == digest.SHA256 {
+		if enc := d.Encoded(); len(enc) == 64 {
+			if _, err := hex.Decode(k[:], []byte(enc)); err == nil {
+				return k
+			}
+		}
+	}
+	// The prefix keeps these keys apart from raw sha256 hashes.
+	return sha256.Sum256([]byte("digest:" + d.String()))
+}
+
+// DigestSet is a set of digests stored compactly. It is a map while it is being filled; a
+// frozen set is a sorted slice, 32 bytes a digest, searched by bisection.
 type DigestSet struct {
-	sha256 map[[32]byte]struct{}
-	other  map[digest.Digest]struct{}
+	keys   map[digestKey]struct{}
+	frozen []digestKey
 }
 
 // NewDigestSet returns an empty set.
 func NewDigestSet() *DigestSet {
-	return &DigestSet{sha256: make(map[[32]byte]struct{})}
-}
-
-func sha256Key(d digest.Digest) ([32]byte, bool) {
-	var key [32]byte
-	if d.Algorithm() != digest.SHA256 {
-		return key, false
-	}
-	enc := d.Encoded()
-	if len(enc) != 64 {
-		return key, false
-	}
-	if _, err := hex.Decode(key[:], []byte(enc)); err != nil {
-		return key, false
-	}
-	return key, true
+	return &DigestSet{keys: make(map[digestKey]struct{})}
 }
 
 // Add puts d in the set. Empty digests are ignored.
 func (s *DigestSet) Add(d digest.Digest) {
-	if d == "" {
+	if d != "" {
+		s.keys[keyOf(d)] = struct{}{}
+	}
+}
+
+func (s *DigestSet) addKey(k digestKey) {
+	if s.keys == nil {
+		panic("prune: adding to a frozen DigestSet")
+	}
+	s.keys[k] = struct{}{}
+}
+
+// freeze turns the set into its sorted-slice form; it takes no more additions.
+func (s *DigestSet) freeze() {
+	if s.keys == nil {
 		return
 	}
-	if key, ok := sha256Key(d); ok {
-		s.sha256[key] = struct{}{}
-		return
+	s.frozen = make([]digestKey, 0, len(s.keys))
+	for k := range s.keys {
+		s.frozen = append(s.frozen, k)
 	}
-	if s.other == nil {
-		s.other = make(map[digest.Digest]struct{})
-	}
-	s.other[d] = struct{}{}
+	s.keys = nil
+	slices.SortFunc(s.frozen, func(a, b digestKey) int { return bytes.Compare(a[:], b[:]) })
+}
+
+// frozenSet builds a frozen set from keys, which it sorts and de-duplicates in place.
+func frozenSet(keys []digestKey) *DigestSet {
+	slices.SortFunc(keys, func(a, b digestKey) int { return bytes.Compare(a[:], b[:]) })
+	return &DigestSet{frozen: slices.Clip(slices.Compact(keys))}
 }
 
 // Has tells whether d is in the set.
 func (s *DigestSet) Has(d digest.Digest) bool {
-	if s == nil {
+	if s == nil || d == "" {
 		return false
 	}
-	if key, ok := sha256Key(d); ok {
-		_, found := s.sha256[key]
+	return s.hasKey(keyOf(d))
+}
+
+func (s *DigestSet) hasKey(k digestKey) bool {
+	if s.keys == nil {
+		_, found := slices.BinarySearchFunc(s.frozen, k, func(a, b digestKey) int { return bytes.Compare(a[:], b[:]) })
 		return found
 	}
-	_, found := s.other[d]
+	_, found := s.keys[k]
 	return found
 }
 
@@ -67,5 +95,8 @@ func (s *DigestSet) Len() int {
 	if s == nil {
 		return 0
 	}
-	return len(s.sha256) + len(s.other)
+	if s.keys == nil {
+		return len(s.frozen)
+	}
+	return len(s.keys)
 }

@@ -30,82 +30,93 @@ func (r *References) Repository(repo string) *RepositoryReferences {
 func (r *References) RepositoryCount() int { return len(r.repositories) }
 
 // ReferenceBuilder collects Images and ImageStreams, one at a time as they are listed, and
-// joins them into References.
+// joins them into References. It keeps only fixed-size digest keys, never the objects.
 type ReferenceBuilder struct {
-	blobs   *DigestSet
-	images  map[digest.Digest]imageBlobs
-	streams []Stream
+	blobs  *DigestSet
+	images map[digestKey]imageBlobs
+	// streams maps a repository to the manifests its tag histories name.
+	streams map[string][]digestKey
 }
 
-// imageBlobs is what the join needs of an image: the blobs its manifest uses, and its children.
+// imageBlobs is what the join needs of an image: the blobs its manifest uses (config and
+// layers), then its children (of a manifest list or index), in one slice.
 type imageBlobs struct {
-	blobs    []digest.Digest
-	children []digest.Digest
+	keys     []digestKey
+	children int // the last children keys are children
 }
 
 // NewReferenceBuilder returns an empty builder.
 func NewReferenceBuilder() *ReferenceBuilder {
-	return &ReferenceBuilder{blobs: NewDigestSet(), images: make(map[digest.Digest]imageBlobs)}
+	return &ReferenceBuilder{blobs: NewDigestSet(), images: make(map[digestKey]imageBlobs), streams: make(map[string][]digestKey)}
 }
 
 // AddImage records an Image.
 func (b *ReferenceBuilder) AddImage(img Image) {
-	b.blobs.Add(img.Manifest)
-	b.blobs.Add(img.Config)
-	ib := imageBlobs{children: img.Children}
+	n := len(img.Layers) + len(img.Children)
 	if img.Config != "" {
-		ib.blobs = append(ib.blobs, img.Config)
+		n++
+	}
+	ib := imageBlobs{keys: make([]digestKey, 0, n), children: len(img.Children)}
+	add := func(d digest.Digest) {
+		k := keyOf(d)
+		b.blobs.addKey(k)
+		ib.keys = append(ib.keys, k)
+	}
+	b.blobs.Add(img.Manifest)
+	if img.Config != "" {
+		add(img.Config)
 	}
 	for _, l := range img.Layers {
-		b.blobs.Add(l)
-		ib.blobs = append(ib.blobs, l)
+		add(l)
 	}
 	for _, c := range img.Children {
-		b.blobs.Add(c)
+		add(c)
 	}
-	b.images[img.Manifest] = ib
+	b.images[keyOf(img.Manifest)] = ib
 }
 
 // AddStream records an ImageStream.
 func (b *ReferenceBuilder) AddStream(s Stream) {
-	b.streams = append(b.streams, s)
+	keys := b.streams[s.Repository]
+	for _, m := range s.Manifests {
+		keys = append(keys, keyOf(m))
+	}
+	b.streams[s.Repository] = keys
 }
 
-// Build joins the streams with the images.
+// Build joins the streams with the images. It is called once, after the last Add.
 func (b *ReferenceBuilder) Build() *References {
+	b.blobs.freeze()
 	refs := &References{Blobs: b.blobs, repositories: make(map[string]*RepositoryReferences, len(b.streams))}
-	for _, s := range b.streams {
-		rr := refs.repositories[s.Repository]
-		if rr == nil {
-			rr = &RepositoryReferences{Manifests: NewDigestSet(), Blobs: NewDigestSet()}
-			refs.repositories[s.Repository] = rr
-		}
-		for _, m := range s.Manifests {
-			b.addManifest(rr, m)
-		}
+	for repo, manifests := range b.streams {
+		refs.repositories[repo] = b.repositoryReferences(manifests)
 	}
+	// The builder is spent: let its per-image lists go before the inventory is taken.
+	b.images, b.streams = nil, nil
 	return refs
 }
 
-// addManifest marks a manifest of a stream, its blobs and, for lists, its children (walked
-// without recursion so that a malformed cycle of indexes cannot loop).
-func (b *ReferenceBuilder) addManifest(rr *RepositoryReferences, m digest.Digest) {
-	pending := []digest.Digest{m}
+// repositoryReferences marks the manifests of a stream, their blobs and, for lists, their
+// children (walked without recursion, so that a malformed cycle of indexes cannot loop).
+func (b *ReferenceBuilder) repositoryReferences(roots []digestKey) *RepositoryReferences {
+	seen := make(map[digestKey]bool, len(roots))
+	var manifests, blobs []digestKey
+	pending := append([]digestKey(nil), roots...)
 	for len(pending) > 0 {
-		d := pending[len(pending)-1]
+		k := pending[len(pending)-1]
 		pending = pending[:len(pending)-1]
-		if rr.Manifests.Has(d) {
+		if seen[k] {
 			continue
 		}
-		rr.Manifests.Add(d)
-		rr.Blobs.Add(d)
-		img, ok := b.images[d]
+		seen[k] = true
+		manifests = append(manifests, k)
+		blobs = append(blobs, k)
+		img, ok := b.images[k]
 		if !ok {
 			continue
 		}
-		for _, blob := range img.blobs {
-			rr.Blobs.Add(blob)
-		}
-		pending = append(pending, img.children...)
+		blobs = append(blobs, img.keys...)
+		pending = append(pending, img.keys[len(img.keys)-img.children:]...)
 	}
+	return &RepositoryReferences{Manifests: frozenSet(manifests), Blobs: frozenSet(blobs)}
 }
