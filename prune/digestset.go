@@ -3,8 +3,8 @@ package prune
 import (
 	"bytes"
 	"crypto/sha256"
-	"slices"
 	"encoding/hex"
+	"slices"
 
 	"github.com/opencontainers/go-digest"
 )
