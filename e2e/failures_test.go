@@ -211,3 +211,19 @@ func TestReadOnlyEnvironmentForms(t *testing.T) {
 		t.Errorf("delete with the override: exit %d\n%s", res.ExitCode, res.Stderr)
 	}
 }
+
+// TestTagOutsideAnImageStreamRepository: a tag pushed to a repository no image stream can map
+// to is refused before anything is stored or recorded.
+func TestTagOutsideAnImageStreamRepository(t *testing.T) {
+	e := newEnv(t)
+	e.startRegistry()
+	img := image(t, "deep", "deep-layer")
+	err := e.push("a/b/c:latest", img)
+	if err == nil || !strings.Contains(err.Error(), "NAME_INVALID") {
+		t.Fatalf("push to a/b/c:latest: err = %v, want NAME_INVALID", err)
+	}
+	d, _ := img.Digest()
+	if _, err := e.images.Images().Get(context.Background(), d.String(), metav1.GetOptions{}); err == nil {
+		t.Error("the refused push created an Image")
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/distribution/distribution/v3/manifest/manifestlist"
 	"github.com/distribution/distribution/v3/manifest/ocischema"
 	"github.com/distribution/distribution/v3/manifest/schema2"
+	"github.com/distribution/distribution/v3/registry/api/errcode"
 	repositorymiddleware "github.com/distribution/distribution/v3/registry/middleware/repository"
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
@@ -63,10 +64,6 @@ type imageStreamManifests struct {
 }
 
 func (m *imageStreamManifests) Put(ctx context.Context, manifest distribution.Manifest, options ...distribution.ManifestServiceOption) (digest.Digest, error) {
-	dgst, err := m.ManifestService.Put(ctx, manifest, options...)
-	if err != nil {
-		return dgst, err
-	}
 	tag := ""
 	for _, o := range options {
 		if t, ok := o.(distribution.WithTagOption); ok {
@@ -74,6 +71,15 @@ func (m *imageStreamManifests) Put(ctx context.Context, manifest distribution.Ma
 		}
 	}
 	name := m.repo.Named().Name()
+	// A tag lives in an image stream, which only <namespace>/<name> repositories have: refuse
+	// before storing anything, rather than leave a manifest no stream can name.
+	if _, _, err := splitRepository(name); tag != "" && err != nil {
+		return "", errcode.ErrorCodeNameInvalid.WithDetail(err.Error())
+	}
+	dgst, err := m.ManifestService.Put(ctx, manifest, options...)
+	if err != nil {
+		return dgst, err
+	}
 	img, err := imageFor(name, dgst, manifest)
 	if err != nil {
 		return "", err
@@ -148,9 +154,9 @@ func (r *imageStreamRepository) recordImage(ctx context.Context, img *imagev1.Im
 // recordTag puts the image at the head of the tag's history, creating the stream if needed and
 // retrying when another push updated it meanwhile.
 func (r *imageStreamRepository) recordTag(ctx context.Context, repo, tag string, img *imagev1.Image) error {
-	namespace, name, ok := strings.Cut(repo, "/")
-	if !ok || strings.Contains(name, "/") {
-		return fmt.Errorf("repository %q is not <namespace>/<name>", repo)
+	namespace, name, err := splitRepository(repo)
+	if err != nil {
+		return err
 	}
 	event := imagev1.TagEvent{Created: metav1.NewTime(time.Now()), DockerImageReference: img.DockerImageReference, Image: img.Name}
 	streams := r.client.ImageStreams(namespace)
@@ -191,4 +197,13 @@ func prependTagEvent(is *imagev1.ImageStream, tag string, event imagev1.TagEvent
 	}
 	is.Status.Tags = append(is.Status.Tags, imagev1.NamedTagEventList{Tag: tag, Items: []imagev1.TagEvent{event}})
 	return true
+}
+
+// splitRepository splits "<namespace>/<name>", the only repository names image streams map to.
+func splitRepository(repo string) (namespace, name string, err error) {
+	namespace, name, ok := strings.Cut(repo, "/")
+	if !ok || strings.Contains(name, "/") {
+		return "", "", fmt.Errorf("repository %q is not <namespace>/<name>: tags can only be pushed to an image stream's repository", repo)
+	}
+	return namespace, name, nil
 }
