@@ -3,6 +3,7 @@ package imageapi
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	imagev1 "github.com/openshift/api/image/v1"
 	imageclient "github.com/openshift/client-go/image/clientset/versioned/typed/image/v1"
@@ -13,6 +14,7 @@ import (
 	"k8s.io/client-go/tools/pager"
 
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/hardprune/image-registry/prune"
 )
@@ -76,51 +78,64 @@ func (s *Source) pageSize() int64 {
 	return s.PageSize
 }
 
+// list reads the Images and the ImageStreams, the two listings at the same time.
 func (s *Source) list(ctx context.Context) (*prune.References, error) {
 	b := prune.NewReferenceBuilder()
-
-	images := 0
-	imagePager := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-		return s.Client.Images().List(ctx, opts)
-	})
-	imagePager.PageSize = s.pageSize()
-	err := imagePager.EachListItem(ctx, metav1.ListOptions{}, func(obj runtime.Object) error {
-		img, ok := obj.(*imagev1.Image)
-		if !ok {
-			return fmt.Errorf("image list returned a %T: %w", obj, ErrMalformed)
-		}
-		reduced, err := ReduceImage(img)
+	var mu sync.Mutex // the builder is filled from both listings
+	var images, streams int
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		p := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+			return s.Client.Images().List(ctx, opts)
+		})
+		p.PageSize = s.pageSize()
+		err := p.EachListItem(gctx, metav1.ListOptions{}, func(obj runtime.Object) error {
+			img, ok := obj.(*imagev1.Image)
+			if !ok {
+				return fmt.Errorf("image list returned a %T: %w", obj, ErrMalformed)
+			}
+			reduced, err := ReduceImage(img)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			b.AddImage(reduced)
+			images++
+			mu.Unlock()
+			return nil
+		})
 		if err != nil {
-			return err
+			return fmt.Errorf("listing images: %w", explain(err))
 		}
-		b.AddImage(reduced)
-		images++
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("listing images: %w", explain(err))
-	}
-
-	streams := 0
-	streamPager := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-		return s.Client.ImageStreams(metav1.NamespaceAll).List(ctx, opts)
-	})
-	streamPager.PageSize = s.pageSize()
-	err = streamPager.EachListItem(ctx, metav1.ListOptions{}, func(obj runtime.Object) error {
-		is, ok := obj.(*imagev1.ImageStream)
-		if !ok {
-			return fmt.Errorf("image stream list returned a %T: %w", obj, ErrMalformed)
-		}
-		reduced, err := ReduceStream(is)
+	g.Go(func() error {
+		p := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+			return s.Client.ImageStreams(metav1.NamespaceAll).List(ctx, opts)
+		})
+		p.PageSize = s.pageSize()
+		err := p.EachListItem(gctx, metav1.ListOptions{}, func(obj runtime.Object) error {
+			is, ok := obj.(*imagev1.ImageStream)
+			if !ok {
+				return fmt.Errorf("image stream list returned a %T: %w", obj, ErrMalformed)
+			}
+			reduced, err := ReduceStream(is)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			b.AddStream(reduced)
+			streams++
+			mu.Unlock()
+			return nil
+		})
 		if err != nil {
-			return err
+			return fmt.Errorf("listing image streams: %w", explain(err))
 		}
-		b.AddStream(reduced)
-		streams++
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("listing image streams: %w", explain(err))
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	s.log().WithFields(logrus.Fields{"images": images, "imagestreams": streams}).Debug("listed the image API")
 	return b.Build(), nil

@@ -31,6 +31,10 @@ type Plan struct {
 	LayerLinks      []LinkAction
 	Uploads         []UploadAction
 	Blobs           []BlobAction
+	// UnresolvedTags are tags whose current link must be read before they can be decided:
+	// their index holds both manifests that stay and manifests that go. The plan leaves them
+	// alone; Run reads them and decides again.
+	UnresolvedTags []TagRef
 }
 
 // RepositoryAction removes a whole repository.
@@ -150,11 +154,19 @@ func decideRepository(plan *Plan, linked *DigestSet, refs *References, rr *Repos
 		layerReason = manifestReason
 	}
 
-	// A young tag keeps the manifest it points at, so that it never points at a removed link.
+	// A young tag keeps the manifest it points at, so that it never points at a removed link;
+	// when that is not known yet, every manifest of its index.
 	heldByYoungTags := NewDigestSet()
 	for _, t := range repo.Tags {
-		if young(t.ModTime) {
+		if !young(t.ModTime) {
+			continue
+		}
+		if t.CurrentKnown {
 			heldByYoungTags.Add(t.Current)
+			continue
+		}
+		for _, d := range t.Index {
+			heldByYoungTags.Add(d)
 		}
 	}
 
@@ -169,11 +181,33 @@ func decideRepository(plan *Plan, linked *DigestSet, refs *References, rr *Repos
 	}
 
 	for _, t := range repo.Tags {
+		if !t.CurrentKnown && !young(t.ModTime) {
+			// The current link is one of the index entries: when they all stay, so does the tag;
+			// when they all go, so does the tag; otherwise its current link must be read.
+			kept := 0
+			for _, d := range t.Index {
+				if keptManifests.Has(d) {
+					kept++
+				}
+			}
+			switch {
+			case kept == len(t.Index):
+				continue
+			case kept == 0:
+				plan.Tags = append(plan.Tags, TagAction{Repository: repo.Name, Tag: t.Name, Reason: "points at " + manifestReason})
+			default:
+				plan.UnresolvedTags = append(plan.UnresolvedTags, TagRef{Repository: repo.Name, Tag: t.Name})
+			}
+			continue
+		}
 		// A tag stays while the manifest it points at stays; a tag whose current link could not
 		// be read is left alone, since we cannot tell what it points at.
 		if t.Current == "" || keptManifests.Has(t.Current) || young(t.ModTime) {
 			if t.Current != "" && !keptManifests.Has(t.Current) {
 				linked.Add(t.Current)
+			}
+			if !t.CurrentKnown { // young, not read: its whole index stays (held above)
+				continue
 			}
 			for _, d := range t.Index {
 				if d != t.Current && !keptManifests.Has(d) && !young(t.ModTime) {

@@ -77,6 +77,7 @@ type planNames struct {
 	LayerLinks      []string // repo@name
 	Uploads         []string // repo/id
 	Blobs           []string // name
+	Unresolved      []string // repo:tag
 }
 
 func names(p *Plan, all []string) planNames {
@@ -115,6 +116,9 @@ func names(p *Plan, all []string) planNames {
 	}
 	for _, b := range p.Blobs {
 		out.Blobs = append(out.Blobs, name(b.Digest))
+	}
+	for _, t := range p.UnresolvedTags {
+		out.Unresolved = append(out.Unresolved, t.Repository+":"+t.Tag)
 	}
 	return out
 }
@@ -171,7 +175,7 @@ func TestDecide(t *testing.T) {
 			inv: Inventory{
 				Blobs: blobs("m1", "c1", "l1", "l2"),
 				Repositories: []Repository{{Name: "ns/app", Manifests: links("m1"), Layers: links("c1", "l1", "l2"),
-					Tags: []Tag{{Name: "latest", Current: dg("m1"), Index: []digest.Digest{dg("m1")}, ModTime: old}}}},
+					Tags: []Tag{{Name: "latest", Current: dg("m1"), CurrentKnown: true, Index: []digest.Digest{dg("m1")}, ModTime: old}}}},
 			},
 			want: planNames{},
 		},
@@ -202,8 +206,8 @@ func TestDecide(t *testing.T) {
 				Repositories: []Repository{{
 					Name: "ns/app", Manifests: links("m1", "m2", "m3"), Layers: links("c1", "l1", "c2", "l2", "c3", "l3"),
 					Tags: []Tag{
-						{Name: "latest", Current: dg("m1"), Index: []digest.Digest{dg("m1"), dg("m2"), dg("m3")}, ModTime: old},
-						{Name: "v3", Current: dg("m3"), Index: []digest.Digest{dg("m3")}, ModTime: old},
+						{Name: "latest", Current: dg("m1"), CurrentKnown: true, Index: []digest.Digest{dg("m1"), dg("m2"), dg("m3")}, ModTime: old},
+						{Name: "v3", Current: dg("m3"), CurrentKnown: true, Index: []digest.Digest{dg("m3")}, ModTime: old},
 					},
 				}},
 			},
@@ -395,7 +399,7 @@ func TestDecide(t *testing.T) {
 			inv: Inventory{
 				Blobs: blobs("m1", "c1", "l1", "m2"),
 				Repositories: []Repository{{Name: "ns/app", Manifests: links("m1", "m2"), Layers: links("c1", "l1"),
-					Tags: []Tag{{Name: "new", Current: dg("m2"), Index: []digest.Digest{dg("m2")}, ModTime: fresh}}}},
+					Tags: []Tag{{Name: "new", Current: dg("m2"), CurrentKnown: true, Index: []digest.Digest{dg("m2")}, ModTime: fresh}}}},
 			},
 			want: planNames{},
 		},
@@ -406,7 +410,52 @@ func TestDecide(t *testing.T) {
 			inv: Inventory{
 				Blobs: blobs("m1", "c1", "l1"),
 				Repositories: []Repository{{Name: "ns/app", Manifests: links("m1"), Layers: links("c1", "l1"),
-					Tags: []Tag{{Name: "odd", ModTime: old}}}},
+					Tags: []Tag{{Name: "odd", CurrentKnown: true, Index: []digest.Digest{dg("m1"), dg("x")}, ModTime: old}}}},
+			},
+			// The tag stays; only the index entry of a manifest the repository no longer has goes.
+			want: planNames{TagIndexEntries: []string{"ns/app:odd@x"}},
+		},
+		{
+			name:    "current link not read: a tag whose index all stays is kept without a read",
+			images:  []Image{img("m1", "c1", "l1"), img("m2", "c2", "l2")},
+			streams: []Stream{stream("ns/app", "m1", "m2")},
+			inv: Inventory{
+				Blobs: blobs("m1", "c1", "l1", "m2", "c2", "l2"),
+				Repositories: []Repository{{Name: "ns/app", Manifests: links("m1", "m2"), Layers: links("c1", "l1", "c2", "l2"),
+					Tags: []Tag{{Name: "latest", Index: []digest.Digest{dg("m1"), dg("m2")}, ModTime: old}}}},
+			},
+			want: planNames{},
+		},
+		{
+			name:    "current link not read: a tag whose index all goes goes, without a read",
+			images:  []Image{img("m1", "c1", "l1")},
+			streams: []Stream{stream("ns/app", "m1")},
+			inv: Inventory{
+				Blobs: blobs("m1", "c1", "l1", "m2"),
+				Repositories: []Repository{{Name: "ns/app", Manifests: links("m1", "m2"), Layers: links("c1", "l1"),
+					Tags: []Tag{{Name: "old", Index: []digest.Digest{dg("m2")}, ModTime: old}}}},
+			},
+			want: planNames{Tags: []string{"ns/app:old"}, ManifestLinks: []string{"ns/app@m2"}, Blobs: []string{"m2"}},
+		},
+		{
+			name:    "current link not read: a tag whose index is mixed waits to be read, and is untouched",
+			images:  []Image{img("m1", "c1", "l1")},
+			streams: []Stream{stream("ns/app", "m1")},
+			inv: Inventory{
+				Blobs: blobs("m1", "c1", "l1", "m2"),
+				Repositories: []Repository{{Name: "ns/app", Manifests: links("m1", "m2"), Layers: links("c1", "l1"),
+					Tags: []Tag{{Name: "latest", Index: []digest.Digest{dg("m1"), dg("m2")}, ModTime: old}}}},
+			},
+			want: planNames{ManifestLinks: []string{"ns/app@m2"}, Blobs: []string{"m2"}, Unresolved: []string{"ns/app:latest"}},
+		},
+		{
+			name:    "current link not read, young tag: its whole index stays",
+			images:  []Image{img("m1", "c1", "l1")},
+			streams: []Stream{stream("ns/app", "m1")},
+			inv: Inventory{
+				Blobs: blobs("m1", "c1", "l1", "m2"),
+				Repositories: []Repository{{Name: "ns/app", Manifests: links("m1", "m2"), Layers: links("c1", "l1"),
+					Tags: []Tag{{Name: "latest", Index: []digest.Digest{dg("m1"), dg("m2")}, ModTime: fresh}}}},
 			},
 			want: planNames{},
 		},

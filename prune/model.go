@@ -1,6 +1,8 @@
 package prune
 
 import (
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -59,11 +61,23 @@ type Link struct {
 }
 
 // Tag is a tag in storage: the manifest its current link names, and its index of manifests.
+//
+// Reading the current link costs a request per tag (a GET on object storage), so the
+// inventory leaves it unread (CurrentKnown false); Decide asks for the tags it cannot decide
+// from the index alone, and only those are read.
 type Tag struct {
-	Name    string
-	Current digest.Digest // empty when the current link is missing or unreadable
-	Index   []digest.Digest
-	ModTime time.Time // newest modification time of its links
+	Name string
+	// Current is the manifest the current link names; empty when the link is missing or
+	// unreadable, which leaves the tag alone.
+	Current      digest.Digest
+	CurrentKnown bool
+	Index        []digest.Digest
+	ModTime      time.Time // newest modification time of its links
+}
+
+// TagRef names a tag in a repository.
+type TagRef struct {
+	Repository, Tag string
 }
 
 // Upload is an unfinished upload.
@@ -94,4 +108,18 @@ func (r *Repository) newest() time.Time {
 		bump(u.ModTime)
 	}
 	return t
+}
+
+// Tag finds a tag of the inventory; repositories are sorted by name, tags by name.
+func (inv *Inventory) Tag(ref TagRef) *Tag {
+	i, ok := sort.Find(len(inv.Repositories), func(i int) int { return strings.Compare(ref.Repository, inv.Repositories[i].Name) })
+	if !ok {
+		return nil
+	}
+	tags := inv.Repositories[i].Tags
+	j, ok := sort.Find(len(tags), func(j int) int { return strings.Compare(ref.Tag, tags[j].Name) })
+	if !ok {
+		return nil
+	}
+	return &tags[j]
 }

@@ -197,8 +197,7 @@ type repoBuilder struct {
 // repoShard is what one shard of the repositories walk found. A repository lives in exactly
 // one shard (its first name component), so shards never need merging repository by repository.
 type repoShard struct {
-	builders     map[string]*repoBuilder
-	currentLinks []tagLink
+	builders map[string]*repoBuilder
 }
 
 func (sh *repoShard) get(name string) *repoBuilder {
@@ -235,13 +234,6 @@ func (s *Store) walkRepositories(ctx context.Context, phase *progress.Phase) ([]
 		return nil, err
 	}
 
-	var links []tagLink
-	for _, sh := range shards {
-		links = append(links, sh.currentLinks...)
-	}
-	if err := s.readCurrentLinks(ctx, links); err != nil {
-		return nil, err
-	}
 	var repos []prune.Repository
 	for _, sh := range shards {
 		for _, b := range sh.builders {
@@ -263,8 +255,8 @@ func (sh *repoShard) add(e Entry, fi driver.FileInfo) {
 	case KindLayerLink:
 		b.repo.Layers = append(b.repo.Layers, prune.Link{Digest: e.Digest, ModTime: mt})
 	case KindTagCurrentLink:
-		t := b.tag(e.Tag, mt)
-		sh.currentLinks = append(sh.currentLinks, tagLink{tag: t, path: fi.Path()})
+		// Only its time: what it points at is read later, for the few tags that need it.
+		b.tag(e.Tag, mt)
 	case KindTagIndexLink:
 		t := b.tag(e.Tag, mt)
 		t.Index = append(t.Index, e.Digest)
@@ -312,30 +304,36 @@ func (b *repoBuilder) tag(name string, mt time.Time) *prune.Tag {
 	return t
 }
 
-type tagLink struct {
-	tag  *prune.Tag
-	path string
-}
+var _ prune.TagResolver = (*Store)(nil)
 
-// readCurrentLinks reads what each tag points at: the only file contents the inventory needs,
-// one small read per tag. A link with garbage content leaves the tag's Current empty, which
-// keeps the tag untouched.
-func (s *Store) readCurrentLinks(ctx context.Context, links []tagLink) error {
+// ResolveTags reads the current links of the tags named, one small read each, in parallel. A
+// missing link or one with garbage content leaves the tag's Current empty, which keeps the tag
+// untouched; any other storage error fails.
+func (s *Store) ResolveTags(ctx context.Context, inv *prune.Inventory, refs []prune.TagRef) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.workers())
-	for _, l := range links {
+	for _, ref := range refs {
+		t := inv.Tag(ref)
+		if t == nil {
+			continue
+		}
+		// Each goroutine writes its own tag.
 		g.Go(func() error {
-			content, err := s.Driver.GetContent(ctx, l.path)
-			if err != nil {
-				return fmt.Errorf("reading tag link %s: %w", l.path, err)
+			p := TagCurrentLinkPath(ref.Repository, ref.Tag)
+			content, err := s.Driver.GetContent(ctx, p)
+			var notFound driver.PathNotFoundError
+			switch {
+			case errors.As(err, &notFound):
+				t.Current, t.CurrentKnown = "", true
+				return nil
+			case err != nil:
+				return fmt.Errorf("reading tag link %s: %w", p, err)
 			}
 			dgst, err := ParseLink(content)
 			if err != nil {
-				s.log().WithField("path", l.path).WithError(err).Warn("leaving a tag with an unreadable current link alone")
-				return nil
+				s.log().WithField("path", p).WithError(err).Warn("leaving a tag with an unreadable current link alone")
 			}
-			// Each tag has one current link, so each goroutine writes a different tag.
-			l.tag.Current = dgst
+			t.Current, t.CurrentKnown = dgst, true
 			return nil
 		})
 	}
