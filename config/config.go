@@ -6,6 +6,8 @@
 //	openshift:
 //	  version: 1.0
 //	  kubeconfig: /etc/registry/kubeconfig   # REGISTRY_OPENSHIFT_KUBECONFIG overrides it
+//	  cache:
+//	    pollinterval: 5s   # REGISTRY_OPENSHIFT_CACHE_POLLINTERVAL overrides it
 //
 // kubeconfig names the kubeconfig file used to reach the image API when the process has no
 // KUBECONFIG environment variable; see KubeConfig for the full order.
@@ -33,6 +35,7 @@ const (
 	readOnlyEnv        = "REGISTRY_STORAGE_MAINTENANCE_READONLY"
 	readOnlyEnabledEnv = "REGISTRY_STORAGE_MAINTENANCE_READONLY_ENABLED"
 	kubeConfigEnv      = "REGISTRY_OPENSHIFT_KUBECONFIG"
+	pollIntervalEnv    = "REGISTRY_OPENSHIFT_CACHE_POLLINTERVAL"
 	logLevelEnv        = "REGISTRY_LOG_LEVEL"
 )
 
@@ -50,6 +53,12 @@ type Config struct {
 type OpenShift struct {
 	Version    string `yaml:"version"`
 	KubeConfig string `yaml:"kubeconfig"`
+	Cache      struct {
+		// PollInterval is how often a registry with the in-memory blob descriptor cache looks
+		// for a finished prune (a duration; "0" turns it off). REGISTRY_OPENSHIFT_CACHE_POLLINTERVAL
+		// overrides it.
+		PollInterval string `yaml:"pollinterval"`
+	} `yaml:"cache"`
 }
 
 // ErrNoConfig says no configuration file was named.
@@ -82,7 +91,7 @@ func Parse(path string, content []byte) (*Config, error) {
 		return nil, fmt.Errorf("configuration %s: %w", path, err)
 	}
 	var dcfg *configuration.Configuration
-	err = withoutEnv([]string{readOnlyEnv, readOnlyEnabledEnv, kubeConfigEnv}, func() error {
+	err = withoutEnv([]string{readOnlyEnv, readOnlyEnabledEnv, kubeConfigEnv, pollIntervalEnv}, func() error {
 		return withEnvValue(logLevelEnv, distributionLogLevel, func() error {
 			var perr error
 			dcfg, perr = configuration.Parse(bytes.NewReader(content))
@@ -104,6 +113,9 @@ func Parse(path string, content []byte) (*Config, error) {
 	}
 	if v := os.Getenv(kubeConfigEnv); v != "" {
 		extra.OpenShift.KubeConfig = v
+	}
+	if v := os.Getenv(pollIntervalEnv); v != "" {
+		extra.OpenShift.Cache.PollInterval = v
 	}
 	return &Config{Distribution: dcfg, OpenShift: extra.OpenShift, Path: path}, nil
 }

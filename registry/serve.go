@@ -54,6 +54,9 @@ func Serve(ctx context.Context, cfg *config.Config) error {
 	}
 	imageAPI = client
 	ensureRepositoryMiddleware(cfg.Distribution)
+	if err := setupInMemoryCache(ctx, cfg); err != nil {
+		return err
+	}
 	logrus.WithFields(logrus.Fields{"credentials": source, "server": restCfg.Host, "readonly": cfg.ReadOnly()}).Info("starting the registry")
 
 	reg, err := distregistry.NewRegistry(ctx, cfg.Distribution)

@@ -1,0 +1,175 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/distribution/distribution/v3"
+	"github.com/distribution/distribution/v3/configuration"
+	rediscache "github.com/distribution/distribution/v3/registry/storage/cache/redis"
+	"github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
+	"github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/hardprune/image-registry/e2e/harness"
+	"github.com/hardprune/image-registry/prune"
+	"github.com/hardprune/image-registry/storage"
+)
+
+func redisConfig(addr string) *configuration.Configuration {
+	return &configuration.Configuration{
+		Storage: configuration.Storage{
+			"inmemory": configuration.Parameters{},
+			"cache":    configuration.Parameters{"blobdescriptor": "redis"},
+		},
+		Redis: configuration.Redis{Options: configuration.RedisOptions{
+			Addrs: []string{addr}, DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second,
+		}},
+	}
+}
+
+// TestRedisInvalidationAgainstDistributionsCache fills a real Redis through distribution's own
+// cache provider, prunes, and asks that provider again: what was deleted is unknown, what
+// stays is still cached, and the count of a dry run matches what the delete run removes.
+func TestRedisInvalidationAgainstDistributionsCache(t *testing.T) {
+	ctx := context.Background()
+	srv := harness.StartRedisT(t)
+	cfg := redisConfig(srv.Addr)
+	inv, err := NewInvalidation(ctx, cfg, inmemory.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inv.Close()
+	provider := rediscache.NewRedisBlobDescriptorCacheProvider(inv.Redis.Client)
+
+	layer, manifest, shared, doomed := digest.FromString("layer"), digest.FromString("manifest"), digest.FromString("shared"), digest.FromString("doomed")
+	set := func(repo string, dgsts ...digest.Digest) {
+		t.Helper()
+		svc, err := provider.RepositoryScoped(repo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range dgsts {
+			if err := svc.SetDescriptor(ctx, d, v1.Descriptor{Digest: d, Size: 1, MediaType: "application/octet-stream"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	set("ns/app", layer, manifest, shared)
+	set("ns/other", shared)
+	set("ns/doomed", doomed, shared)
+	set("ns/doomed/nested", doomed)
+
+	plan := &prune.Plan{
+		Repositories:  []prune.RepositoryAction{{Name: "ns/doomed", OnlyDataDirs: true}},
+		ManifestLinks: []prune.LinkAction{{Repository: "ns/app", Digest: manifest}},
+		LayerLinks:    []prune.LinkAction{{Repository: "ns/app", Digest: layer}, {Repository: "ns/app", Digest: shared}},
+		Blobs:         []prune.BlobAction{{Digest: layer}, {Digest: manifest}},
+	}
+	// links: 3 x (member + hash); ns/doomed: its set and 2 hashes; blobs: 2 global hashes.
+	const want = 3*2 + 3 + 2
+	n, err := inv.Count(ctx, plan, 4)
+	if err != nil || n != want {
+		t.Fatalf("Count = %d, %v; want %d", n, err, want)
+	}
+
+	store := &storage.Store{Driver: inv.Driver, Workers: 4}
+	if _, err := prune.Sweep(ctx, plan, inv.Wrap(store), 4, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := inv.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := inv.Invalidated(); got != want {
+		t.Errorf("Invalidated = %d, want %d", got, want)
+	}
+
+	stat := func(repo string, d digest.Digest) error {
+		if repo == "" {
+			_, err := provider.Stat(ctx, d)
+			return err
+		}
+		svc, _ := provider.RepositoryScoped(repo)
+		_, err := svc.Stat(ctx, d)
+		return err
+	}
+	for _, gone := range []struct {
+		repo string
+		d    digest.Digest
+	}{{"ns/app", layer}, {"ns/app", manifest}, {"ns/app", shared}, {"ns/doomed", doomed}, {"ns/doomed", shared}, {"", layer}, {"", manifest}} {
+		if err := stat(gone.repo, gone.d); !errors.Is(err, distribution.ErrBlobUnknown) {
+			t.Errorf("%q %s still cached (%v)", gone.repo, gone.d, err)
+		}
+	}
+	for _, kept := range []struct {
+		repo string
+		d    digest.Digest
+	}{{"ns/other", shared}, {"ns/doomed/nested", doomed}, {"", shared}, {"", doomed}} {
+		if err := stat(kept.repo, kept.d); err != nil {
+			t.Errorf("%q %s was invalidated: %v", kept.repo, kept.d, err)
+		}
+	}
+	keys, err := inv.Redis.Client.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(keys)
+	wantKeys := []string{
+		"blobs::" + doomed.String(), "blobs::" + shared.String(),
+		"repository::ns/doomed/nested::blobs", "repository::ns/doomed/nested::blobs::" + doomed.String(),
+		"repository::ns/other::blobs", "repository::ns/other::blobs::" + shared.String(),
+	}
+	sort.Strings(wantKeys)
+	if strings.Join(keys, "\n") != strings.Join(wantKeys, "\n") {
+		t.Errorf("keys left:\n%s\nwant:\n%s", strings.Join(keys, "\n"), strings.Join(wantKeys, "\n"))
+	}
+	if n, err := inv.Count(ctx, plan, 4); err != nil || n != 0 {
+		t.Errorf("Count after the run = %d, %v; want 0", n, err)
+	}
+	// The sweep wrote the marker, last with the end phase.
+	content, err := inv.Driver.GetContent(ctx, storage.PruneMarkerPath())
+	if err != nil || !strings.Contains(string(content), MarkerFinished) {
+		t.Errorf("marker %q, %v", content, err)
+	}
+}
+
+// TestRedisDownFailsTheDeletion: a deletion whose entries cannot be invalidated fails, and
+// the error names the keys left behind; without Redis at the start, nothing runs at all.
+func TestRedisDownFailsTheDeletion(t *testing.T) {
+	ctx := context.Background()
+	srv := harness.StartRedisT(t)
+	inv, err := NewInvalidation(ctx, redisConfig(srv.Addr), inmemory.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inv.Close()
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	dgst := digest.FromString("blob")
+	rm := inv.Wrap(&storage.Store{Driver: inv.Driver})
+	err = rm.DeleteBlob(ctx, prune.BlobAction{Digest: dgst})
+	if err == nil || !strings.Contains(err.Error(), "blobs::"+dgst.String()) {
+		t.Fatalf("DeleteBlob with Redis down: %v", err)
+	}
+
+	if _, err := NewInvalidation(ctx, redisConfig(srv.Addr), inmemory.New()); err == nil || !strings.Contains(err.Error(), srv.Addr) {
+		t.Fatalf("NewInvalidation with Redis down: %v", err)
+	}
+}
+
+func TestNoRedisNoCount(t *testing.T) {
+	inv, err := NewInvalidation(context.Background(), &configuration.Configuration{Storage: configuration.Storage{"inmemory": nil}}, inmemory.New())
+	if err != nil || inv.Redis != nil {
+		t.Fatalf("%v %v", inv, err)
+	}
+	var b strings.Builder
+	inv.WriteSummary(&b, 3, true)
+	if b.Len() != 0 {
+		t.Errorf("a summary line without Redis: %q", b.String())
+	}
+}

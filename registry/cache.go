@@ -1,0 +1,83 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	registrymiddleware "github.com/distribution/distribution/v3/registry/middleware/registry"
+	"github.com/distribution/distribution/v3/registry/storage"
+	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
+	"github.com/sirupsen/logrus"
+
+	"github.com/hardprune/image-registry/cache"
+	"github.com/hardprune/image-registry/config"
+)
+
+// PollIntervalEnv overrides openshift.cache.pollinterval: how often a registry with the
+// in-memory blob descriptor cache looks for a hard prune (a Go duration; 0 turns it off).
+const PollIntervalEnv = "REGISTRY_OPENSHIFT_CACHE_POLLINTERVAL"
+
+// setupInMemoryCache replaces the in-memory blob descriptor cache distribution would build
+// with one a hard prune can empty, and starts watching the prune marker until ctx ends.
+//
+// Distribution builds its cache provider inside handlers.NewApp from storage.cache, out of
+// reach. But NewApp applies the options of registrymiddleware.RegisterOptions first and the
+// cache of storage.cache after them, so: take the cache out of the configuration the app sees
+// and register our provider as an option; it is then the only provider the registry uses.
+// The Redis cache needs none of this: the prune removes its entries itself.
+func setupInMemoryCache(ctx context.Context, cfg *config.Config) error {
+	dcfg := cfg.Distribution
+	if cache.BlobDescriptorCache(dcfg) != "inmemory" {
+		return nil
+	}
+	size := 0
+	if v, ok := dcfg.Storage["cache"]["blobdescriptorsize"]; ok {
+		var err error
+		if size, err = strconv.Atoi(fmt.Sprint(v)); err != nil {
+			return fmt.Errorf("storage.cache.blobdescriptorsize %v: %w", v, err)
+		}
+	}
+	interval, err := pollInterval(cfg)
+	if err != nil {
+		return err
+	}
+	provider := cache.NewResettableMemory(size)
+	delete(dcfg.Storage, "cache")
+	if err := registrymiddleware.RegisterOptions(storage.BlobDescriptorCacheProvider(provider)); err != nil {
+		return err
+	}
+	log := logrus.WithField("component", "blob descriptor cache")
+	if interval == 0 {
+		log.Warn("in-memory blob descriptor cache without prune polling: restart the registry after each hard prune")
+		return nil
+	}
+	// A driver of our own: the app's is not reachable, and a Stat needs no middleware.
+	drv, err := factory.Create(ctx, dcfg.Storage.Type(), dcfg.Storage.Parameters())
+	if err != nil {
+		return fmt.Errorf("creating the %s storage driver to watch for prunes: %w", dcfg.Storage.Type(), err)
+	}
+	w := &cache.MarkerWatcher{Driver: drv, Interval: interval, OnChange: provider.Reset, Log: log}
+	go w.Run(ctx)
+	log.WithField("pollinterval", interval).Info("using a resettable in-memory blob descriptor cache")
+	return nil
+}
+
+// pollInterval reads openshift.cache.pollinterval (or PollIntervalEnv, which the
+// configuration loader applies); cache.DefaultPollInterval when neither is set.
+func pollInterval(cfg *config.Config) (time.Duration, error) {
+	v, what := cfg.OpenShift.Cache.PollInterval, "openshift.cache.pollinterval"
+	if os.Getenv(PollIntervalEnv) != "" {
+		what = PollIntervalEnv
+	}
+	if v == "" {
+		return cache.DefaultPollInterval, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%s=%q: want a duration such as 5s, or 0 to turn polling off", what, v)
+	}
+	return d, nil
+}
