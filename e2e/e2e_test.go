@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -37,7 +38,11 @@ type env struct {
 	api        *harness.ImageAPIServer
 	images     imageclient.ImageV1Interface
 	storageDir string
-	reg        *harness.Registry
+	// storage and driver are set for storage other than the filesystem at storageDir (see
+	// newS3Env): the registry's storage section, and distribution's driver for the checks.
+	storage string
+	driver  storagedriver.StorageDriver
+	reg     *harness.Registry
 	// regEnv is the registry's environment; a prune run inside its pod inherits it.
 	regEnv []string
 }
@@ -79,7 +84,7 @@ func (e *env) startRegistry(extraEnv ...string) {
 	e.t.Helper()
 	e.stopRegistry()
 	reg, err := harness.StartRegistry(context.Background(), e.t.TempDir(), nil, harness.RegistryOptions{
-		Kubeconfig: e.api.Kubeconfig, StorageDir: e.storageDir, Env: extraEnv,
+		Kubeconfig: e.api.Kubeconfig, StorageDir: e.storageDir, Storage: e.storage, Env: extraEnv,
 	})
 	if err != nil {
 		e.t.Fatal(err)
@@ -146,13 +151,33 @@ func (e *env) blobPath(d v1.Hash) string {
 }
 
 func (e *env) blobExists(d v1.Hash) bool {
+	if e.driver != nil {
+		_, ok := e.driverBlobSize(d)
+		return ok
+	}
 	_, err := os.Stat(e.blobPath(d))
 	return err == nil
+}
+
+// blobSize is the stored size of a blob, which must exist.
+func (e *env) blobSize(d v1.Hash) int64 {
+	e.t.Helper()
+	if e.driver != nil {
+		size, ok := e.driverBlobSize(d)
+		if !ok {
+			e.t.Fatalf("blob %s is not stored", d)
+		}
+		return size
+	}
+	return fileSize(e.t, e.blobPath(d))
 }
 
 // snapshot lists every file in storage with its size, to prove that a dry run changes nothing.
 func (e *env) snapshot() string {
 	e.t.Helper()
+	if e.driver != nil {
+		return e.driverSnapshot()
+	}
 	var lines []string
 	err := filepath.Walk(e.storageDir, func(p string, info os.FileInfo, err error) error {
 		if err != nil {

@@ -27,6 +27,9 @@ type RegistryOptions struct {
 	Storage string
 	// Env are extra KEY=value variables, e.g. ReadOnlyEnv.
 	Env []string
+	// Config is extra top-level configuration appended to the file (not indented), e.g.
+	// Redis.ConfigYAML. Settings under storage: go in Storage instead.
+	Config string
 }
 
 // Registry is a running dockerregistry serving the distribution API.
@@ -104,6 +107,9 @@ func StartRegistry(ctx context.Context, dir string, log io.Writer, opts Registry
 		if err := WriteRegistryConfigStorage(configPath, host, storage, opts.Kubeconfig); err != nil {
 			return nil, err
 		}
+		if err := appendFile(configPath, opts.Config); err != nil {
+			return nil, err
+		}
 		p, err := startProcessEnv(dir, "registry", log, append(isolatedEnv(), opts.Env...), binary, configPath)
 		if err != nil {
 			return nil, err
@@ -169,4 +175,20 @@ func isolatedEnv() []string {
 // to act as another identity (a pruner without rights, a bad token, a service account).
 func (s *ImageAPIServer) KubeconfigFor(path, token string) error {
 	return writeKubeconfig(path, s.URL, s.CAFile, token)
+}
+
+// appendFile appends content, if any, to the file at path.
+func appendFile(path, content string) error {
+	if content == "" {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(content); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

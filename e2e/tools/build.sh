@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the end-to-end test binaries into <repo root>/_output/bin and makes
-# sure etcd is installed (Debian's etcd-server package, /usr/bin/etcd). Also
+# sure etcd and redis-server are installed (Debian's etcd-server and redis-server
+# packages). Also
 # installs versitygw (the local S3 server of the S3 tests and benchmarks) and
 # distribution's own registry binary (the benchmark's comparison) there.
 #
@@ -71,7 +72,39 @@ install_etcd() {
 	echo "etcd: installed $(command -v etcd) ($(etcd --version | head -n1))"
 }
 
+# install_redis: Debian's redis-server, for the Redis blob descriptor cache tests. Like etcd,
+# apt is not touched when redis-server is already on PATH; the package's own service is stopped.
+install_redis() {
+	if [[ -n ${E2E_REDIS:-} ]]; then
+		echo "redis: using E2E_REDIS=$E2E_REDIS"
+		return
+	fi
+	if command -v redis-server >/dev/null 2>&1; then
+		echo "redis: $(command -v redis-server) ($(redis-server --version | head -n1))"
+		return
+	fi
+	local sudo=()
+	if [[ $(id -u) != 0 ]]; then
+		command -v sudo >/dev/null 2>&1 || { echo "redis: not installed and not root; run: apt-get install -y redis-server" >&2; exit 1; }
+		sudo=(sudo)
+	fi
+	echo "redis: installing Debian package redis-server"
+	export DEBIAN_FRONTEND=noninteractive
+	local log
+	log=$(mktemp)
+	if ! "${sudo[@]}" apt-get install -y -qq redis-server >"$log" 2>&1; then
+		"${sudo[@]}" apt-get update -qq >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
+		"${sudo[@]}" apt-get install -y -qq redis-server >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
+	fi
+	rm -f "$log"
+	if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet redis-server 2>/dev/null; then
+		"${sudo[@]}" systemctl disable --now redis-server >/dev/null 2>&1 || true
+	fi
+	echo "redis: installed $(command -v redis-server) ($(redis-server --version | head -n1))"
+}
+
 install_etcd
+install_redis
 build_module imageapiserver "$root/e2e/imageapiserver"
 # Upstream kube-apiserver v1.34 for the delegated authn/authz tests (nested
 # module). Cold: ~5.5 min on 2 cores, 2.1 GB peak RSS (the link).

@@ -1,0 +1,56 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hardprune/image-registry/e2e/harness"
+)
+
+// TestHarnessSmoke runs the whole benchmark at the tiny size on both backends: generation,
+// API objects, -prune=check (which must find exactly the generated orphans), find and
+// distribution's garbage-collect. Skipped when the binaries are missing, failing instead with
+// E2E_REQUIRED=1.
+func TestHarnessSmoke(t *testing.T) {
+	for _, find := range []func() (string, error){harness.DockerRegistryBinary, harness.ImageAPIServerBinary, harness.EtcdBinary, harness.VersityGWBinary, distributionRegistryBinary} {
+		if _, err := find(); err != nil {
+			if errors.Is(err, harness.ErrBinaryMissing) && os.Getenv("E2E_REQUIRED") != "1" {
+				t.Skipf("skipping the benchmark smoke test: %v (set E2E_REQUIRED=1 to fail instead)", err)
+			}
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, Config{Size: Sizes["tiny"], Runs: 1, GCRuns: 1, S3GCRuns: 1, Backends: []string{"filesystem", "s3"}, WorkDir: t.TempDir(), Log: testWriter{t}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	res.WriteMarkdown(&b)
+	t.Log("\n" + b.String())
+	for _, want := range []string{"### filesystem", "### s3", "ours / find", "garbage-collect / ours", "S3 requests", "image API requests"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("the report has no %q", want)
+		}
+	}
+	for _, be := range res.Backends {
+		if got := be.Prune.API["list images"]; got != 1 {
+			t.Errorf("%s: %d image list requests, want 1 (%s)", be.Backend, got, be.Prune.API)
+		}
+		if be.Backend == "s3" && be.Prune.Storage["LIST"] == 0 {
+			t.Errorf("s3: no LIST request counted (%s)", be.Prune.Storage)
+		}
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}

@@ -1,0 +1,71 @@
+// Command bench generates a synthetic registry (storage and image API objects) and measures
+// `dockerregistry -prune=check` on it against `find` and distribution's garbage collector,
+// writing a Markdown table. `make bench` runs it.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/hardprune/image-registry/bench"
+)
+
+func main() {
+	size := flag.String("size", "full", "data set size: full (200k blobs, 20k repositories, 30% orphans), small, tiny")
+	blobs := flag.Int("blobs", 0, "override the number of blobs of -size")
+	repos := flag.Int("repositories", 0, "override the number of repositories of -size")
+	runs := flag.Int("runs", 3, "runs of each command (medians are reported)")
+	gcRuns := flag.Int("gc-runs", 3, "runs of distribution's garbage-collect (0 skips it)")
+	s3GCRuns := flag.Int("s3-gc-runs", 1, "runs of garbage-collect on S3 (0 skips it; slow: a request per manifest and link)")
+	backends := flag.String("backends", "filesystem,s3", "storage backends, comma separated")
+	work := flag.String("work", "_output/bench/work", "working directory (emptied first)")
+	out := flag.String("out", "_output/bench/results.md", "Markdown results file")
+	strace := flag.Bool("strace", false, "count the filesystem system calls of one extra run with strace -f -c")
+	flag.Parse()
+
+	sz, ok := bench.Sizes[*size]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "bench: unknown -size %q (full, small, tiny)\n", *size)
+		os.Exit(2)
+	}
+	if *blobs > 0 {
+		sz.Blobs = *blobs
+		sz.Name += fmt.Sprintf(" (%d blobs)", *blobs)
+	}
+	if *repos > 0 {
+		sz.Repositories = *repos
+		sz.Name += fmt.Sprintf(" (%d repositories)", *repos)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	workDir, err := filepath.Abs(*work)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	res, err := bench.Run(ctx, bench.Config{
+		Size: sz, Runs: *runs, GCRuns: *gcRuns, S3GCRuns: *s3GCRuns, Backends: strings.Split(*backends, ","),
+		WorkDir: workDir, Strace: *strace, Log: os.Stderr,
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: error:", err)
+		os.Exit(1)
+	}
+	var b strings.Builder
+	res.WriteMarkdown(&b)
+	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	if err := os.WriteFile(*out, []byte(b.String()), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	fmt.Print(b.String())
+}

@@ -1,0 +1,111 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+)
+
+// APIPageSize is the prune's default -prune-page-size.
+const APIPageSize = 500
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
+
+// WriteMarkdown writes the results as Markdown tables, with the issue's targets beside what
+// was measured.
+func (r *Result) WriteMarkdown(w io.Writer) {
+	ds := r.Dataset
+	fmt.Fprintf(w, "## Hard-prune benchmark: size %q\n\n", r.Config.Size.Name)
+	fmt.Fprintf(w, "%d blobs (%d orphaned, %d referenced digests), %d repositories (%d with an image stream), %d Images, %d storage objects (blobs and links); %d CPUs; medians of %d runs (garbage-collect: %d, on S3: %d); page cache warm. Generation: storage written in %s, API objects created in %s.\n\n",
+		ds.StoredBlobs, ds.OrphanBlobs, ds.ReferencedBlobs, len(ds.repos), ds.Streams, ds.Images, ds.Objects, r.CPUs,
+		r.Config.Runs, r.Config.GCRuns, r.Config.S3GCRuns, r.GenTime.Round(time.Millisecond), r.APITime.Round(time.Millisecond))
+
+	wantAPI := ceilDiv(ds.Images, APIPageSize) + ceilDiv(ds.Streams, APIPageSize)
+	memTarget := int64(150<<20) + 100*int64(ds.ReferencedBlobs)
+	for _, b := range r.Backends {
+		fmt.Fprintf(w, "### %s\n\n", b.Backend)
+		fmt.Fprintln(w, "| measure | measured | target | met |")
+		fmt.Fprintln(w, "| --- | --- | --- | --- |")
+		p := b.Prune
+		row := func(measure, measured, target string, met *bool) {
+			m := ""
+			if met != nil {
+				m = "yes"
+				if !*met {
+					m = "**no**"
+				}
+			}
+			fmt.Fprintf(w, "| %s | %s | %s | %s |\n", measure, measured, target, m)
+		}
+		boolp := func(b bool) *bool { return &b }
+		row("`-prune=check` wall time", fmt.Sprintf("%s (runs: %s)", secs(p.Wall), walls(p.Walls)), "", nil)
+		row("`-prune=check` objects/s", fmt.Sprintf("%.0f", float64(ds.Objects)/p.Wall.Seconds()), "", nil)
+		if b.Find != nil {
+			ratio := p.Wall.Seconds() / b.Find.Wall.Seconds()
+			row("`find <root> -type f` wall time", fmt.Sprintf("%s (runs: %s)", secs(b.Find.Wall), walls(b.Find.Walls)), "", nil)
+			row("ours / find", fmt.Sprintf("%.2fx", ratio), "≤ 1.5x", boolp(ratio <= 1.5))
+		}
+		if b.GC != nil {
+			ratio := b.GC.Wall.Seconds() / p.Wall.Seconds()
+			row("`registry garbage-collect --dry-run` wall time", fmt.Sprintf("%s (runs: %s), peak RSS %s", secs(b.GC.Wall), walls(b.GC.Walls), mib(b.GC.PeakRSS)), "", nil)
+			row("garbage-collect / ours", fmt.Sprintf("%.1fx", ratio), "≫ 1 (wide margin; ≥ 5x here)", boolp(ratio >= 5))
+		}
+		row("`-prune=check` peak RSS", mib(p.PeakRSS), fmt.Sprintf("≤ %s (150 MiB + 100 B × %d referenced digests)", mib(memTarget), ds.ReferencedBlobs), boolp(p.PeakRSS <= memTarget))
+		apiTotal := p.API.Total()
+		row("image API requests", fmt.Sprintf("%d (%s)", apiTotal, p.API), fmt.Sprintf("%d = ⌈%d/500⌉ + ⌈%d/500⌉ lists, nothing per repository", wantAPI, ds.Images, ds.Streams), boolp(apiTotal <= wantAPI))
+		if b.Backend == "s3" {
+			want := ceilDiv(ds.Objects, 1000) // a dry run deletes nothing
+			got := p.Storage.Total()
+			row("S3 requests", fmt.Sprintf("%d (%s)", got, p.Storage), fmt.Sprintf("≤ %.0f = 1.2 × (⌈%d objects/1000⌉ lists + 0 deletes)", 1.2*float64(want), ds.Objects), boolp(float64(got) <= 1.2*float64(want)))
+			if b.GC != nil {
+				row("S3 requests of garbage-collect", fmt.Sprintf("%d (%s)", b.GC.Storage.Total(), b.GC.Storage), "", nil)
+			}
+		}
+		if b.Backend == "filesystem" {
+			if len(b.Syscalls) > 0 {
+				row("system calls of one run (strace -f -c, not timed)", syscallSummary(b.Syscalls), "", nil)
+			} else {
+				row("storage requests", "not counted on the filesystem (run with -strace for system call counts)", "", nil)
+			}
+		}
+		row("blobs found to delete", fmt.Sprint(p.Found), fmt.Sprintf("%d (the generated orphans)", ds.OrphanBlobs), boolp(p.Found == ds.OrphanBlobs))
+		fmt.Fprintln(w)
+	}
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
+
+func walls(ds []time.Duration) string {
+	var parts []string
+	for _, d := range ds {
+		parts = append(parts, fmt.Sprintf("%.2f", d.Seconds()))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func syscallSummary(c map[string]int) string {
+	type kv struct {
+		k string
+		v int
+	}
+	var all []kv
+	for k, v := range c {
+		if k != "total" {
+			all = append(all, kv{k, v})
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].v > all[j].v })
+	var parts []string
+	if t, ok := c["total"]; ok {
+		parts = append(parts, fmt.Sprintf("total=%d", t))
+	}
+	for i, e := range all {
+		if i == 6 {
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s=%d", e.k, e.v))
+	}
+	return strings.Join(parts, ", ")
+}

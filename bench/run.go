@@ -1,0 +1,479 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/hardprune/image-registry/e2e/harness"
+	"github.com/hardprune/image-registry/imageapi"
+)
+
+// Config is one benchmark run.
+type Config struct {
+	Size Size
+	// Runs is how many times each command runs; medians are reported.
+	Runs int
+	// GCRuns is how many times distribution's garbage-collect runs (it is the slow one).
+	GCRuns int
+	// S3GCRuns is GCRuns on S3, where garbage-collect makes a request per manifest and link.
+	S3GCRuns int
+	// Backends to measure: "filesystem", "s3".
+	Backends []string
+	// WorkDir holds the generated storage, the servers' data and logs; it is emptied first.
+	WorkDir string
+	// Strace counts the filesystem system calls of one extra prune run (strace -f -c).
+	Strace bool
+	// Log receives progress lines.
+	Log io.Writer
+}
+
+// Measure is one command's medians over its runs.
+type Measure struct {
+	Runs    int
+	Wall    time.Duration // median
+	PeakRSS int64         // median of the runs' peak resident set size, bytes
+	Walls   []time.Duration
+	// Requests are the median run's request counts (API and storage).
+	API, Storage Counts
+	// Output is what the command reported (for checks), e.g. the blobs it would delete.
+	Found int
+}
+
+// BackendResult is what one storage backend measured.
+type BackendResult struct {
+	Backend string
+	Prune   Measure
+	Find    *Measure // filesystem only
+	GC      *Measure
+	// Syscalls are strace -c's counts of one prune run (filesystem, when asked).
+	Syscalls map[string]int
+}
+
+// Result is the whole benchmark.
+type Result struct {
+	Config   Config
+	Dataset  *Dataset
+	GenTime  time.Duration // storage written (filesystem)
+	APITime  time.Duration // API objects created
+	Backends []BackendResult
+	CPUs     int
+}
+
+// Run generates the dataset and measures every backend.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	logf := func(format string, args ...any) {
+		if cfg.Log != nil {
+			fmt.Fprintf(cfg.Log, "bench: "+format+"\n", args...)
+		}
+	}
+	if cfg.Runs < 1 {
+		cfg.Runs = 1
+	}
+	if err := os.RemoveAll(cfg.WorkDir); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
+		return nil, err
+	}
+	binary, err := harness.DockerRegistryBinary()
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Config: cfg, CPUs: runtime.NumCPU()}
+
+	// The image API, behind a counting proxy.
+	etcd, err := harness.StartEtcd(ctx, mkdir(cfg.WorkDir, "etcd"), nil)
+	if err != nil {
+		return nil, err
+	}
+	defer etcd.Stop()
+	api, err := harness.StartImageAPIServer(ctx, mkdir(cfg.WorkDir, "imageapiserver"), nil, harness.ImageAPIServerOptions{EtcdEndpoint: etcd.Endpoint})
+	if err != nil {
+		return nil, err
+	}
+	defer api.Stop()
+	apiProxy, kubeconfig, err := apiCountingProxy(api, cfg.WorkDir)
+	if err != nil {
+		return nil, err
+	}
+	defer apiProxy.Close()
+	restCfg, err := clientcmd.BuildConfigFromFlags("", api.Kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	restCfg.QPS, restCfg.Burst = 5000, 5000
+	client, err := imageapi.NewClient(restCfg)
+	if err != nil {
+		return nil, err
+	}
+
+	start := time.Now()
+	ds := Generate(cfg.Size)
+	res.Dataset = ds
+	logf("generated %s: %d blobs (%d orphaned, %d referenced), %d repositories, %d images, %d streams, %d objects in %s",
+		cfg.Size.Name, ds.StoredBlobs, ds.OrphanBlobs, ds.ReferencedBlobs, len(ds.repos), ds.Images, ds.Streams, ds.Objects, time.Since(start).Round(time.Millisecond))
+	start = time.Now()
+	if err := ds.CreateAPIObjects(ctx, client, 32); err != nil {
+		return nil, err
+	}
+	res.APITime = time.Since(start)
+	logf("created %d Images and %d ImageStreams in %s", ds.Images, ds.Streams, res.APITime.Round(time.Millisecond))
+
+	for _, backend := range cfg.Backends {
+		var br *BackendResult
+		var err error
+		switch backend {
+		case "filesystem":
+			br, err = runFilesystem(ctx, cfg, res, binary, kubeconfig, apiProxy, logf)
+		case "s3":
+			br, err = runS3(ctx, cfg, res, binary, kubeconfig, apiProxy, logf)
+		default:
+			err = fmt.Errorf("unknown backend %q (filesystem, s3)", backend)
+		}
+		if err != nil {
+			return res, fmt.Errorf("%s: %w", backend, err)
+		}
+		res.Backends = append(res.Backends, *br)
+	}
+	return res, nil
+}
+
+func mkdir(parts ...string) string {
+	dir := filepath.Join(parts...)
+	_ = os.MkdirAll(dir, 0o755)
+	return dir
+}
+
+// apiCountingProxy puts a counting proxy in front of the image API server and writes a
+// kubeconfig reaching the server through it.
+func apiCountingProxy(api *harness.ImageAPIServer, dir string) (*CountingProxy, string, error) {
+	ca, err := os.ReadFile(api.CAFile)
+	if err != nil {
+		return nil, "", err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	upstream, err := url.Parse(api.URL)
+	if err != nil {
+		return nil, "", err
+	}
+	p, err := StartCountingProxy(upstream, &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 64}, ClassifyAPI)
+	if err != nil {
+		return nil, "", err
+	}
+	kubeconfig := filepath.Join(dir, "kubeconfig-counting")
+	content := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters: [{name: counting, cluster: {server: %q}}]
+users: [{name: u, user: {token: %q}}]
+contexts: [{name: c, context: {cluster: counting, user: u}}]
+current-context: c
+`, p.URL, api.Token)
+	if err := os.WriteFile(kubeconfig, []byte(content), 0o600); err != nil {
+		return nil, "", err
+	}
+	return p, kubeconfig, nil
+}
+
+func runFilesystem(ctx context.Context, cfg Config, res *Result, binary, kubeconfig string, apiProxy *CountingProxy, logf func(string, ...any)) (*BackendResult, error) {
+	root := mkdir(cfg.WorkDir, "filesystem")
+	start := time.Now()
+	if err := res.Dataset.WriteStorage(ctx, root, 8); err != nil {
+		return nil, err
+	}
+	res.GenTime = time.Since(start)
+	logf("filesystem: wrote %d files in %s", res.Dataset.Objects, res.GenTime.Round(time.Millisecond))
+	storageYAML := harness.FilesystemStorageYAML(root)
+	br := &BackendResult{Backend: "filesystem"}
+	var err error
+	if br.Prune, err = measurePrune(ctx, cfg, binary, storageYAML, kubeconfig, apiProxy, nil, logf); err != nil {
+		return nil, err
+	}
+	if err := checkFound(res.Dataset, br.Prune.Found); err != nil {
+		return nil, err
+	}
+	find, err := measure(ctx, cfg.Runs, logf, "find", nil, func() *exec.Cmd {
+		return exec.CommandContext(ctx, "find", root, "-type", "f")
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	br.Find = &find.Measure
+	if br.GC, err = measureGC(ctx, cfg, storageYAML, logf); err != nil {
+		return nil, err
+	}
+	if cfg.Strace {
+		if br.Syscalls, err = straceCounts(ctx, cfg, binary, storageYAML, kubeconfig); err != nil {
+			logf("strace: %v (skipped)", err)
+		}
+	}
+	return br, nil
+}
+
+func runS3(ctx context.Context, cfg Config, res *Result, binary, kubeconfig string, apiProxy *CountingProxy, logf func(string, ...any)) (*BackendResult, error) {
+	s3, err := harness.StartS3(ctx, mkdir(cfg.WorkDir, "versitygw"), nil)
+	if err != nil {
+		return nil, err
+	}
+	defer s3.Stop()
+	// Straight into the posix backend's bucket directory: its files are the bucket's objects.
+	start := time.Now()
+	if err := res.Dataset.WriteStorage(ctx, s3.BucketDir(), 8); err != nil {
+		return nil, err
+	}
+	logf("s3: wrote %d objects in %s", res.Dataset.Objects, time.Since(start).Round(time.Millisecond))
+	upstream, _ := url.Parse(s3.Endpoint)
+	s3Proxy, err := StartCountingProxy(upstream, &http.Transport{MaxIdleConnsPerHost: 256}, ClassifyS3)
+	if err != nil {
+		return nil, err
+	}
+	defer s3Proxy.Close()
+	storageYAML := s3.StorageYAML(s3Proxy.URL)
+	br := &BackendResult{Backend: "s3"}
+	if br.Prune, err = measurePrune(ctx, cfg, binary, storageYAML, kubeconfig, apiProxy, s3Proxy, logf); err != nil {
+		return nil, err
+	}
+	if err := checkFound(res.Dataset, br.Prune.Found); err != nil {
+		return nil, err
+	}
+	s3cfg := cfg
+	s3cfg.GCRuns = cfg.S3GCRuns
+	if br.GC, err = measureGCWith(ctx, s3cfg, storageYAML, s3Proxy, logf); err != nil {
+		return nil, err
+	}
+	return br, nil
+}
+
+func checkFound(ds *Dataset, found int) error {
+	if found != ds.OrphanBlobs {
+		return fmt.Errorf("-prune=check would delete %d blobs, the dataset has %d orphans", found, ds.OrphanBlobs)
+	}
+	return nil
+}
+
+var wouldDelete = regexp.MustCompile(`(?m)^Would delete (\d+) blobs$`)
+
+func measurePrune(ctx context.Context, cfg Config, binary, storageYAML, kubeconfig string, apiProxy, storageProxy *CountingProxy, logf func(string, ...any)) (Measure, error) {
+	configPath := filepath.Join(cfg.WorkDir, "prune-config.yml")
+	if err := harness.WriteRegistryConfigStorage(configPath, "127.0.0.1:0", storageYAML, kubeconfig); err != nil {
+		return Measure{}, err
+	}
+	var found int
+	m, err := measure(ctx, cfg.Runs, logf, "dockerregistry -prune=check", []*CountingProxy{apiProxy, storageProxy}, func() *exec.Cmd {
+		cmd := exec.CommandContext(ctx, binary, "-prune=check", "-prune-keep-younger-than=0s", configPath)
+		cmd.Env = append(os.Environ(), "KUBECONFIG=", "REGISTRY_LOG_LEVEL=warning")
+		return cmd
+	}, func(stdout []byte) error {
+		mm := wouldDelete.FindSubmatch(stdout)
+		if mm == nil {
+			return fmt.Errorf("no \"Would delete N blobs\" line in:\n%s", stdout)
+		}
+		found, _ = strconv.Atoi(string(mm[1]))
+		return nil
+	})
+	m.Found = found
+	if apiProxy != nil {
+		m.API = m.counts[0]
+	}
+	if storageProxy != nil {
+		m.Storage = m.counts[1]
+	}
+	return m.Measure, err
+}
+
+// measureGC runs distribution's garbage-collect --dry-run on the same storage.
+func measureGC(ctx context.Context, cfg Config, storageYAML string, logf func(string, ...any)) (*Measure, error) {
+	return measureGCWith(ctx, cfg, storageYAML, nil, logf)
+}
+
+func measureGCWith(ctx context.Context, cfg Config, storageYAML string, storageProxy *CountingProxy, logf func(string, ...any)) (*Measure, error) {
+	if cfg.GCRuns < 1 {
+		return nil, nil
+	}
+	gcBinary, err := distributionRegistryBinary()
+	if err != nil {
+		return nil, err
+	}
+	configPath := filepath.Join(cfg.WorkDir, "distribution-config.yml")
+	content := "version: 0.1\nlog:\n  level: error\nstorage:\n" + indentLines(storageYAML, "  ") + "  delete:\n    enabled: true\n"
+	if err := os.WriteFile(configPath, []byte(content), 0o600); err != nil {
+		return nil, err
+	}
+	m, err := measure(ctx, cfg.GCRuns, logf, "registry garbage-collect --dry-run", []*CountingProxy{storageProxy}, func() *exec.Cmd {
+		return exec.CommandContext(ctx, gcBinary, "garbage-collect", "--dry-run", configPath)
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	if storageProxy != nil {
+		m.Storage = m.counts[0]
+	}
+	return &m.Measure, nil
+}
+
+func indentLines(s, prefix string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i := range lines {
+		lines[i] = prefix + lines[i]
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
+
+type measured struct {
+	Measure
+	counts []Counts // per proxy, of the median run
+}
+
+// measure runs newCmd runs times, with the proxies' counts reset before each run, and keeps
+// the medians. check, if set, inspects each run's standard output.
+func measure(ctx context.Context, runs int, logf func(string, ...any), what string, proxies []*CountingProxy, newCmd func() *exec.Cmd, check func(stdout []byte) error) (measured, error) {
+	type run struct {
+		wall   time.Duration
+		rss    int64
+		counts []Counts
+	}
+	var all []run
+	for i := range runs {
+		for _, p := range proxies {
+			if p != nil {
+				p.Reset()
+			}
+		}
+		cmd := newCmd()
+		rssFile := filepath.Join(os.TempDir(), fmt.Sprintf("bench-rss-%d-%d", os.Getpid(), i))
+		if err := viaRusageChild(cmd, rssFile); err != nil {
+			return measured{}, err
+		}
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout = &limitedBuffer{buf: &stdout, max: 1 << 20, keepTail: true}
+		cmd.Stderr = &limitedBuffer{buf: &stderr, max: 64 << 10}
+		start := time.Now()
+		err := cmd.Run()
+		wall := time.Since(start)
+		if err != nil {
+			return measured{}, fmt.Errorf("%s: %w\nstderr:\n%s", what, err, stderr.String())
+		}
+		if check != nil {
+			if err := check(stdout.Bytes()); err != nil {
+				return measured{}, fmt.Errorf("%s: %w", what, err)
+			}
+		}
+		r := run{wall: wall}
+		if b, err := os.ReadFile(rssFile); err == nil {
+			r.rss, _ = strconv.ParseInt(string(b), 10, 64)
+			_ = os.Remove(rssFile)
+		}
+		for _, p := range proxies {
+			if p != nil {
+				r.counts = append(r.counts, p.Counts())
+			} else {
+				r.counts = append(r.counts, nil)
+			}
+		}
+		logf("%s run %d/%d: %s, peak RSS %s", what, i+1, runs, wall.Round(time.Millisecond), mib(r.rss))
+		all = append(all, r)
+	}
+	byWall := slices.Clone(all)
+	slices.SortFunc(byWall, func(a, b run) int { return int(a.wall - b.wall) })
+	med := byWall[len(byWall)/2]
+	rss := make([]int64, len(all))
+	walls := make([]time.Duration, len(all))
+	for i, r := range all {
+		rss[i], walls[i] = r.rss, r.wall
+	}
+	slices.Sort(rss)
+	return measured{Measure: Measure{Runs: runs, Wall: med.wall, PeakRSS: rss[len(rss)/2], Walls: walls}, counts: med.counts}, nil
+}
+
+// limitedBuffer keeps at most max bytes: the first ones, or (keepTail) the last ones.
+type limitedBuffer struct {
+	buf      *bytes.Buffer
+	max      int
+	keepTail bool
+}
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	n := len(p)
+	if l.keepTail {
+		l.buf.Write(p)
+		if l.buf.Len() > l.max {
+			tail := slices.Clone(l.buf.Bytes()[l.buf.Len()-l.max:])
+			l.buf.Reset()
+			l.buf.Write(tail)
+		}
+		return n, nil
+	}
+	if room := l.max - l.buf.Len(); room > 0 {
+		l.buf.Write(p[:min(room, len(p))])
+	}
+	return n, nil
+}
+
+// straceCounts runs one prune under strace -f -c and returns its system call counts.
+func straceCounts(ctx context.Context, cfg Config, binary, storageYAML, kubeconfig string) (map[string]int, error) {
+	strace, err := exec.LookPath("strace")
+	if err != nil {
+		return nil, errors.New("strace is not installed")
+	}
+	configPath := filepath.Join(cfg.WorkDir, "prune-config.yml")
+	if err := harness.WriteRegistryConfigStorage(configPath, "127.0.0.1:0", storageYAML, kubeconfig); err != nil {
+		return nil, err
+	}
+	out := filepath.Join(cfg.WorkDir, "strace.txt")
+	cmd := exec.CommandContext(ctx, strace, "-f", "-c", "-o", out, binary, "-prune=check", "-prune-keep-younger-than=0s", configPath)
+	cmd.Env = append(os.Environ(), "KUBECONFIG=", "REGISTRY_LOG_LEVEL=warning")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("%w: %s", err, b)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		return nil, err
+	}
+	counts := map[string]int{}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		// % time, seconds, usecs/call, calls, [errors], syscall
+		if len(f) < 5 || strings.HasPrefix(line, "%") || strings.HasPrefix(line, "-") {
+			continue
+		}
+		calls, err := strconv.Atoi(f[3])
+		if err != nil {
+			continue
+		}
+		counts[f[len(f)-1]] = calls
+	}
+	return counts, nil
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// distributionRegistryBinary is distribution's own registry binary, built by make tools.
+func distributionRegistryBinary() (string, error) {
+	dir, err := harness.BinDir()
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "distribution-registry")
+	if info, err := os.Stat(path); err != nil || info.Mode().Perm()&0o111 == 0 {
+		return "", fmt.Errorf("%s (run make tools): %w", path, harness.ErrBinaryMissing)
+	}
+	return path, nil
+}
