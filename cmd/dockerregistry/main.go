@@ -18,6 +18,7 @@ import (
 	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
 	"github.com/sirupsen/logrus"
 
+	"github.com/hardprune/image-registry/cache"
 	"github.com/hardprune/image-registry/config"
 	"github.com/hardprune/image-registry/imageapi"
 	"github.com/hardprune/image-registry/prune"
@@ -40,6 +41,7 @@ type options struct {
 	allowDeleteAll  bool
 	ignoreReadOnly  bool
 	configPath      string
+	maintenanceOptions
 }
 
 func main() {
@@ -63,6 +65,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "error: %v\n", err)
 		return exitFailure
+	}
+	if opts.maintenance() {
+		return runMaintenance(ctx, cfg, opts, stdout, stderr)
 	}
 	if opts.prune == "" {
 		if err := registry.Serve(ctx, cfg); err != nil {
@@ -90,6 +95,7 @@ func parseFlags(args []string, stderr io.Writer) (options, int) {
 	fs.Int64Var(&opts.pageSize, "prune-page-size", imageapi.DefaultPageSize, "objects per image API list request")
 	fs.BoolVar(&opts.allowDeleteAll, "prune-allow-delete-all", false, "let -prune=delete remove every blob in storage (refused otherwise)")
 	fs.BoolVar(&opts.ignoreReadOnly, "prune-ignore-read-only", false, "let -prune=delete run on a registry not configured read-only (only when no registry serves this storage)")
+	opts.maintenanceOptions.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return opts, 0
@@ -111,6 +117,9 @@ func parseFlags(args []string, stderr io.Writer) (options, int) {
 	if opts.workers < 1 || opts.pageSize < 1 || opts.keepYoungerThan < 0 || opts.uploadPurgeAge < 0 {
 		fmt.Fprintln(stderr, "error: -prune-workers and -prune-page-size must be positive, durations must not be negative")
 		return opts, exitUsage
+	}
+	if code := opts.validateMaintenance(stderr); code >= 0 {
+		return opts, code
 	}
 	return opts, -1
 }
@@ -166,6 +175,15 @@ func runPrune(ctx context.Context, cfg *config.Config, opts options, stdout, std
 	}
 	log.WithFields(logrus.Fields{"storage": drv.Name(), "credentials": source, "server": restCfg.Host}).Info(mode)
 
+	// The blob descriptor cache: Redis entries removed with what they describe, and the marker
+	// that makes registries with an in-memory cache drop theirs. Redis must answer before
+	// anything is deleted.
+	inval, err := cache.NewInvalidation(ctx, cfg.Distribution, drv)
+	if err != nil {
+		return fail(fmt.Errorf("%w (nothing was deleted)", err))
+	}
+	defer inval.Close()
+
 	store := &storage.Store{Driver: drv, Workers: opts.workers, Log: log}
 	pcfg := prune.Config{
 		References: &imageapi.Source{Client: client, PageSize: opts.pageSize, Log: log},
@@ -180,15 +198,29 @@ func runPrune(ctx context.Context, cfg *config.Config, opts options, stdout, std
 		Log:            log,
 	}
 	if !dryRun {
-		pcfg.Remover = store
+		pcfg.Remover = inval.Wrap(store)
 	}
 	plan, sum, err := prune.Run(ctx, pcfg)
+	if !dryRun {
+		// The end marker goes even after a failed or interrupted sweep.
+		if ferr := inval.Finish(ctx); ferr != nil {
+			err = errors.Join(err, ferr)
+		}
+	}
 	// The summary is printed whenever the sweep started, so an interrupted or failed delete
 	// still says what it removed. A run that failed before the sweep deleted nothing, and
 	// prints no counts that a script could take for a clean result.
 	if plan != nil && !errors.Is(err, prune.ErrWouldDeleteEverything) {
 		prune.WriteSummary(stdout, sum, dryRun)
+		entries := inval.Invalidated()
+		if dryRun && err == nil {
+			entries, err = inval.Count(ctx, plan, opts.workers)
+		}
+		if err == nil || !dryRun {
+			inval.WriteSummary(stdout, entries, dryRun)
+		}
 	}
+	err = writePruneReport(opts, drv, plan, sum, dryRun, err)
 	if err != nil {
 		return fail(err)
 	}

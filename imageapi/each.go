@@ -1,0 +1,109 @@
+package imageapi
+
+import (
+	"context"
+	"fmt"
+
+	imagev1 "github.com/openshift/api/image/v1"
+	imageclient "github.com/openshift/client-go/image/clientset/versioned/typed/image/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/pager"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/sirupsen/logrus"
+
+	"github.com/hardprune/image-registry/prune"
+)
+
+// Lister walks whole Image and ImageStream objects page by page, for the maintenance modes
+// that need more of them than the prune's digests (the tag positions of -prune-explain, the
+// references and annotations of -restore).
+type Lister struct {
+	Client   imageclient.ImageV1Interface
+	PageSize int64
+	Log      logrus.FieldLogger
+}
+
+func (l *Lister) log() logrus.FieldLogger {
+	if l.Log == nil {
+		return logrus.StandardLogger()
+	}
+	return l.Log
+}
+
+// EachImage calls fn for every Image, one page in memory at a time.
+func (l *Lister) EachImage(ctx context.Context, fn func(*imagev1.Image) error) error {
+	p := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+		return l.Client.Images().List(ctx, opts)
+	})
+	p.PageSize = (&Source{PageSize: l.PageSize}).pageSize()
+	err := p.EachListItem(ctx, metav1.ListOptions{}, func(obj runtime.Object) error {
+		img, ok := obj.(*imagev1.Image)
+		if !ok {
+			return fmt.Errorf("image list returned a %T: %w", obj, ErrMalformed)
+		}
+		return fn(img)
+	})
+	if err != nil {
+		return fmt.Errorf("listing images: %w", explain(err))
+	}
+	return nil
+}
+
+// EachImageStream calls fn for every ImageStream of every namespace.
+func (l *Lister) EachImageStream(ctx context.Context, fn func(*imagev1.ImageStream) error) error {
+	p := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+		return l.Client.ImageStreams(metav1.NamespaceAll).List(ctx, opts)
+	})
+	p.PageSize = (&Source{PageSize: l.PageSize}).pageSize()
+	err := p.EachListItem(ctx, metav1.ListOptions{}, func(obj runtime.Object) error {
+		is, ok := obj.(*imagev1.ImageStream)
+		if !ok {
+			return fmt.Errorf("image stream list returned a %T: %w", obj, ErrMalformed)
+		}
+		return fn(is)
+	})
+	if err != nil {
+		return fmt.Errorf("listing image streams: %w", explain(err))
+	}
+	return nil
+}
+
+// Restarting runs pass, a whole listing that starts from fresh state each time, again when the
+// API server expires its continue token mid-way (as Source.References does): a partial
+// listing is never used.
+func (l *Lister) Restarting(ctx context.Context, pass func(context.Context) error) error {
+	var lastErr error
+	for attempt := 1; attempt <= maxListAttempts; attempt++ {
+		err := pass(ctx)
+		if err == nil {
+			return nil
+		}
+		if !apierrors.IsResourceExpired(err) && !apierrors.IsGone(err) {
+			return err
+		}
+		lastErr = err
+		l.log().WithError(err).Warnf("the list expired mid-way; starting over (attempt %d of %d)", attempt+1, maxListAttempts)
+	}
+	return fmt.Errorf("listing kept expiring after %d attempts: %w", maxListAttempts, lastErr)
+}
+
+// TagHistories reduces an ImageStream to its repository and, tag by tag, the manifests of its
+// history, newest first, keeping the positions that ReduceStream forgets.
+func TagHistories(is *imagev1.ImageStream) (prune.StreamTags, error) {
+	out := prune.StreamTags{Repository: is.Namespace + "/" + is.Name}
+	for _, tag := range is.Status.Tags {
+		th := prune.TagHistory{Tag: tag.Tag}
+		for i, item := range tag.Items {
+			d, err := digest.Parse(item.Image)
+			if err != nil {
+				return prune.StreamTags{}, fmt.Errorf("image stream %s tag %q item %d: image %q is not a digest: %w", out.Repository, tag.Tag, i, item.Image, ErrMalformed)
+			}
+			th.Items = append(th.Items, prune.TagItem{Image: d, Reference: item.DockerImageReference})
+		}
+		out.Tags = append(out.Tags, th)
+	}
+	return out, nil
+}

@@ -1,0 +1,131 @@
+package restore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/distribution/distribution/v3"
+	"github.com/distribution/distribution/v3/manifest/manifestlist"
+	"github.com/distribution/distribution/v3/manifest/ocischema"
+	driver "github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+	imageclient "github.com/openshift/client-go/image/clientset/versioned/typed/image/v1"
+	"github.com/sirupsen/logrus"
+
+	"github.com/hardprune/image-registry/prune"
+	"github.com/hardprune/image-registry/registry"
+	"github.com/hardprune/image-registry/storage"
+)
+
+// Recoverer records stored manifests in the image API.
+type Recoverer struct {
+	Driver driver.StorageDriver
+	Client imageclient.ImageV1Interface
+	Log    logrus.FieldLogger
+}
+
+// Result counts what Recover did.
+type Result struct {
+	Images, Tags int
+	// Failed counts the manifests that could not be recovered (each is logged and printed).
+	Failed int
+}
+
+// Recover creates the Images of recs that do not exist, from the manifests stored in the
+// registry, in the shape a push creates them, and records under LostFoundTag each manifest no
+// tag of its repository's stream names, unless it is a child of a recovered manifest list.
+// Each action is printed to w. A manifest that cannot be read or understood is printed and
+// counted, and the others go on; an image API error stops the recovery.
+func (r *Recoverer) Recover(ctx context.Context, w io.Writer, recs []Recovery) (Result, error) {
+	var res Result
+	manifests := map[digest.Digest]distribution.Manifest{}
+	children := prune.NewDigestSet()
+	for _, rec := range recs {
+		if _, done := manifests[rec.Digest]; done {
+			continue
+		}
+		m, err := r.readManifest(ctx, rec.Digest)
+		if err != nil {
+			res.Failed++
+			fmt.Fprintf(w, "Cannot recover %s@%s: %v\n", rec.Repository, rec.Digest, err)
+			manifests[rec.Digest] = nil
+			continue
+		}
+		manifests[rec.Digest] = m
+		switch l := m.(type) {
+		case *manifestlist.DeserializedManifestList:
+			for _, c := range l.Manifests {
+				children.Add(c.Digest)
+			}
+		case *ocischema.DeserializedImageIndex:
+			for _, c := range l.Manifests {
+				children.Add(c.Digest)
+			}
+		}
+	}
+	created := prune.NewDigestSet()
+	for _, rec := range recs {
+		m := manifests[rec.Digest]
+		if m == nil {
+			continue
+		}
+		img, err := registry.ImageFor(rec.Repository, rec.Digest, m)
+		if err != nil {
+			res.Failed++
+			fmt.Fprintf(w, "Cannot recover %s@%s: %v\n", rec.Repository, rec.Digest, err)
+			continue
+		}
+		if rec.CreateImage && !created.Has(rec.Digest) {
+			if err := registry.RecordImage(ctx, r.Client, img); err != nil {
+				return res, fmt.Errorf("creating Image %s: %w", rec.Digest, err)
+			}
+			created.Add(rec.Digest)
+			res.Images++
+			r.Log.WithFields(logrus.Fields{"repository": rec.Repository, "digest": rec.Digest}).Info("created the Image")
+			fmt.Fprintf(w, "Recovered image %s from %s\n", rec.Digest, rec.Repository)
+		}
+		if rec.Tag && !children.Has(rec.Digest) {
+			tag := LostFoundTag(rec.Digest)
+			if err := registry.RecordTag(ctx, r.Client, rec.Repository, tag, img); err != nil {
+				return res, fmt.Errorf("recording %s:%s: %w", rec.Repository, tag, err)
+			}
+			res.Tags++
+			fmt.Fprintf(w, "Recorded %s:%s (image %s)\n", rec.Repository, tag, rec.Digest)
+		}
+	}
+	return res, nil
+}
+
+// readManifest reads a manifest blob and parses it by its media type (OCI manifests and
+// indexes may omit the field; their shape tells them apart).
+func (r *Recoverer) readManifest(ctx context.Context, d digest.Digest) (distribution.Manifest, error) {
+	content, err := r.Driver.GetContent(ctx, storage.BlobDataPath(d))
+	if err != nil {
+		return nil, fmt.Errorf("reading the manifest blob: %w", err)
+	}
+	if digest.FromBytes(content) != d && d.Algorithm() == digest.SHA256 {
+		return nil, fmt.Errorf("the stored manifest does not match its digest")
+	}
+	var probe struct {
+		MediaType string            `json:"mediaType"`
+		Manifests []json.RawMessage `json:"manifests"`
+	}
+	if err := json.Unmarshal(content, &probe); err != nil {
+		return nil, fmt.Errorf("the stored manifest is not JSON: %w", err)
+	}
+	mediaType := probe.MediaType
+	if mediaType == "" {
+		mediaType = v1.MediaTypeImageManifest
+		if probe.Manifests != nil {
+			mediaType = v1.MediaTypeImageIndex
+		}
+	}
+	m, _, err := distribution.UnmarshalManifest(mediaType, content)
+	if err != nil {
+		return nil, fmt.Errorf("parsing the %s manifest: %w", mediaType, err)
+	}
+	return m, nil
+}
