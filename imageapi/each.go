@@ -38,7 +38,7 @@ func (l *Lister) EachImage(ctx context.Context, fn func(*imagev1.Image) error) e
 	p := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 		return l.Client.Images().List(ctx, opts)
 	})
-	p.PageSize = (&Source{PageSize: l.PageSize}).pageSize()
+	p.PageSize = pageSize(l.PageSize)
 	err := p.EachListItem(ctx, metav1.ListOptions{}, func(obj runtime.Object) error {
 		img, ok := obj.(*imagev1.Image)
 		if !ok {
@@ -57,7 +57,7 @@ func (l *Lister) EachImageStream(ctx context.Context, fn func(*imagev1.ImageStre
 	p := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 		return l.Client.ImageStreams(metav1.NamespaceAll).List(ctx, opts)
 	})
-	p.PageSize = (&Source{PageSize: l.PageSize}).pageSize()
+	p.PageSize = pageSize(l.PageSize)
 	err := p.EachListItem(ctx, metav1.ListOptions{}, func(obj runtime.Object) error {
 		is, ok := obj.(*imagev1.ImageStream)
 		if !ok {

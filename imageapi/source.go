@@ -8,10 +8,7 @@ import (
 	imagev1 "github.com/openshift/api/image/v1"
 	imageclient "github.com/openshift/client-go/image/clientset/versioned/typed/image/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/pager"
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sync/errgroup"
@@ -49,19 +46,14 @@ func NewClient(cfg *rest.Config) (imageclient.ImageV1Interface, error) {
 // References lists every Image and ImageStream. If the API server expires the continue token
 // mid-listing, the whole listing starts over: a partial listing is never used.
 func (s *Source) References(ctx context.Context) (*prune.References, error) {
-	var lastErr error
-	for attempt := 1; attempt <= maxListAttempts; attempt++ {
-		refs, err := s.list(ctx)
-		if err == nil {
-			return refs, nil
-		}
-		if !apierrors.IsResourceExpired(err) && !apierrors.IsGone(err) {
-			return nil, err
-		}
-		lastErr = err
-		s.log().WithError(err).Warnf("the list expired mid-way; starting over (attempt %d of %d)", attempt+1, maxListAttempts)
-	}
-	return nil, fmt.Errorf("listing kept expiring after %d attempts: %w", maxListAttempts, lastErr)
+	l := &Lister{Client: s.Client, PageSize: s.PageSize, Log: s.Log}
+	var refs *prune.References
+	err := l.Restarting(ctx, func(ctx context.Context) error {
+		var err error
+		refs, err = s.list(ctx, l)
+		return err
+	})
+	return refs, err
 }
 
 func (s *Source) log() logrus.FieldLogger {
@@ -71,68 +63,46 @@ func (s *Source) log() logrus.FieldLogger {
 	return s.Log
 }
 
-func (s *Source) pageSize() int64 {
-	if s.PageSize <= 0 {
+// pageSize is the page size asked for: n, or DefaultPageSize when n is not positive.
+func pageSize(n int64) int64 {
+	if n <= 0 {
 		return DefaultPageSize
 	}
-	return s.PageSize
+	return n
 }
 
-// list reads the Images and the ImageStreams, the two listings at the same time.
-func (s *Source) list(ctx context.Context) (*prune.References, error) {
+// list reads the Images and the ImageStreams, the two listings at the same time, reducing
+// each object to its digests as its page arrives.
+func (s *Source) list(ctx context.Context, l *Lister) (*prune.References, error) {
 	b := prune.NewReferenceBuilder()
 	var mu sync.Mutex // the builder is filled from both listings
 	var images, streams int
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		p := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-			return s.Client.Images().List(ctx, opts)
-		})
-		p.PageSize = s.pageSize()
-		err := p.EachListItem(gctx, metav1.ListOptions{}, func(obj runtime.Object) error {
-			img, ok := obj.(*imagev1.Image)
-			if !ok {
-				return fmt.Errorf("image list returned a %T: %w", obj, ErrMalformed)
-			}
+		return l.EachImage(gctx, func(img *imagev1.Image) error {
 			reduced, err := ReduceImage(img)
 			if err != nil {
 				return err
 			}
 			mu.Lock()
+			defer mu.Unlock()
 			b.AddImage(reduced)
 			images++
-			mu.Unlock()
 			return nil
 		})
-		if err != nil {
-			return fmt.Errorf("listing images: %w", explain(err))
-		}
-		return nil
 	})
 	g.Go(func() error {
-		p := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-			return s.Client.ImageStreams(metav1.NamespaceAll).List(ctx, opts)
-		})
-		p.PageSize = s.pageSize()
-		err := p.EachListItem(gctx, metav1.ListOptions{}, func(obj runtime.Object) error {
-			is, ok := obj.(*imagev1.ImageStream)
-			if !ok {
-				return fmt.Errorf("image stream list returned a %T: %w", obj, ErrMalformed)
-			}
+		return l.EachImageStream(gctx, func(is *imagev1.ImageStream) error {
 			reduced, err := ReduceStream(is)
 			if err != nil {
 				return err
 			}
 			mu.Lock()
+			defer mu.Unlock()
 			b.AddStream(reduced)
 			streams++
-			mu.Unlock()
 			return nil
 		})
-		if err != nil {
-			return fmt.Errorf("listing image streams: %w", explain(err))
-		}
-		return nil
 	})
 	if err := g.Wait(); err != nil {
 		return nil, err

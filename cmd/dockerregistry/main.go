@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
 	"github.com/sirupsen/logrus"
 
@@ -141,14 +142,24 @@ func pruneLogger(stderr io.Writer) (*logrus.Logger, error) {
 	return log, nil
 }
 
+// openStorage sets up what every mode but serving needs: the logger and the storage driver the
+// configuration names.
+func openStorage(ctx context.Context, cfg *config.Config, stderr io.Writer) (*logrus.Logger, storagedriver.StorageDriver, error) {
+	log, err := pruneLogger(stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	drv, err := factory.Create(ctx, cfg.Distribution.Storage.Type(), cfg.Distribution.Storage.Parameters())
+	if err != nil {
+		return nil, nil, fmt.Errorf("creating the %s storage driver: %w", cfg.Distribution.Storage.Type(), err)
+	}
+	return log, drv, nil
+}
+
 func runPrune(ctx context.Context, cfg *config.Config, opts options, stdout, stderr io.Writer) int {
 	fail := func(err error) int {
 		fmt.Fprintf(stderr, "error: %v\n", err)
 		return exitFailure
-	}
-	log, err := pruneLogger(stderr)
-	if err != nil {
-		return fail(err)
 	}
 	dryRun := opts.prune == "check"
 	if !dryRun && !cfg.ReadOnly() && !opts.ignoreReadOnly {
@@ -156,10 +167,9 @@ func runPrune(ctx context.Context, cfg *config.Config, opts options, stdout, std
 			"switch it to read-only (spec.readOnly: true in the registry operator config, or storage.maintenance.readonly.enabled: true, " +
 			`or REGISTRY_STORAGE_MAINTENANCE_READONLY={"enabled":true}), or pass -prune-ignore-read-only if no registry serves this storage`))
 	}
-
-	drv, err := factory.Create(ctx, cfg.Distribution.Storage.Type(), cfg.Distribution.Storage.Parameters())
+	log, drv, err := openStorage(ctx, cfg, stderr)
 	if err != nil {
-		return fail(fmt.Errorf("creating the %s storage driver: %w", cfg.Distribution.Storage.Type(), err))
+		return fail(err)
 	}
 	restCfg, source, err := imageapi.RESTConfig(cfg.OpenShift.KubeConfig)
 	if err != nil {

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	driver "github.com/distribution/distribution/v3/registry/storage/driver"
-	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
 	"github.com/opencontainers/go-digest"
 	imagev1 "github.com/openshift/api/image/v1"
 	"github.com/sirupsen/logrus"
@@ -123,13 +122,9 @@ func runMaintenance(ctx context.Context, cfg *config.Config, opts options, stdou
 		fmt.Fprintf(stderr, "error: %v\n", err)
 		return exitFailure
 	}
-	log, err := pruneLogger(stderr)
+	log, drv, err := openStorage(ctx, cfg, stderr)
 	if err != nil {
 		return fail(err)
-	}
-	drv, err := factory.Create(ctx, cfg.Distribution.Storage.Type(), cfg.Distribution.Storage.Parameters())
-	if err != nil {
-		return fail(fmt.Errorf("creating the %s storage driver: %w", cfg.Distribution.Storage.Type(), err))
 	}
 	out := bufio.NewWriter(stdout)
 	defer out.Flush()
