@@ -55,6 +55,9 @@ var flatListing = map[string]bool{"s3aws": true, "gcs": true, "azure": true}
 func (s *Store) Inventory(ctx context.Context) (*prune.Inventory, error) {
 	phase := progress.Start(s.log(), "inventory")
 	defer phase.Done()
+	if flatListing[s.Driver.Name()] {
+		return s.flatInventory(ctx, phase)
+	}
 	g, ctx := errgroup.WithContext(ctx)
 	var blobs []prune.Blob
 	var repos []prune.Repository
@@ -74,6 +77,31 @@ func (s *Store) Inventory(ctx context.Context) (*prune.Inventory, error) {
 	return &prune.Inventory{Blobs: blobs, Repositories: repos}, nil
 }
 
+// flatInventory lists the whole storage root in one paged listing: on object storage that is
+// ceil(objects/1000) requests, the least there can be.
+func (s *Store) flatInventory(ctx context.Context, phase *progress.Phase) (*prune.Inventory, error) {
+	var blobs []prune.Blob
+	repos := newRepoShard()
+	err := s.walk(ctx, RootPath, func(fi driver.FileInfo) error {
+		if fi.IsDir() {
+			return nil
+		}
+		phase.Seen(1)
+		switch p := fi.Path(); {
+		case strings.HasPrefix(p, BlobsPath+"/"):
+			s.visitBlob(&blobs, fi)
+		case strings.HasPrefix(p, RepositoriesPath+"/"):
+			s.visitRepositoryFile(repos, fi)
+		}
+		// Anything else under the root (the prune marker) is not the inventory's.
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &prune.Inventory{Blobs: finishBlobs([]*[]prune.Blob{&blobs}), Repositories: finishRepositories([]*repoShard{repos})}, nil
+}
+
 // walkShards walks root, split into the directories depth levels below it, up to Workers at
 // once. Each shard gets its own state from newShard and is walked by one goroutine, so visit
 // needs no lock for it; files found above the shard level are visited with a nil state.
@@ -87,7 +115,7 @@ func walkShards[T any](ctx context.Context, s *Store, root string, depth int, ph
 			return nil
 		})
 	}
-	if flatListing[s.Driver.Name()] || s.workers() == 1 {
+	if s.workers() == 1 {
 		return walkOne(ctx, root, newShard())
 	}
 	dirs, err := s.shardDirs(ctx, root, depth, func(fi driver.FileInfo) { visit(nil, fi) })
@@ -165,16 +193,30 @@ func (s *Store) walkBlobs(ctx context.Context, phase *progress.Phase) ([]prune.B
 	}
 	// <blobs>/<algorithm>/<two hex digits>: 256 shards for sha256.
 	err := walkShards(ctx, s, BlobsPath, 2, phase, newShard, func(shard *[]prune.Blob, fi driver.FileInfo) {
-		e, err := ParsePath(fi.Path())
-		if err != nil || e.Kind != KindBlobData || shard == nil {
+		if shard == nil {
 			s.log().WithField("path", fi.Path()).Warn("skipping a file that is not a blob")
 			return
 		}
-		*shard = append(*shard, prune.Blob{Digest: e.Digest, Size: fi.Size(), ModTime: fi.ModTime()})
+		s.visitBlob(shard, fi)
 	})
 	if err != nil {
 		return nil, err
 	}
+	return finishBlobs(shards), nil
+}
+
+// visitBlob records a walked file under the blobs root.
+func (s *Store) visitBlob(shard *[]prune.Blob, fi driver.FileInfo) {
+	e, err := ParsePath(fi.Path())
+	if err != nil || e.Kind != KindBlobData {
+		s.log().WithField("path", fi.Path()).Warn("skipping a file that is not a blob")
+		return
+	}
+	*shard = append(*shard, prune.Blob{Digest: e.Digest, Size: fi.Size(), ModTime: fi.ModTime()})
+}
+
+// finishBlobs merges the shards into one list sorted by digest.
+func finishBlobs(shards []*[]prune.Blob) []prune.Blob {
 	n := 0
 	for _, sh := range shards {
 		n += len(*sh)
@@ -184,7 +226,7 @@ func (s *Store) walkBlobs(ctx context.Context, phase *progress.Phase) ([]prune.B
 		blobs = append(blobs, *sh...)
 	}
 	sort.Slice(blobs, func(i, j int) bool { return blobs[i].Digest < blobs[j].Digest })
-	return blobs, nil
+	return blobs
 }
 
 // repoBuilder gathers the entries of one repository as the walk finds them.
@@ -209,13 +251,15 @@ func (sh *repoShard) get(name string) *repoBuilder {
 	return b
 }
 
+func newRepoShard() *repoShard { return &repoShard{builders: map[string]*repoBuilder{}} }
+
 func (s *Store) walkRepositories(ctx context.Context, phase *progress.Phase) ([]prune.Repository, error) {
 	var (
 		mu     sync.Mutex
 		shards []*repoShard
 	)
 	newShard := func() *repoShard {
-		sh := &repoShard{builders: map[string]*repoBuilder{}}
+		sh := newRepoShard()
 		mu.Lock()
 		shards = append(shards, sh)
 		mu.Unlock()
@@ -223,17 +267,30 @@ func (s *Store) walkRepositories(ctx context.Context, phase *progress.Phase) ([]
 	}
 	// <repositories>/<first name component>: one shard per namespace.
 	err := walkShards(ctx, s, RepositoriesPath, 1, phase, newShard, func(shard *repoShard, fi driver.FileInfo) {
-		e, err := ParsePath(fi.Path())
-		if err != nil || shard == nil {
-			s.log().WithField("path", fi.Path()).WithError(err).Warn("skipping a file the registry does not write")
+		if shard == nil {
+			s.log().WithField("path", fi.Path()).Warn("skipping a file the registry does not write")
 			return
 		}
-		shard.add(e, fi)
+		s.visitRepositoryFile(shard, fi)
 	})
 	if err != nil {
 		return nil, err
 	}
+	return finishRepositories(shards), nil
+}
 
+// visitRepositoryFile records a walked file under the repositories root.
+func (s *Store) visitRepositoryFile(shard *repoShard, fi driver.FileInfo) {
+	e, err := ParsePath(fi.Path())
+	if err != nil {
+		s.log().WithField("path", fi.Path()).WithError(err).Warn("skipping a file the registry does not write")
+		return
+	}
+	shard.add(e, fi)
+}
+
+// finishRepositories builds the repositories of every shard, sorted by name.
+func finishRepositories(shards []*repoShard) []prune.Repository {
 	var repos []prune.Repository
 	for _, sh := range shards {
 		for _, b := range sh.builders {
@@ -242,7 +299,7 @@ func (s *Store) walkRepositories(ctx context.Context, phase *progress.Phase) ([]
 	}
 	sort.Slice(repos, func(i, j int) bool { return repos[i].Name < repos[j].Name })
 	markNested(repos)
-	return repos, nil
+	return repos
 }
 
 // add records one walked file of the shard.
