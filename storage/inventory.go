@@ -55,20 +55,21 @@ var flatListing = map[string]bool{"s3aws": true, "gcs": true, "azure": true}
 func (s *Store) Inventory(ctx context.Context) (*prune.Inventory, error) {
 	phase := progress.Start(s.log(), "inventory")
 	defer phase.Done()
+	w := &walker{Store: s, phase: phase, digests: &interner{}}
 	if flatListing[s.Driver.Name()] {
-		return s.flatInventory(ctx, phase)
+		return w.flatInventory(ctx)
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	var blobs []prune.Blob
 	var repos []prune.Repository
 	g.Go(func() error {
 		var err error
-		blobs, err = s.walkBlobs(ctx, phase)
+		blobs, err = w.walkBlobs(ctx)
 		return err
 	})
 	g.Go(func() error {
 		var err error
-		repos, err = s.walkRepositories(ctx, phase)
+		repos, err = w.walkRepositories(ctx)
 		return err
 	})
 	if err := g.Wait(); err != nil {
@@ -77,9 +78,17 @@ func (s *Store) Inventory(ctx context.Context) (*prune.Inventory, error) {
 	return &prune.Inventory{Blobs: blobs, Repositories: repos}, nil
 }
 
+// walker is one inventory under way.
+type walker struct {
+	*Store
+	phase   *progress.Phase
+	digests *interner
+}
+
 // flatInventory lists the whole storage root in one paged listing: on object storage that is
 // ceil(objects/1000) requests, the least there can be.
-func (s *Store) flatInventory(ctx context.Context, phase *progress.Phase) (*prune.Inventory, error) {
+func (s *walker) flatInventory(ctx context.Context) (*prune.Inventory, error) {
+	phase := s.phase
 	var blobs []prune.Blob
 	repos := newRepoShard()
 	err := s.walk(ctx, RootPath, func(fi driver.FileInfo) error {
@@ -179,7 +188,7 @@ func (s *Store) walk(ctx context.Context, root string, f driver.WalkFn) error {
 	return nil
 }
 
-func (s *Store) walkBlobs(ctx context.Context, phase *progress.Phase) ([]prune.Blob, error) {
+func (s *walker) walkBlobs(ctx context.Context) ([]prune.Blob, error) {
 	var (
 		mu     sync.Mutex
 		shards []*[]prune.Blob
@@ -192,7 +201,7 @@ func (s *Store) walkBlobs(ctx context.Context, phase *progress.Phase) ([]prune.B
 		return sh
 	}
 	// <blobs>/<algorithm>/<two hex digits>: 256 shards for sha256.
-	err := walkShards(ctx, s, BlobsPath, 2, phase, newShard, func(shard *[]prune.Blob, fi driver.FileInfo) {
+	err := walkShards(ctx, s.Store, BlobsPath, 2, s.phase, newShard, func(shard *[]prune.Blob, fi driver.FileInfo) {
 		if shard == nil {
 			s.log().WithField("path", fi.Path()).Warn("skipping a file that is not a blob")
 			return
@@ -206,13 +215,13 @@ func (s *Store) walkBlobs(ctx context.Context, phase *progress.Phase) ([]prune.B
 }
 
 // visitBlob records a walked file under the blobs root.
-func (s *Store) visitBlob(shard *[]prune.Blob, fi driver.FileInfo) {
+func (s *walker) visitBlob(shard *[]prune.Blob, fi driver.FileInfo) {
 	e, err := ParsePath(fi.Path())
 	if err != nil || e.Kind != KindBlobData {
 		s.log().WithField("path", fi.Path()).Warn("skipping a file that is not a blob")
 		return
 	}
-	*shard = append(*shard, prune.Blob{Digest: e.Digest, Size: fi.Size(), ModTime: fi.ModTime()})
+	*shard = append(*shard, prune.Blob{Digest: s.digests.intern(e.Digest), Size: fi.Size(), ModTime: fi.ModTime()})
 }
 
 // finishBlobs merges the shards into one list sorted by digest.
@@ -253,7 +262,7 @@ func (sh *repoShard) get(name string) *repoBuilder {
 
 func newRepoShard() *repoShard { return &repoShard{builders: map[string]*repoBuilder{}} }
 
-func (s *Store) walkRepositories(ctx context.Context, phase *progress.Phase) ([]prune.Repository, error) {
+func (s *walker) walkRepositories(ctx context.Context) ([]prune.Repository, error) {
 	var (
 		mu     sync.Mutex
 		shards []*repoShard
@@ -266,7 +275,7 @@ func (s *Store) walkRepositories(ctx context.Context, phase *progress.Phase) ([]
 		return sh
 	}
 	// <repositories>/<first name component>: one shard per namespace.
-	err := walkShards(ctx, s, RepositoriesPath, 1, phase, newShard, func(shard *repoShard, fi driver.FileInfo) {
+	err := walkShards(ctx, s.Store, RepositoriesPath, 1, s.phase, newShard, func(shard *repoShard, fi driver.FileInfo) {
 		if shard == nil {
 			s.log().WithField("path", fi.Path()).Warn("skipping a file the registry does not write")
 			return
@@ -280,11 +289,14 @@ func (s *Store) walkRepositories(ctx context.Context, phase *progress.Phase) ([]
 }
 
 // visitRepositoryFile records a walked file under the repositories root.
-func (s *Store) visitRepositoryFile(shard *repoShard, fi driver.FileInfo) {
+func (s *walker) visitRepositoryFile(shard *repoShard, fi driver.FileInfo) {
 	e, err := ParsePath(fi.Path())
 	if err != nil {
 		s.log().WithField("path", fi.Path()).WithError(err).Warn("skipping a file the registry does not write")
 		return
+	}
+	if e.Digest != "" {
+		e.Digest = s.digests.intern(e.Digest)
 	}
 	shard.add(e, fi)
 }

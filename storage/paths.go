@@ -268,7 +268,7 @@ func parseDigest(alg, encoded string) (digest.Digest, error) {
 		if !isLowerHex(encoded, 64) {
 			return "", fmt.Errorf("%s:%s: %w", alg, encoded, ErrBadDigest)
 		}
-		return digest.NewDigestFromEncoded(digest.SHA256, encoded), nil
+		return digest.Digest("sha256:" + encoded), nil
 	}
 	dgst := digest.NewDigestFromEncoded(digest.Algorithm(alg), encoded)
 	if err := dgst.Validate(); err != nil {

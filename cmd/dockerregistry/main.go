@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -26,6 +27,10 @@ import (
 	"github.com/hardprune/image-registry/registry"
 	"github.com/hardprune/image-registry/storage"
 )
+
+// defaultMemoryLimit is the soft memory limit of the maintenance modes: what the benchmark of
+// 200,000 blobs keeps at most, with room; above it the collector runs more often.
+const defaultMemoryLimit = 150 << 20
 
 // Exit codes: 1 for a run that failed, 2 for a command line that is wrong.
 const (
@@ -145,6 +150,12 @@ func pruneLogger(stderr io.Writer) (*logrus.Logger, error) {
 // openStorage sets up what every mode but serving needs: the logger and the storage driver the
 // configuration names.
 func openStorage(ctx context.Context, cfg *config.Config, stderr io.Writer) (*logrus.Logger, storagedriver.StorageDriver, error) {
+	// A walk of millions of files makes garbage fast; without a limit the heap grows to twice
+	// what the run keeps. A soft limit makes the collector work harder instead (GOMEMLIMIT,
+	// when set, is the administrator's choice and wins).
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
 	log, err := pruneLogger(stderr)
 	if err != nil {
 		return nil, nil, err
