@@ -183,22 +183,28 @@ func decideRepository(plan *Plan, linked *DigestSet, refs *References, rr *Repos
 	for _, t := range repo.Tags {
 		if !t.CurrentKnown && !young(t.ModTime) {
 			// The current link is one of the index entries: when they all stay, so does the tag;
-			// when they all go, so does the tag; otherwise its current link must be read.
+			// when they all go, so does the tag. Otherwise the times may tell which entry is
+			// current: trusted when that manifest stays (the tag stays, at worst pointing at a
+			// removed manifest if the times lied); never to remove a tag, which takes a read.
 			kept := 0
 			for _, d := range t.Index {
 				if keptManifests.Has(d) {
 					kept++
 				}
 			}
-			switch {
-			case kept == len(t.Index):
+			if kept == len(t.Index) {
 				continue
-			case kept == 0:
-				plan.Tags = append(plan.Tags, TagAction{Repository: repo.Name, Tag: t.Name, Reason: "points at " + manifestReason})
-			default:
-				plan.UnresolvedTags = append(plan.UnresolvedTags, TagRef{Repository: repo.Name, Tag: t.Name})
 			}
-			continue
+			if kept == 0 {
+				plan.Tags = append(plan.Tags, TagAction{Repository: repo.Name, Tag: t.Name, Reason: "points at " + manifestReason})
+				continue
+			}
+			d, ok := t.likelyCurrent()
+			if !ok || !keptManifests.Has(d) {
+				plan.UnresolvedTags = append(plan.UnresolvedTags, TagRef{Repository: repo.Name, Tag: t.Name})
+				continue
+			}
+			t.Current, t.CurrentKnown = d, true
 		}
 		// A tag stays while the manifest it points at stays; a tag whose current link could not
 		// be read is left alone, since we cannot tell what it points at.

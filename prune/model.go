@@ -73,6 +73,36 @@ type Tag struct {
 	CurrentKnown bool
 	Index        []digest.Digest
 	ModTime      time.Time // newest modification time of its links
+	// CurrentModTime and IndexModTimes (one per Index entry) are the modification times of
+	// the current link and of the index entries, for likelyCurrent.
+	CurrentModTime time.Time
+	IndexModTimes  []time.Time
+}
+
+// likelyCurrent names the manifest the current link points at without reading it, when the
+// times tell: distribution tags a manifest by writing its index entry, then the current
+// link, so the current manifest is the newest index entry, written just before the current
+// link. It answers only when exactly one entry is the newest, and it is no newer than the
+// current link and at most a minute older; an interrupted tagging (index entry written,
+// current link not) fails that test, since the current link is then older.
+func (t *Tag) likelyCurrent() (digest.Digest, bool) {
+	if len(t.IndexModTimes) != len(t.Index) || len(t.Index) == 0 || t.CurrentModTime.IsZero() {
+		return "", false
+	}
+	newest, unique := 0, true
+	for i := 1; i < len(t.Index); i++ {
+		switch c := t.IndexModTimes[i].Compare(t.IndexModTimes[newest]); {
+		case c > 0:
+			newest, unique = i, true
+		case c == 0:
+			unique = false
+		}
+	}
+	at := t.IndexModTimes[newest]
+	if !unique || at.After(t.CurrentModTime) || t.CurrentModTime.Sub(at) > time.Minute {
+		return "", false
+	}
+	return t.Index[newest], true
 }
 
 // TagRef names a tag in a repository.

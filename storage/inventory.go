@@ -325,10 +325,11 @@ func (sh *repoShard) add(e Entry, fi driver.FileInfo) {
 		b.repo.Layers = append(b.repo.Layers, prune.Link{Digest: e.Digest, ModTime: mt})
 	case KindTagCurrentLink:
 		// Only its time: what it points at is read later, for the few tags that need it.
-		b.tag(e.Tag, mt)
+		b.tag(e.Tag, mt).CurrentModTime = mt
 	case KindTagIndexLink:
 		t := b.tag(e.Tag, mt)
 		t.Index = append(t.Index, e.Digest)
+		t.IndexModTimes = append(t.IndexModTimes, mt)
 	case KindUploadFile:
 		u := b.uploads[e.UploadID]
 		if u == nil {
