@@ -181,6 +181,16 @@ func decideRepository(plan *Plan, linked *DigestSet, refs *References, rr *Repos
 	}
 
 	for _, t := range repo.Tags {
+		if !t.CurrentKnown && !young(t.ModTime) && (t.CurrentLinkMissing || len(t.Index) == 0) {
+			// A tag without a current link or without an index is the remains of an interrupted
+			// deletion: its index does not tell what it points at, so the link is read.
+			plan.UnresolvedTags = append(plan.UnresolvedTags, TagRef{Repository: repo.Name, Tag: t.Name})
+			continue
+		}
+		if t.CurrentKnown && t.CurrentLinkMissing && !young(t.ModTime) {
+			plan.Tags = append(plan.Tags, TagAction{Repository: repo.Name, Tag: t.Name, Reason: "has no current link (an interrupted deletion)"})
+			continue
+		}
 		if !t.CurrentKnown && !young(t.ModTime) {
 			// The current link is one of the index entries: when they all stay, so does the tag;
 			// when they all go, so does the tag. Otherwise the times may tell which entry is

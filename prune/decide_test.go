@@ -508,6 +508,63 @@ func TestDecide(t *testing.T) {
 			want: planNames{},
 		},
 		{
+			// What a tag deletion killed between its index and its current link leaves: an
+			// empty index says nothing about what the tag points at.
+			name:    "current link not read, the index empty: read first",
+			images:  []Image{img("m1", "c1", "l1")},
+			streams: []Stream{stream("ns/app", "m1")},
+			inv: Inventory{
+				Blobs: blobs("m1", "c1", "l1", "m2"),
+				Repositories: []Repository{{Name: "ns/app", Manifests: links("m1", "m2"), Layers: links("c1", "l1"),
+					Tags: []Tag{{Name: "t0", ModTime: old, CurrentModTime: old}}}},
+			},
+			want: planNames{ManifestLinks: []string{"ns/app@m2"}, Blobs: []string{"m2"}, Unresolved: []string{"ns/app:t0"}},
+		},
+		{
+			name:    "read: the current link names a manifest that goes, the index empty: the tag goes",
+			images:  []Image{img("m1", "c1", "l1")},
+			streams: []Stream{stream("ns/app", "m1")},
+			inv: Inventory{
+				Blobs: blobs("m1", "c1", "l1", "m2"),
+				Repositories: []Repository{{Name: "ns/app", Manifests: links("m1", "m2"), Layers: links("c1", "l1"),
+					Tags: []Tag{{Name: "t0", Current: dg("m2"), CurrentKnown: true, ModTime: old, CurrentModTime: old}}}},
+			},
+			want: planNames{Tags: []string{"ns/app:t0"}, ManifestLinks: []string{"ns/app@m2"}, Blobs: []string{"m2"}},
+		},
+		{
+			name:    "current link not listed, the index all stays: read first",
+			images:  []Image{img("m1", "c1", "l1")},
+			streams: []Stream{stream("ns/app", "m1")},
+			inv: Inventory{
+				Blobs: blobs("m1", "c1", "l1"),
+				Repositories: []Repository{{Name: "ns/app", Manifests: links("m1"), Layers: links("c1", "l1"),
+					Tags: []Tag{{Name: "t0", Index: []digest.Digest{dg("m1")}, ModTime: old, CurrentLinkMissing: true}}}},
+			},
+			want: planNames{Unresolved: []string{"ns/app:t0"}},
+		},
+		{
+			name:    "read: no current link, the remains of a tag go",
+			images:  []Image{img("m1", "c1", "l1")},
+			streams: []Stream{stream("ns/app", "m1")},
+			inv: Inventory{
+				Blobs: blobs("m1", "c1", "l1"),
+				Repositories: []Repository{{Name: "ns/app", Manifests: links("m1"), Layers: links("c1", "l1"),
+					Tags: []Tag{{Name: "t0", CurrentKnown: true, Index: []digest.Digest{dg("m1")}, ModTime: old, CurrentLinkMissing: true}}}},
+			},
+			want: planNames{Tags: []string{"ns/app:t0"}},
+		},
+		{
+			name:    "no current link but young: an interrupted tagging may be under way, the tag stays",
+			images:  []Image{img("m1", "c1", "l1")},
+			streams: []Stream{stream("ns/app", "m1")},
+			inv: Inventory{
+				Blobs: blobs("m1", "c1", "l1"),
+				Repositories: []Repository{{Name: "ns/app", Manifests: links("m1"), Layers: links("c1", "l1"),
+					Tags: []Tag{{Name: "t0", CurrentKnown: true, Index: []digest.Digest{dg("m1")}, ModTime: fresh, CurrentLinkMissing: true}}}},
+			},
+			want: planNames{},
+		},
+		{
 			name:    "stale uploads go after the purge age, recent ones stay",
 			images:  []Image{img("m1", "c1", "l1")},
 			streams: []Stream{stream("ns/app", "m1")},

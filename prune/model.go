@@ -77,6 +77,10 @@ type Tag struct {
 	// the current link and of the index entries, for likelyCurrent.
 	CurrentModTime time.Time
 	IndexModTimes  []time.Time
+	// CurrentLinkMissing says the tag has no current link: the walk listed its directory
+	// without one, or a read found none. Distribution serves no such tag; it is what an
+	// interrupted deletion or tagging leaves.
+	CurrentLinkMissing bool
 }
 
 // likelyCurrent names the manifest the current link points at without reading it, when the

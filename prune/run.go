@@ -34,7 +34,8 @@ type leaveAlone struct{}
 func (leaveAlone) ResolveTags(_ context.Context, inv *Inventory, tags []TagRef) error {
 	for _, ref := range tags {
 		if t := inv.Tag(ref); t != nil {
-			t.Current, t.CurrentKnown = "", true
+			// Not read, so not known to be missing either: the tag is left alone.
+			t.Current, t.CurrentKnown, t.CurrentLinkMissing = "", true, false
 		}
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -346,6 +347,8 @@ func (sh *repoShard) add(e Entry, fi driver.FileInfo) {
 // build finishes a repository once the walk is over (and its tags' current links are read).
 func (b *repoBuilder) build() prune.Repository {
 	for _, t := range b.tags {
+		// No current link listed (or one without a time, which a read then settles).
+		t.CurrentLinkMissing = t.CurrentModTime.IsZero()
 		b.repo.Tags = append(b.repo.Tags, *t)
 	}
 	for _, u := range b.uploads {
@@ -353,6 +356,10 @@ func (b *repoBuilder) build() prune.Repository {
 	}
 	sort.Slice(b.repo.Tags, func(i, j int) bool { return b.repo.Tags[i].Name < b.repo.Tags[j].Name })
 	sort.Slice(b.repo.Uploads, func(i, j int) bool { return b.repo.Uploads[i].ID < b.repo.Uploads[j].ID })
+	// Exact-size copies: appending left up to half of each slice unused, and an inventory
+	// holds hundreds of thousands of links for the whole run.
+	b.repo.Manifests = slices.Clone(b.repo.Manifests)
+	b.repo.Layers = slices.Clone(b.repo.Layers)
 	sortLinks(b.repo.Manifests)
 	sortLinks(b.repo.Layers)
 	return b.repo
@@ -377,8 +384,9 @@ func (b *repoBuilder) tag(name string, mt time.Time) *prune.Tag {
 var _ prune.TagResolver = (*Store)(nil)
 
 // ResolveTags reads the current links of the tags named, one small read each, in parallel. A
-// missing link or one with garbage content leaves the tag's Current empty, which keeps the tag
-// untouched; any other storage error fails.
+// link with garbage content leaves the tag's Current empty, which keeps the tag untouched; a
+// missing link marks the tag CurrentLinkMissing, which removes it; any other storage error
+// fails.
 func (s *Store) ResolveTags(ctx context.Context, inv *prune.Inventory, refs []prune.TagRef) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.workers())
@@ -394,7 +402,7 @@ func (s *Store) ResolveTags(ctx context.Context, inv *prune.Inventory, refs []pr
 			var notFound driver.PathNotFoundError
 			switch {
 			case errors.As(err, &notFound):
-				t.Current, t.CurrentKnown = "", true
+				t.Current, t.CurrentKnown, t.CurrentLinkMissing = "", true, true
 				return nil
 			case err != nil:
 				return fmt.Errorf("reading tag link %s: %w", p, err)
@@ -403,7 +411,7 @@ func (s *Store) ResolveTags(ctx context.Context, inv *prune.Inventory, refs []pr
 			if err != nil {
 				s.log().WithField("path", p).WithError(err).Warn("leaving a tag with an unreadable current link alone")
 			}
-			t.Current, t.CurrentKnown = dgst, true
+			t.Current, t.CurrentKnown, t.CurrentLinkMissing = dgst, true, false
 			return nil
 		})
 	}

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"path"
 	"time"
 
 	driver "github.com/distribution/distribution/v3/registry/storage/driver"
@@ -43,8 +44,14 @@ func (s *Store) DeleteRepository(ctx context.Context, a prune.RepositoryAction) 
 	return nil
 }
 
-// DeleteTag removes a tag: its current link and its index.
+// DeleteTag removes a tag: its current link first, then the rest. Removing a directory is not
+// atomic, and the other order could leave a current link whose index entry is gone, which a
+// later run would read as a tag whose index all stays; this order leaves at worst an index
+// without a current link, a tag no one serves, which the next run removes.
 func (s *Store) DeleteTag(ctx context.Context, a prune.TagAction) error {
+	if err := s.remove(ctx, path.Dir(TagCurrentLinkPath(a.Repository, a.Tag))); err != nil {
+		return err
+	}
 	return s.remove(ctx, TagPath(a.Repository, a.Tag))
 }
 
