@@ -71,7 +71,7 @@ func (inv *Invalidation) Close() error {
 func (inv *Invalidation) Invalidated() int { return int(inv.invalidated.Load()) }
 
 // Wrap returns a remover that writes the start marker before its first deletion and removes
-// the cache entries of each object right after r deleted it.
+// the cache entries of each object right before and right after r deletes it.
 func (inv *Invalidation) Wrap(r prune.Remover) prune.Remover {
 	return &invalidating{Remover: r, inv: inv}
 }
@@ -159,23 +159,45 @@ func (inv *Invalidation) start(ctx context.Context) error {
 // redisBackoff retries a failed invalidation a few times, like a failed storage deletion.
 var redisBackoff = wait.Backoff{Steps: 4, Duration: 200 * time.Millisecond, Factor: 2, Jitter: 0.1}
 
-// invalidate runs one Redis invalidation after a deletion of what succeeded; keys names the
-// entries for the error, which tells the administrator what is left to remove by hand.
-func (inv *Invalidation) invalidate(ctx context.Context, what, keys string, f func() (int, error)) error {
+// invalidate removes the Redis entries of one object; keys names them for the error, which
+// tells the administrator what is left to remove by hand. It does not follow ctx's
+// cancellation (a stopped run still finishes the deletion under way, so its entries must go
+// too), only a timeout.
+func (inv *Invalidation) invalidate(ctx context.Context, what, keys string, deleted bool, f func(context.Context) (int, error)) error {
 	if inv.Redis == nil {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
 	err := retry.OnError(redisBackoff, func(error) bool { return ctx.Err() == nil }, func() error {
-		n, err := f()
+		n, err := f(ctx)
 		if err == nil {
 			inv.invalidated.Add(int64(n))
 		}
 		return err
 	})
-	if err != nil {
+	switch {
+	case err == nil:
+		return nil
+	case deleted:
 		return fmt.Errorf("%s is deleted from storage, but its Redis cache entries are not (remove %s by hand, or flush the cache, before pushes resume): %w", what, keys, err)
+	default:
+		return fmt.Errorf("removing the Redis cache entries of %s (%s) before deleting it; it is not deleted: %w", what, keys, err)
 	}
-	return nil
+}
+
+// around deletes an object between two invalidations of its entries. The one before covers a
+// run killed right after the deletion: the next run no longer sees the object, so nothing
+// would ever remove its entries. The one after covers a read that cached the object again in
+// between. An entry removed while its object still exists costs a cache miss, nothing more.
+func (inv *Invalidation) around(ctx context.Context, what, keys string, f func(context.Context) (int, error), del func() error) error {
+	if err := inv.invalidate(ctx, what, keys, false, f); err != nil {
+		return err
+	}
+	if err := del(); err != nil {
+		return err
+	}
+	return inv.invalidate(ctx, what, keys, true, f)
 }
 
 // invalidating is the remover Wrap returns.
@@ -188,12 +210,9 @@ func (i *invalidating) DeleteRepository(ctx context.Context, a prune.RepositoryA
 	if err := i.inv.start(ctx); err != nil {
 		return err
 	}
-	if err := i.Remover.DeleteRepository(ctx, a); err != nil {
-		return err
-	}
-	return i.inv.invalidate(ctx, "the repository", repositorySetKey(a.Name)+" and "+repositorySetKey(a.Name)+"::*", func() (int, error) {
-		return i.inv.Redis.Repository(ctx, a.Name)
-	})
+	return i.inv.around(ctx, "the repository", repositorySetKey(a.Name)+" and "+repositorySetKey(a.Name)+"::*",
+		func(ctx context.Context) (int, error) { return i.inv.Redis.Repository(ctx, a.Name) },
+		func() error { return i.Remover.DeleteRepository(ctx, a) })
 }
 
 func (i *invalidating) DeleteTag(ctx context.Context, a prune.TagAction) error {
@@ -214,25 +233,19 @@ func (i *invalidating) DeleteManifestLink(ctx context.Context, a prune.LinkActio
 	if err := i.inv.start(ctx); err != nil {
 		return err
 	}
-	if err := i.Remover.DeleteManifestLink(ctx, a); err != nil {
-		return err
-	}
-	return i.invalidateLink(ctx, "the manifest link", a.Repository, a.Digest)
+	return i.aroundLink(ctx, "the manifest link", a.Repository, a.Digest, func() error { return i.Remover.DeleteManifestLink(ctx, a) })
 }
 
 func (i *invalidating) DeleteLayerLink(ctx context.Context, a prune.LinkAction) error {
 	if err := i.inv.start(ctx); err != nil {
 		return err
 	}
-	if err := i.Remover.DeleteLayerLink(ctx, a); err != nil {
-		return err
-	}
-	return i.invalidateLink(ctx, "the layer link", a.Repository, a.Digest)
+	return i.aroundLink(ctx, "the layer link", a.Repository, a.Digest, func() error { return i.Remover.DeleteLayerLink(ctx, a) })
 }
 
-func (i *invalidating) invalidateLink(ctx context.Context, what, repo string, dgst digest.Digest) error {
+func (i *invalidating) aroundLink(ctx context.Context, what, repo string, dgst digest.Digest, del func() error) error {
 	keys := fmt.Sprintf("member %s of %s, and %s", dgst, repositorySetKey(repo), repositoryBlobKey(repo, dgst))
-	return i.inv.invalidate(ctx, what, keys, func() (int, error) { return i.inv.Redis.Link(ctx, repo, dgst) })
+	return i.inv.around(ctx, what, keys, func(ctx context.Context) (int, error) { return i.inv.Redis.Link(ctx, repo, dgst) }, del)
 }
 
 func (i *invalidating) DeleteUpload(ctx context.Context, a prune.UploadAction) error {
@@ -246,8 +259,7 @@ func (i *invalidating) DeleteBlob(ctx context.Context, a prune.BlobAction) error
 	if err := i.inv.start(ctx); err != nil {
 		return err
 	}
-	if err := i.Remover.DeleteBlob(ctx, a); err != nil {
-		return err
-	}
-	return i.inv.invalidate(ctx, "the blob", blobKey(a.Digest), func() (int, error) { return i.inv.Redis.Blob(ctx, a.Digest) })
+	return i.inv.around(ctx, "the blob", blobKey(a.Digest),
+		func(ctx context.Context) (int, error) { return i.inv.Redis.Blob(ctx, a.Digest) },
+		func() error { return i.Remover.DeleteBlob(ctx, a) })
 }

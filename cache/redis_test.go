@@ -137,8 +137,8 @@ func TestRedisInvalidationAgainstDistributionsCache(t *testing.T) {
 	}
 }
 
-// TestRedisDownFailsTheDeletion: a deletion whose entries cannot be invalidated fails, and
-// the error names the keys left behind; without Redis at the start, nothing runs at all.
+// TestRedisDownFailsTheDeletion: a deletion whose entries cannot be invalidated fails before
+// it deletes, and the error names the keys; without Redis at the start, nothing runs at all.
 func TestRedisDownFailsTheDeletion(t *testing.T) {
 	ctx := context.Background()
 	srv := harness.StartRedisT(t)
@@ -151,10 +151,19 @@ func TestRedisDownFailsTheDeletion(t *testing.T) {
 		t.Fatal(err)
 	}
 	dgst := digest.FromString("blob")
+	data := storage.BlobDirPath(dgst) + "/data"
+	if err := inv.Driver.PutContent(ctx, data, []byte("blob")); err != nil {
+		t.Fatal(err)
+	}
 	rm := inv.Wrap(&storage.Store{Driver: inv.Driver})
 	err = rm.DeleteBlob(ctx, prune.BlobAction{Digest: dgst})
-	if err == nil || !strings.Contains(err.Error(), "blobs::"+dgst.String()) {
+	if err == nil || !strings.Contains(err.Error(), "blobs::"+dgst.String()) || !strings.Contains(err.Error(), "it is not deleted") {
 		t.Fatalf("DeleteBlob with Redis down: %v", err)
+	}
+	// The entries go first: a blob whose entries could not be removed stays, so that no
+	// entry can outlive its blob.
+	if _, err := inv.Driver.Stat(ctx, data); err != nil {
+		t.Errorf("the blob was deleted although its cache entries were not: %v", err)
 	}
 
 	if _, err := NewInvalidation(ctx, redisConfig(srv.Addr), inmemory.New()); err == nil || !strings.Contains(err.Error(), srv.Addr) {

@@ -53,6 +53,9 @@ func ReduceImage(img *imagev1.Image) (prune.Image, error) {
 		return bad("%v", err)
 	}
 	out.Config = config
+	// A schema 2 or OCI manifest has a config blob; an Image that does not name it leaves a
+	// blob its manifest needs unknown.
+	out.Incomplete = config == "" && configMediaTypes[img.DockerImageManifestMediaType]
 	return out, nil
 }
 

@@ -33,8 +33,13 @@ func TestReduceImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Manifest != d("m") || got.Config != d("cfg") || len(got.Layers) != 2 || got.Layers[1] != d("l2") {
+	if got.Manifest != d("m") || got.Config != d("cfg") || len(got.Layers) != 2 || got.Layers[1] != d("l2") || got.Incomplete {
 		t.Errorf("got %+v", got)
+	}
+	// Schema 2 without a config digest: a blob its manifest uses is unknown.
+	noConfig := image(d("m").String(), d("l1").String())
+	if got, err := ReduceImage(&noConfig); err != nil || got.Config != "" || !got.Incomplete {
+		t.Errorf("schema 2 without a config digest: got %+v, %v; want Incomplete", got, err)
 	}
 
 	list := imagev1.Image{ObjectMeta: metav1.ObjectMeta{Name: d("idx").String()},
@@ -44,7 +49,7 @@ func TestReduceImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got.Children) != 2 || got.Children[0] != d("c1") || got.Config != "" {
+	if len(got.Children) != 2 || got.Children[0] != d("c1") || got.Config != "" || got.Incomplete {
 		t.Errorf("list: got %+v", got)
 	}
 
@@ -52,7 +57,7 @@ func TestReduceImage(t *testing.T) {
 	s1 := image(d("s1").String())
 	s1.DockerImageManifestMediaType = "application/vnd.docker.distribution.manifest.v1+prettyjws"
 	s1.DockerImageMetadata = runtime.RawExtension{Raw: []byte(`{"Id":"0123abcd"}`)}
-	if got, err := ReduceImage(&s1); err != nil || got.Config != "" {
+	if got, err := ReduceImage(&s1); err != nil || got.Config != "" || got.Incomplete {
 		t.Errorf("schema 1: got %+v, %v", got, err)
 	}
 }

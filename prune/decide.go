@@ -96,11 +96,14 @@ func (p *Plan) BlobBytes() int64 {
 //   - a repository whose image stream does not exist goes whole;
 //   - a manifest revision link stays only if its stream's tag history names it (or a list that
 //     it is a child of) and some Image still names the manifest;
-//   - a layer link stays only if an image of the stream uses the blob and some Image names it;
+//   - a layer link stays only if an image of the stream uses the blob and some Image names it,
+//     or the stream names an image whose blobs are not all known (References.Incomplete);
 //   - a tag goes with the manifest its current link names; index entries of removed manifests go;
 //   - an upload goes once older than UploadPurgeAge;
 //   - a blob goes when no Image names it and no link that stays points at it;
-//   - anything modified within KeepYoungerThan stays, whatever the above says.
+//   - anything modified within KeepYoungerThan stays, whatever the above says, and a repository
+//     holding a young manifest that no stream references keeps all its links (what the
+//     manifest uses is not known without reading it).
 //
 // The last two rules together keep the invariant the sweep relies on: every link that stays
 // points at a blob that stays.
@@ -154,25 +157,17 @@ func decideRepository(plan *Plan, linked *DigestSet, refs *References, rr *Repos
 		layerReason = manifestReason
 	}
 
-	// A young tag keeps the manifest it points at, so that it never points at a removed link;
-	// when that is not known yet, every manifest of its index.
+	held, holdsYoungManifest := youngHolds(repo, rr, refs, young)
 	heldByYoungTags := NewDigestSet()
-	for _, t := range repo.Tags {
-		if !young(t.ModTime) {
-			continue
-		}
-		if t.CurrentKnown {
-			heldByYoungTags.Add(t.Current)
-			continue
-		}
-		for _, d := range t.Index {
-			heldByYoungTags.Add(d)
-		}
+	for _, d := range held {
+		heldByYoungTags.Add(d)
+		// A young tag keeps the blob it names even without a revision link.
+		linked.Add(d)
 	}
 
 	keptManifests := NewDigestSet()
 	for _, l := range repo.Manifests {
-		if streamRefs(manifests, l.Digest) || young(l.ModTime) || heldByYoungTags.Has(l.Digest) {
+		if streamRefs(manifests, l.Digest) || young(l.ModTime) || heldByYoungTags.Has(l.Digest) || holdsYoungManifest {
 			keptManifests.Add(l.Digest)
 			linked.Add(l.Digest)
 			continue
@@ -235,8 +230,10 @@ func decideRepository(plan *Plan, linked *DigestSet, refs *References, rr *Repos
 		plan.Tags = append(plan.Tags, TagAction{Repository: repo.Name, Tag: t.Name, Manifest: t.Current, Reason: "points at " + manifestReason})
 	}
 
+	// A stream whose images do not say all the blobs they use keeps every layer link.
+	unknownUse := rr != nil && rr.Incomplete
 	for _, l := range repo.Layers {
-		if streamRefs(blobs, l.Digest) || young(l.ModTime) {
+		if streamRefs(blobs, l.Digest) || young(l.ModTime) || holdsYoungManifest || unknownUse {
 			linked.Add(l.Digest)
 			continue
 		}
@@ -248,6 +245,39 @@ func decideRepository(plan *Plan, linked *DigestSet, refs *References, rr *Repos
 			plan.Uploads = append(plan.Uploads, UploadAction{Repository: repo.Name, ID: u.ID, Size: u.Size, Reason: "unfinished upload older than the purge age"})
 		}
 	}
+}
+
+// youngHolds returns the manifests young tags name (the current one when known, else their
+// whole index), and whether the repository holds a manifest kept only by the grace period:
+// one pushed during or just before the run, which may use layers, a config and children
+// whose links and blobs are old and that no Image names (a push skips uploading what the
+// repository already links). The decision does not read manifests, so such a repository
+// keeps every link for this run; its garbage goes the next.
+func youngHolds(repo *Repository, rr *RepositoryReferences, refs *References, young func(time.Time) bool) (held []digest.Digest, holdsYoungManifest bool) {
+	referenced := func(d digest.Digest) bool { return rr != nil && rr.Manifests.Has(d) && refs.Blobs.Has(d) }
+	for _, t := range repo.Tags {
+		if !young(t.ModTime) {
+			continue
+		}
+		if t.CurrentKnown {
+			if t.Current != "" {
+				held = append(held, t.Current)
+			}
+			continue
+		}
+		held = append(held, t.Index...)
+	}
+	for _, d := range held {
+		if !referenced(d) {
+			holdsYoungManifest = true
+		}
+	}
+	for _, l := range repo.Manifests {
+		if young(l.ModTime) && !referenced(l.Digest) {
+			holdsYoungManifest = true
+		}
+	}
+	return held, holdsYoungManifest
 }
 
 func (p *Plan) sort() {

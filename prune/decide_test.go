@@ -250,6 +250,38 @@ func TestDecide(t *testing.T) {
 			},
 		},
 		{
+			// m2's Image was removed while the list that names it stays: what m2 uses is not
+			// known, so nothing it could use goes from the repository.
+			name: "manifest list whose child has no Image: the repository keeps every layer link",
+			images: []Image{
+				{Manifest: dg("idx"), Children: []digest.Digest{dg("m1"), dg("m2")}},
+				img("m1", "c1", "l1"),
+			},
+			streams: []Stream{stream("ns/multi", "idx")},
+			inv: Inventory{
+				Blobs:        blobs("idx", "m1", "c1", "l1", "m2", "c2", "l2", "old"),
+				Repositories: []Repository{{Name: "ns/multi", Manifests: links("idx", "m1", "m2"), Layers: links("c1", "l1", "c2", "l2", "old")}},
+			},
+			want: planNames{},
+		},
+		{
+			name: "an Image that does not name its config: its repository keeps every layer link",
+			images: []Image{
+				{Manifest: dg("m1"), Layers: []digest.Digest{dg("l1")}, Incomplete: true},
+				img("m2", "c2", "l2"),
+			},
+			streams: []Stream{stream("ns/app", "m1"), stream("ns/other", "m2")},
+			inv: Inventory{
+				Blobs: blobs("m1", "c1", "l1", "m2", "c2", "l2", "x"),
+				Repositories: []Repository{
+					{Name: "ns/app", Manifests: links("m1"), Layers: links("c1", "l1")},
+					{Name: "ns/other", Manifests: links("m2"), Layers: links("c2", "l2", "x")},
+				},
+			},
+			// ns/other is decided as usual.
+			want: planNames{LayerLinks: []string{"ns/other@x"}, Blobs: []string{"x"}},
+		},
+		{
 			name: "child of a list referenced in one repository, stored in another too",
 			images: []Image{
 				{Manifest: dg("idx"), Children: []digest.Digest{dg("m1")}},
@@ -561,6 +593,34 @@ func TestDecide(t *testing.T) {
 				Blobs: blobs("m1", "c1", "l1"),
 				Repositories: []Repository{{Name: "ns/app", Manifests: links("m1"), Layers: links("c1", "l1"),
 					Tags: []Tag{{Name: "t0", CurrentKnown: true, Index: []digest.Digest{dg("m1")}, ModTime: fresh, CurrentLinkMissing: true}}}},
+			},
+			want: planNames{},
+		},
+		{
+			// A push just before read-only reused layer l9 and config c9 of an Image deleted
+			// earlier: it uploaded nothing, so only its manifest is young, and its Image was
+			// created after the API was read.
+			name:    "a young manifest no stream names keeps the old links of its repository, and their blobs",
+			images:  []Image{img("m1", "c1", "l1")},
+			streams: []Stream{stream("ns/app", "m1")},
+			inv: Inventory{
+				Blobs: append(blobs("m1", "c1", "l1", "c9", "l9"), Blob{Digest: dg("m9"), ModTime: fresh}),
+				Repositories: []Repository{
+					{Name: "ns/app", Manifests: append(links("m1"), Link{Digest: dg("m9"), ModTime: fresh}), Layers: links("c1", "l1", "c9", "l9")},
+					// Another repository is decided as usual.
+					{Name: "ns/other", Manifests: links("m1"), Layers: links("c1", "l1", "l9")},
+				},
+			},
+			want: planNames{Repositories: []string{"ns/other"}},
+		},
+		{
+			name:    "a young tag, not read, keeps the manifest blobs its index names, even without revision links",
+			images:  []Image{img("m1", "c1", "l1")},
+			streams: []Stream{stream("ns/app", "m1")},
+			inv: Inventory{
+				Blobs: blobs("m1", "c1", "l1", "m2"),
+				Repositories: []Repository{{Name: "ns/app", Manifests: links("m1"), Layers: links("c1", "l1"),
+					Tags: []Tag{{Name: "new", Index: []digest.Digest{dg("m2")}, ModTime: fresh, CurrentModTime: fresh}}}},
 			},
 			want: planNames{},
 		},

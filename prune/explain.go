@@ -281,6 +281,8 @@ func Explain(target digest.Digest, usage *Usage, refs *References, inv *Inventor
 			}
 			return ""
 		}
+		_, holdsYoung := youngHolds(repo, rr, refs, young)
+		const youngManifestWhy = "the repository holds a manifest pushed within the grace period that no image stream names yet; what it uses is not known, so every link of the repository stays this run"
 		for _, l := range repo.Manifests {
 			if l.Digest != target {
 				continue
@@ -291,6 +293,9 @@ func Explain(target digest.Digest, usage *Usage, refs *References, inv *Inventor
 				}
 				if why := graceWhy(l.ModTime); why != "" {
 					return why
+				}
+				if holdsYoung {
+					return youngManifestWhy
 				}
 				return "a tag modified within the grace period points at it"
 			})
@@ -303,7 +308,16 @@ func Explain(target digest.Digest, usage *Usage, refs *References, inv *Inventor
 				if rr != nil && rr.Blobs.Has(target) && refs.Blobs.Has(target) {
 					return fmt.Sprintf("an image of image stream %s uses it", repo.Name)
 				}
-				return graceWhy(l.ModTime)
+				if why := graceWhy(l.ModTime); why != "" {
+					return why
+				}
+				if holdsYoung {
+					return youngManifestWhy
+				}
+				if rr != nil && rr.Incomplete {
+					return fmt.Sprintf("image stream %s names an image whose blobs are not all known (a child of a list without an Image, or an Image without its config digest), so every layer link of the repository stays", repo.Name)
+				}
+				return ""
 			})
 		}
 		for _, t := range repo.Tags {

@@ -103,3 +103,18 @@ func TestExplain(t *testing.T) {
 		t.Errorf("unknown digest:\n%s", buf.String())
 	}
 }
+
+func TestExplainKeptForAYoungManifest(t *testing.T) {
+	refs := refsOf([]Image{img("m1", "c1", "l1")}, []Stream{stream("ns/app", "m1")})
+	inv := &Inventory{
+		Blobs: blobs("m1", "c1", "l1", "l9"),
+		Repositories: []Repository{{Name: "ns/app",
+			Manifests: append(links("m1"), Link{Digest: dg("m9"), ModTime: fresh}), Layers: links("c1", "l1", "l9")}},
+	}
+	plan := Decide(refs, inv, opts())
+	exp := Explain(dg("l9"), &Usage{}, refs, inv, plan, opts())
+	if exp.Deleted || len(exp.Links) != 1 || exp.Links[0].Deleted ||
+		!strings.Contains(exp.Links[0].Reason, "a manifest pushed within the grace period") {
+		t.Errorf("got %+v", exp)
+	}
+}

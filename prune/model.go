@@ -18,6 +18,9 @@ type Image struct {
 	Layers []digest.Digest
 	// Children are the manifests a manifest list or OCI index names.
 	Children []digest.Digest
+	// Incomplete says the Image does not name every blob its manifest uses (a schema 2 or
+	// OCI manifest without a config digest in its metadata).
+	Incomplete bool
 }
 
 // Stream is what the pruner keeps of an ImageStream: the repository it maps to and the

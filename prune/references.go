@@ -18,6 +18,10 @@ type RepositoryReferences struct {
 	Manifests *DigestSet
 	// Blobs are the layers and configs of those manifests (and the manifests themselves).
 	Blobs *DigestSet
+	// Incomplete says Blobs may lack blobs those manifests use: a child of a list has no Image
+	// object (removed by hand, or by a pruner that did not follow lists), or an Image does
+	// not name its config. The repository then keeps all its layer links.
+	Incomplete bool
 }
 
 // Repository returns what the image stream of repo references, or nil when repo has no image
@@ -41,8 +45,9 @@ type ReferenceBuilder struct {
 // imageBlobs is what the join needs of an image: the blobs its manifest uses (config and
 // layers), then its children (of a manifest list or index), in one slice.
 type imageBlobs struct {
-	keys     []digestKey
-	children int // the last children keys are children
+	keys       []digestKey
+	children   int // the last children keys are children
+	incomplete bool
 }
 
 // NewReferenceBuilder returns an empty builder.
@@ -56,7 +61,7 @@ func (b *ReferenceBuilder) AddImage(img Image) {
 	if img.Config != "" {
 		n++
 	}
-	ib := imageBlobs{keys: make([]digestKey, 0, n), children: len(img.Children)}
+	ib := imageBlobs{keys: make([]digestKey, 0, n), children: len(img.Children), incomplete: img.Incomplete}
 	add := func(d digest.Digest) {
 		k := keyOf(d)
 		b.blobs.addKey(k)
@@ -101,6 +106,7 @@ func (b *ReferenceBuilder) Build() *References {
 func (b *ReferenceBuilder) repositoryReferences(roots []digestKey) *RepositoryReferences {
 	seen := make(map[digestKey]bool, len(roots))
 	var manifests, blobs []digestKey
+	incomplete := false
 	pending := append([]digestKey(nil), roots...)
 	for len(pending) > 0 {
 		k := pending[len(pending)-1]
@@ -116,7 +122,16 @@ func (b *ReferenceBuilder) repositoryReferences(roots []digestKey) *RepositoryRe
 			continue
 		}
 		blobs = append(blobs, img.keys...)
-		pending = append(pending, img.keys[len(img.keys)-img.children:]...)
+		children := img.keys[len(img.keys)-img.children:]
+		pending = append(pending, children...)
+		incomplete = incomplete || img.incomplete
+		for _, c := range children {
+			// A root without an Image is garbage by rule; a child without one is part of a
+			// list that stays, and what it uses is unknown.
+			if _, ok := b.images[c]; !ok {
+				incomplete = true
+			}
+		}
 	}
-	return &RepositoryReferences{Manifests: frozenSet(manifests), Blobs: frozenSet(blobs)}
+	return &RepositoryReferences{Manifests: frozenSet(manifests), Blobs: frozenSet(blobs), Incomplete: incomplete}
 }

@@ -2,6 +2,7 @@ package prune
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -100,6 +101,11 @@ func Sweep(ctx context.Context, plan *Plan, remover Remover, workers int, phase 
 		err := g.Wait()
 		// A cancelled run (SIGINT, SIGTERM) stops between deletions, not in the middle of one.
 		if ctx.Err() != nil {
+			// A deletion that failed for its own reason says so too: its error may name what
+			// is left to clean up by hand.
+			if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+				return sum, fmt.Errorf("stopped before the sweep finished: %w; %w", ctx.Err(), err)
+			}
 			return sum, fmt.Errorf("stopped before the sweep finished: %w", ctx.Err())
 		}
 		if err != nil {

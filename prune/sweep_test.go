@@ -173,3 +173,25 @@ func TestRunDeletesNothingOnSourceErrors(t *testing.T) {
 		}
 	}
 }
+
+// failingOnStop cancels the run in the middle of a tag deletion that then fails for its own
+// reason, as a Redis invalidation that cannot reach the server does during a SIGTERM.
+type failingOnStop struct {
+	recorder
+	stop context.CancelFunc
+}
+
+func (f *failingOnStop) DeleteTag(context.Context, TagAction) error {
+	f.stop()
+	return errors.New("entries of the tag left in Redis")
+}
+
+func TestSweepStoppedKeepsTheDeletionsOwnError(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &failingOnStop{stop: cancel}
+	_, err := Sweep(ctx, samplePlan(), r, 1, nil)
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "stopped before the sweep finished") ||
+		!strings.Contains(err.Error(), "entries of the tag left in Redis") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("err = %q, want one line with the stop and the deletion's own error", err)
+	}
+}
