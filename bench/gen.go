@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -224,6 +225,7 @@ func (ds *Dataset) WriteStorage(ctx context.Context, root string, workers int) e
 	type file struct {
 		path    string
 		content []byte
+		mtime   time.Time
 	}
 	files := make(chan file, 1024)
 	g, ctx := errgroup.WithContext(ctx)
@@ -243,6 +245,9 @@ func (ds *Dataset) WriteStorage(ctx context.Context, root string, workers int) e
 				if err := os.WriteFile(p, f.content, 0o644); err != nil {
 					return err
 				}
+				if err := os.Chtimes(p, f.mtime, f.mtime); err != nil {
+					return err
+				}
 				written.Add(1)
 			}
 			return nil
@@ -250,9 +255,16 @@ func (ds *Dataset) WriteStorage(ctx context.Context, root string, workers int) e
 	}
 	g.Go(func() error {
 		defer close(files)
+		// Times of a push history, as a registry that was used for months has them: the items
+		// of a tag's history an hour apart, newest first, the current link written with the
+		// newest; orphans older than any history. (Files written in one go would all share a
+		// second, which object stores report at that resolution, and the times would say
+		// nothing about which entry of an index is current.)
+		base := time.Now().Add(-30 * 24 * time.Hour)
+		var at time.Time
 		send := func(p string, content []byte) error {
 			select {
-			case files <- file{p, content}:
+			case files <- file{p, content, at}:
 				return nil
 			case <-ctx.Done():
 				return ctx.Err()
@@ -270,9 +282,20 @@ func (ds *Dataset) WriteStorage(ctx context.Context, root string, workers int) e
 		for _, r := range ds.repos {
 			name := r.path()
 			var err error
-			eachImage(r, func(im *image, tag int, _ bool) {
+			orphan := 0
+			eachImage(r, func(im *image, tag int, live bool) {
 				if err != nil {
 					return
+				}
+				if live {
+					at = base.Add(-time.Duration(slices.Index(r.live[tag], im)) * time.Hour)
+				} else {
+					orphan++
+					newer := 0
+					if len(r.live) > 0 {
+						newer = len(r.live[0])
+					}
+					at = base.Add(-time.Duration(newer+orphan) * time.Hour)
 				}
 				for _, b := range append(im.layers(), im.manifest, im.config) {
 					if err = putBlob(b); err != nil {
@@ -292,6 +315,7 @@ func (ds *Dataset) WriteStorage(ctx context.Context, root string, workers int) e
 			if err != nil {
 				return err
 			}
+			at = base
 			for t, hist := range r.live {
 				if len(hist) > 0 {
 					if err := send(storage.TagCurrentLinkPath(name, r.tags[t]), link(hist[0].manifest.digest)); err != nil {
@@ -299,6 +323,7 @@ func (ds *Dataset) WriteStorage(ctx context.Context, root string, workers int) e
 					}
 				}
 			}
+			at = base.Add(-1000 * time.Hour)
 			for _, b := range r.loose {
 				if err := putBlob(b); err != nil {
 					return err
