@@ -13,6 +13,21 @@ const APIPageSize = 500
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
 
+// writeTimes says how long writing the storage of each backend took.
+func (r *Result) writeTimes() string {
+	var parts []string
+	if r.GenTime > 0 {
+		parts = append(parts, fmt.Sprintf("%s (filesystem)", r.GenTime.Round(time.Millisecond)))
+	}
+	if r.S3GenTime > 0 {
+		parts = append(parts, fmt.Sprintf("%s (S3)", r.S3GenTime.Round(time.Millisecond)))
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ", ")
+}
+
 // WriteMarkdown writes the results as Markdown tables, with the targets beside what
 // was measured.
 func (r *Result) WriteMarkdown(w io.Writer) {
@@ -20,7 +35,7 @@ func (r *Result) WriteMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "## Hard-prune benchmark: size %q\n\n", r.Config.Size.Name)
 	fmt.Fprintf(w, "%d blobs (%d orphaned, %d referenced digests), %d repositories (%d with an image stream), %d Images, %d storage objects (blobs and links); %d CPUs; medians of %d runs (garbage-collect: %d, on S3: %d); page cache warm. Generation: storage written in %s, API objects created in %s.\n\n",
 		ds.StoredBlobs, ds.OrphanBlobs, ds.ReferencedBlobs, len(ds.repos), ds.Streams, ds.Images, ds.Objects, r.CPUs,
-		r.Config.Runs, r.Config.GCRuns, r.Config.S3GCRuns, r.GenTime.Round(time.Millisecond), r.APITime.Round(time.Millisecond))
+		r.Config.Runs, r.Config.GCRuns, r.Config.S3GCRuns, r.writeTimes(), r.APITime.Round(time.Millisecond))
 
 	wantAPI := ceilDiv(ds.Images, APIPageSize) + ceilDiv(ds.Streams, APIPageSize)
 	memTarget := int64(150<<20) + 100*int64(ds.ReferencedBlobs)

@@ -69,12 +69,13 @@ type BackendResult struct {
 
 // Result is the whole benchmark.
 type Result struct {
-	Config   Config
-	Dataset  *Dataset
-	GenTime  time.Duration // storage written (filesystem)
-	APITime  time.Duration // API objects created
-	Backends []BackendResult
-	CPUs     int
+	Config    Config
+	Dataset   *Dataset
+	GenTime   time.Duration // storage written (filesystem)
+	S3GenTime time.Duration // storage written (S3)
+	APITime   time.Duration // API objects created
+	Backends  []BackendResult
+	CPUs      int
 }
 
 // Run generates the dataset and measures every backend.
@@ -239,7 +240,8 @@ func runS3(ctx context.Context, cfg Config, res *Result, binary, kubeconfig stri
 	if err := res.Dataset.WriteStorage(ctx, s3.BucketDir(), 8); err != nil {
 		return nil, err
 	}
-	logf("s3: wrote %d objects in %s", res.Dataset.Objects, time.Since(start).Round(time.Millisecond))
+	res.S3GenTime = time.Since(start)
+	logf("s3: wrote %d objects in %s", res.Dataset.Objects, res.S3GenTime.Round(time.Millisecond))
 	upstream, _ := url.Parse(s3.Endpoint)
 	s3Proxy, err := StartCountingProxy(upstream, &http.Transport{MaxIdleConnsPerHost: 256}, ClassifyS3)
 	if err != nil {
