@@ -144,12 +144,6 @@ func Decide(refs *References, inv *Inventory, opts Options) *Plan {
 // decideRepository decides link by link within a repository that stays. rr is nil for a
 // repository without an image stream that holds young data: its old links go one by one.
 func decideRepository(plan *Plan, linked *DigestSet, refs *References, rr *RepositoryReferences, repo *Repository, young func(time.Time) bool, uploadCutoff time.Time) {
-	streamRefs := func(set func(*RepositoryReferences) *DigestSet, d digest.Digest) bool {
-		return rr != nil && set(rr).Has(d) && refs.Blobs.Has(d)
-	}
-	manifests := func(r *RepositoryReferences) *DigestSet { return r.Manifests }
-	blobs := func(r *RepositoryReferences) *DigestSet { return r.Blobs }
-
 	manifestReason := fmt.Sprintf("not in the tag history of image stream %s", repo.Name)
 	layerReason := fmt.Sprintf("not used by any image of image stream %s", repo.Name)
 	if rr == nil {
@@ -167,7 +161,7 @@ func decideRepository(plan *Plan, linked *DigestSet, refs *References, rr *Repos
 
 	keptManifests := NewDigestSet()
 	for _, l := range repo.Manifests {
-		if streamRefs(manifests, l.Digest) || young(l.ModTime) || heldByYoungTags.Has(l.Digest) || holdsYoungManifest {
+		if refs.streamKeepsManifest(rr, l.Digest) || young(l.ModTime) || heldByYoungTags.Has(l.Digest) || holdsYoungManifest {
 			keptManifests.Add(l.Digest)
 			linked.Add(l.Digest)
 			continue
@@ -176,17 +170,18 @@ func decideRepository(plan *Plan, linked *DigestSet, refs *References, rr *Repos
 	}
 
 	for _, t := range repo.Tags {
-		if !t.CurrentKnown && !young(t.ModTime) && (t.CurrentLinkMissing || len(t.Index) == 0) {
-			// A tag without a current link or without an index is the remains of an interrupted
-			// deletion: its index does not tell what it points at, so the link is read.
-			plan.UnresolvedTags = append(plan.UnresolvedTags, TagRef{Repository: repo.Name, Tag: t.Name})
-			continue
-		}
 		if t.CurrentKnown && t.CurrentLinkMissing && !young(t.ModTime) {
 			plan.Tags = append(plan.Tags, TagAction{Repository: repo.Name, Tag: t.Name, Reason: "has no current link (an interrupted deletion)"})
 			continue
 		}
 		if !t.CurrentKnown && !young(t.ModTime) {
+			if t.CurrentLinkMissing || len(t.Index) == 0 {
+				// A tag without a current link or without an index is the remains of an
+				// interrupted deletion: its index does not tell what it points at, so the link
+				// is read.
+				plan.UnresolvedTags = append(plan.UnresolvedTags, TagRef{Repository: repo.Name, Tag: t.Name})
+				continue
+			}
 			// The current link is one of the index entries: when they all stay, so does the tag;
 			// when they all go, so does the tag. Otherwise the times may tell which entry is
 			// current: trusted when that manifest stays (the tag stays, at worst pointing at a
@@ -233,7 +228,7 @@ func decideRepository(plan *Plan, linked *DigestSet, refs *References, rr *Repos
 	// A stream whose images do not say all the blobs they use keeps every layer link.
 	unknownUse := rr != nil && rr.Incomplete
 	for _, l := range repo.Layers {
-		if streamRefs(blobs, l.Digest) || young(l.ModTime) || holdsYoungManifest || unknownUse {
+		if refs.streamKeepsLayer(rr, l.Digest) || young(l.ModTime) || holdsYoungManifest || unknownUse {
 			linked.Add(l.Digest)
 			continue
 		}
@@ -254,7 +249,6 @@ func decideRepository(plan *Plan, linked *DigestSet, refs *References, rr *Repos
 // repository already links). The decision does not read manifests, so such a repository
 // keeps every link for this run; its garbage goes the next.
 func youngHolds(repo *Repository, rr *RepositoryReferences, refs *References, young func(time.Time) bool) (held []digest.Digest, holdsYoungManifest bool) {
-	referenced := func(d digest.Digest) bool { return rr != nil && rr.Manifests.Has(d) && refs.Blobs.Has(d) }
 	for _, t := range repo.Tags {
 		if !young(t.ModTime) {
 			continue
@@ -268,12 +262,12 @@ func youngHolds(repo *Repository, rr *RepositoryReferences, refs *References, yo
 		held = append(held, t.Index...)
 	}
 	for _, d := range held {
-		if !referenced(d) {
+		if !refs.streamKeepsManifest(rr, d) {
 			holdsYoungManifest = true
 		}
 	}
 	for _, l := range repo.Manifests {
-		if young(l.ModTime) && !referenced(l.Digest) {
+		if young(l.ModTime) && !refs.streamKeepsManifest(rr, l.Digest) {
 			holdsYoungManifest = true
 		}
 	}

@@ -288,7 +288,7 @@ func Explain(target digest.Digest, usage *Usage, refs *References, inv *Inventor
 				continue
 			}
 			fate("manifest link", "", l.ModTime, func() string {
-				if rr != nil && rr.Manifests.Has(target) && refs.Blobs.Has(target) {
+				if refs.streamKeepsManifest(rr, target) {
 					return fmt.Sprintf("the tag history of image stream %s names it", repo.Name)
 				}
 				if why := graceWhy(l.ModTime); why != "" {
@@ -305,7 +305,7 @@ func Explain(target digest.Digest, usage *Usage, refs *References, inv *Inventor
 				continue
 			}
 			fate("layer link", "", l.ModTime, func() string {
-				if rr != nil && rr.Blobs.Has(target) && refs.Blobs.Has(target) {
+				if refs.streamKeepsLayer(rr, target) {
 					return fmt.Sprintf("an image of image stream %s uses it", repo.Name)
 				}
 				if why := graceWhy(l.ModTime); why != "" {

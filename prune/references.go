@@ -30,6 +30,18 @@ func (r *References) Repository(repo string) *RepositoryReferences {
 	return r.repositories[repo]
 }
 
+// streamKeepsManifest is the rule that keeps a manifest link: the stream rr (nil when the
+// repository has none) names manifest d, and some Image still names it.
+func (r *References) streamKeepsManifest(rr *RepositoryReferences, d digest.Digest) bool {
+	return rr != nil && rr.Manifests.Has(d) && r.Blobs.Has(d)
+}
+
+// streamKeepsLayer is the rule that keeps a layer link: an image of the stream rr uses blob d,
+// and some Image still names it.
+func (r *References) streamKeepsLayer(rr *RepositoryReferences, d digest.Digest) bool {
+	return rr != nil && rr.Blobs.Has(d) && r.Blobs.Has(d)
+}
+
 // RepositoryCount is the number of image streams seen.
 func (r *References) RepositoryCount() int { return len(r.repositories) }
 

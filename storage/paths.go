@@ -90,9 +90,14 @@ func TagPath(repo, tag string) string {
 	return path.Join(RepositoriesPath, repo, manifestsDir, "tags", tag)
 }
 
+// TagCurrentPath is the directory of a tag's current link.
+func TagCurrentPath(repo, tag string) string {
+	return path.Join(TagPath(repo, tag), "current")
+}
+
 // TagCurrentLinkPath is the link naming the manifest a tag points at now.
 func TagCurrentLinkPath(repo, tag string) string {
-	return path.Join(TagPath(repo, tag), "current", "link")
+	return path.Join(TagCurrentPath(repo, tag), "link")
 }
 
 // TagIndexEntryPath is the directory of one entry of a tag's index of past manifests.

@@ -3,7 +3,6 @@ package storage
 import (
 	"context"
 	"errors"
-	"path"
 	"time"
 
 	driver "github.com/distribution/distribution/v3/registry/storage/driver"
@@ -49,7 +48,7 @@ func (s *Store) DeleteRepository(ctx context.Context, a prune.RepositoryAction) 
 // later run would read as a tag whose index all stays; this order leaves at worst an index
 // without a current link, a tag no one serves, which the next run removes.
 func (s *Store) DeleteTag(ctx context.Context, a prune.TagAction) error {
-	if err := s.remove(ctx, path.Dir(TagCurrentLinkPath(a.Repository, a.Tag))); err != nil {
+	if err := s.remove(ctx, TagCurrentPath(a.Repository, a.Tag)); err != nil {
 		return err
 	}
 	return s.remove(ctx, TagPath(a.Repository, a.Tag))
