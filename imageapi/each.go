@@ -97,6 +97,9 @@ func TagHistories(is *imagev1.ImageStream) (prune.StreamTags, error) {
 	for _, tag := range is.Status.Tags {
 		th := prune.TagHistory{Tag: tag.Tag}
 		for i, item := range tag.Items {
+			if item.Image == "" {
+				continue // a reference tag: nothing stored here (see ReduceStream)
+			}
 			d, err := digest.Parse(item.Image)
 			if err != nil {
 				return prune.StreamTags{}, fmt.Errorf("image stream %s tag %q item %d: image %q is not a digest: %w", out.Repository, tag.Tag, i, item.Image, ErrMalformed)

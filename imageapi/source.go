@@ -97,6 +97,7 @@ func (s *Source) list(ctx context.Context, l *Lister) (*prune.References, error)
 			if err != nil {
 				return err
 			}
+			logReferenceItems(s.log(), is)
 			mu.Lock()
 			defer mu.Unlock()
 			b.AddStream(reduced)
@@ -120,4 +121,17 @@ func explain(err error) error {
 		return fmt.Errorf("%w (the credentials were refused: check the token or kubeconfig)", err)
 	}
 	return err
+}
+
+// logReferenceItems logs, at debug level, the tag history items that name no image of this
+// registry (reference tags), which the prune skips.
+func logReferenceItems(log logrus.FieldLogger, is *imagev1.ImageStream) {
+	for _, tag := range is.Status.Tags {
+		for _, item := range tag.Items {
+			if item.Image == "" {
+				log.WithFields(logrus.Fields{"imagestream": is.Namespace + "/" + is.Name, "tag": tag.Tag, "reference": item.DockerImageReference}).
+					Debug("skipping a tag history item without an image (a reference tag)")
+			}
+		}
+	}
 }

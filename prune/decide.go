@@ -3,6 +3,7 @@ package prune
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -96,8 +97,10 @@ func (p *Plan) BlobBytes() int64 {
 //   - a repository whose image stream does not exist goes whole;
 //   - a manifest revision link stays only if its stream's tag history names it (or a list that
 //     it is a child of) and some Image still names the manifest;
-//   - a layer link stays only if an image of the stream uses the blob and some Image names it,
-//     or the stream names an image whose blobs are not all known (References.Incomplete);
+//   - a layer link stays only if an image of the stream uses the blob and some Image names it;
+//   - a list that stays keeps all it reaches, at any depth: where an Image is missing (or does
+//     not name its config) the manifest read from storage says what it uses (Resolve), and
+//     where storage cannot say either, every link and tag of the repository stays;
 //   - a tag goes with the manifest its current link names; index entries of removed manifests go;
 //   - an upload goes once older than UploadPurgeAge;
 //   - a blob goes when no Image names it and no link that stays points at it;
@@ -123,7 +126,7 @@ func Decide(refs *References, inv *Inventory, opts Options) *Plan {
 			plan.Repositories = append(plan.Repositories, RepositoryAction{
 				Name:         repo.Name,
 				OnlyDataDirs: repo.HasNested,
-				Reason:       fmt.Sprintf("image stream %s does not exist", repo.Name),
+				Reason:       NoStreamReason(repo.Name),
 			})
 			continue
 		}
@@ -131,7 +134,7 @@ func Decide(refs *References, inv *Inventory, opts Options) *Plan {
 	}
 
 	for _, b := range inv.Blobs {
-		if refs.Blobs.Has(b.Digest) || linked.Has(b.Digest) || young(b.ModTime) {
+		if refs.named(b.Digest) || linked.Has(b.Digest) || young(b.ModTime) {
 			continue
 		}
 		plan.Blobs = append(plan.Blobs, BlobAction{Digest: b.Digest, Size: b.Size, Reason: "no image references it"})
@@ -141,14 +144,57 @@ func Decide(refs *References, inv *Inventory, opts Options) *Plan {
 	return plan
 }
 
+// NoStreamReason says why a repository without an image stream goes: a name of two
+// components may still get one (its stream does not exist); any other name never can.
+func NoStreamReason(repo string) string {
+	ns, name, ok := strings.Cut(repo, "/")
+	if !ok || strings.Contains(name, "/") {
+		return fmt.Sprintf("no image stream can name it: %s is not <namespace>/<name>", repo)
+	}
+	if strings.ToLower(repo) != repo || ns == "" || name == "" {
+		return fmt.Sprintf("no image stream can name it: %s is not a valid <namespace>/<name>", repo)
+	}
+	return fmt.Sprintf("image stream %s does not exist", repo)
+}
+
+// manifestGoneReason says why a manifest link goes; rr is nil when the repository has no image
+// stream.
+func manifestGoneReason(refs *References, rr *RepositoryReferences, repo string, d digest.Digest) string {
+	switch {
+	case rr == nil:
+		return NoStreamReason(repo)
+	case rr.Manifests.Has(d):
+		return fmt.Sprintf("its Image does not exist (the tag history of image stream %s still names it)", repo)
+	default:
+		return fmt.Sprintf("not in the tag history of image stream %s", repo)
+	}
+}
+
 // decideRepository decides link by link within a repository that stays. rr is nil for a
 // repository without an image stream that holds young data: its old links go one by one.
 func decideRepository(plan *Plan, linked *DigestSet, refs *References, rr *RepositoryReferences, repo *Repository, young func(time.Time) bool, uploadCutoff time.Time) {
-	manifestReason := fmt.Sprintf("not in the tag history of image stream %s", repo.Name)
 	layerReason := fmt.Sprintf("not used by any image of image stream %s", repo.Name)
 	if rr == nil {
-		manifestReason = fmt.Sprintf("image stream %s does not exist", repo.Name)
-		layerReason = manifestReason
+		layerReason = NoStreamReason(repo.Name)
+	}
+
+	decideUploads(plan, repo, young, uploadCutoff)
+	if rr.failsClosed() {
+		// What the stream uses is not fully known: every link and tag stays, and so every
+		// blob they name.
+		for _, l := range repo.Manifests {
+			linked.Add(l.Digest)
+		}
+		for _, l := range repo.Layers {
+			linked.Add(l.Digest)
+		}
+		for _, t := range repo.Tags {
+			linked.Add(t.Current)
+			for _, d := range t.Index {
+				linked.Add(d)
+			}
+		}
+		return
 	}
 
 	held, holdsYoungManifest := youngHolds(repo, rr, refs, young)
@@ -166,7 +212,7 @@ func decideRepository(plan *Plan, linked *DigestSet, refs *References, rr *Repos
 			linked.Add(l.Digest)
 			continue
 		}
-		plan.ManifestLinks = append(plan.ManifestLinks, LinkAction{Repository: repo.Name, Digest: l.Digest, Reason: manifestReason})
+		plan.ManifestLinks = append(plan.ManifestLinks, LinkAction{Repository: repo.Name, Digest: l.Digest, Reason: manifestGoneReason(refs, rr, repo.Name, l.Digest)})
 	}
 
 	for _, t := range repo.Tags {
@@ -196,7 +242,7 @@ func decideRepository(plan *Plan, linked *DigestSet, refs *References, rr *Repos
 				continue
 			}
 			if kept == 0 {
-				plan.Tags = append(plan.Tags, TagAction{Repository: repo.Name, Tag: t.Name, Reason: "points at " + manifestReason})
+				plan.Tags = append(plan.Tags, TagAction{Repository: repo.Name, Tag: t.Name, Reason: "every manifest its index names goes, the one it points at included"})
 				continue
 			}
 			d, ok := t.likelyCurrent()
@@ -222,19 +268,22 @@ func decideRepository(plan *Plan, linked *DigestSet, refs *References, rr *Repos
 			}
 			continue
 		}
-		plan.Tags = append(plan.Tags, TagAction{Repository: repo.Name, Tag: t.Name, Manifest: t.Current, Reason: "points at " + manifestReason})
+		plan.Tags = append(plan.Tags, TagAction{Repository: repo.Name, Tag: t.Name, Manifest: t.Current,
+			Reason: fmt.Sprintf("the manifest it points at goes (%s)", manifestGoneReason(refs, rr, repo.Name, t.Current))})
 	}
 
-	// A stream whose images do not say all the blobs they use keeps every layer link.
-	unknownUse := rr != nil && rr.Incomplete
 	for _, l := range repo.Layers {
-		if refs.streamKeepsLayer(rr, l.Digest) || young(l.ModTime) || holdsYoungManifest || unknownUse {
+		if refs.streamKeepsLayer(rr, l.Digest) || young(l.ModTime) || holdsYoungManifest {
 			linked.Add(l.Digest)
 			continue
 		}
 		plan.LayerLinks = append(plan.LayerLinks, LinkAction{Repository: repo.Name, Digest: l.Digest, Reason: layerReason})
 	}
 
+}
+
+// decideUploads removes the unfinished uploads older than the purge age.
+func decideUploads(plan *Plan, repo *Repository, young func(time.Time) bool, uploadCutoff time.Time) {
 	for _, u := range repo.Uploads {
 		if u.ModTime.Before(uploadCutoff) && !young(u.ModTime) {
 			plan.Uploads = append(plan.Uploads, UploadAction{Repository: repo.Name, ID: u.ID, Size: u.Size, Reason: "unfinished upload older than the purge age"})

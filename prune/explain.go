@@ -277,9 +277,13 @@ func Explain(target digest.Digest, usage *Usage, refs *References, inv *Inventor
 		}
 		graceWhy := func(t time.Time) string {
 			if young(t) {
-				return fmt.Sprintf("modified %s ago, within the grace period", roundAge(opts.Now.Sub(t)))
+				return "modified " + ageText(opts.Now.Sub(t)) + ", within the grace period"
 			}
 			return ""
+		}
+		closedWhy := ""
+		if rr.failsClosed() {
+			closedWhy = fmt.Sprintf("what image stream %s uses is not fully known (%s), so every link and tag of the repository stays this run", repo.Name, rr.unknownWhy())
 		}
 		_, holdsYoung := youngHolds(repo, rr, refs, young)
 		const youngManifestWhy = "the repository holds a manifest pushed within the grace period that no image stream names yet; what it uses is not known, so every link of the repository stays this run"
@@ -288,6 +292,9 @@ func Explain(target digest.Digest, usage *Usage, refs *References, inv *Inventor
 				continue
 			}
 			fate("manifest link", "", l.ModTime, func() string {
+				if closedWhy != "" {
+					return closedWhy
+				}
 				if refs.streamKeepsManifest(rr, target) {
 					return fmt.Sprintf("the tag history of image stream %s names it", repo.Name)
 				}
@@ -305,6 +312,9 @@ func Explain(target digest.Digest, usage *Usage, refs *References, inv *Inventor
 				continue
 			}
 			fate("layer link", "", l.ModTime, func() string {
+				if closedWhy != "" {
+					return closedWhy
+				}
 				if refs.streamKeepsLayer(rr, target) {
 					return fmt.Sprintf("an image of image stream %s uses it", repo.Name)
 				}
@@ -314,15 +324,15 @@ func Explain(target digest.Digest, usage *Usage, refs *References, inv *Inventor
 				if holdsYoung {
 					return youngManifestWhy
 				}
-				if rr != nil && rr.Incomplete {
-					return fmt.Sprintf("image stream %s names an image whose blobs are not all known (a child of a list without an Image, or an Image without its config digest), so every layer link of the repository stays", repo.Name)
-				}
 				return ""
 			})
 		}
 		for _, t := range repo.Tags {
 			if t.Current == target {
 				fate("tag", t.Name, t.ModTime, func() string {
+					if closedWhy != "" {
+						return closedWhy
+					}
 					if why := graceWhy(t.ModTime); why != "" {
 						return why
 					}
@@ -332,6 +342,9 @@ func Explain(target digest.Digest, usage *Usage, refs *References, inv *Inventor
 			for _, d := range t.Index {
 				if d == target && d != t.Current {
 					fate("tag index entry", t.Name, t.ModTime, func() string {
+						if closedWhy != "" {
+							return closedWhy
+						}
 						if why := graceWhy(t.ModTime); why != "" {
 							return why
 						}
@@ -342,6 +355,15 @@ func Explain(target digest.Digest, usage *Usage, refs *References, inv *Inventor
 		}
 	}
 	return exp
+}
+
+// ageText says how long ago something was modified: "3m0s ago", or, for a time after the
+// run's start (a clock ahead, or a copy that kept its times), that it is dated in the future.
+func ageText(age time.Duration) string {
+	if age < 0 {
+		return fmt.Sprintf("%s in the future (a date after the run's start, which the grace period keeps)", roundAge(-age))
+	}
+	return roundAge(age).String() + " ago"
 }
 
 // roundAge rounds an age for people: to the second, or the minute past an hour.
@@ -367,7 +389,7 @@ func WriteExplanation(w io.Writer, e *Explanation) {
 		fmt.Fprintf(w, "%s is not stored as a blob: nothing to delete\n", e.Target)
 	case e.Deleted:
 		fmt.Fprintf(w, "Blob %s (%s) would be deleted: %s\n", e.Target, FormatSize(e.Blob.Size), e.Reason)
-		fmt.Fprintf(w, "  the grace period does not hold it: modified %s ago (%s)\n", roundAge(e.Age), grace)
+		fmt.Fprintf(w, "  the grace period does not hold it: modified %s (%s)\n", ageText(e.Age), grace)
 	default:
 		fmt.Fprintf(w, "Blob %s (%s) would be kept:\n", e.Target, FormatSize(e.Blob.Size))
 	}
@@ -394,9 +416,9 @@ func WriteExplanation(w io.Writer, e *Explanation) {
 	}
 	if e.Blob != nil && !e.Deleted {
 		if e.Young {
-			fmt.Fprintf(w, "  - the grace period holds it: modified %s ago (%s)\n", roundAge(e.Age), grace)
+			fmt.Fprintf(w, "  - the grace period holds it: modified %s (%s)\n", ageText(e.Age), grace)
 		} else {
-			fmt.Fprintf(w, "  the grace period does not hold it: modified %s ago (%s)\n", roundAge(e.Age), grace)
+			fmt.Fprintf(w, "  the grace period does not hold it: modified %s (%s)\n", ageText(e.Age), grace)
 		}
 		var staying []string
 		for _, l := range e.Links {

@@ -36,6 +36,9 @@ type Stream struct {
 type Inventory struct {
 	Blobs        []Blob
 	Repositories []Repository
+	// RepositoriesMissing says storage has no repositories/ directory at all (often a wrong
+	// rootdirectory): the wrong-cluster interlock weighs it.
+	RepositoriesMissing bool
 }
 
 // Blob is a stored blob.

@@ -1,6 +1,11 @@
 package prune
 
-import "github.com/opencontainers/go-digest"
+import (
+	"bytes"
+	"slices"
+
+	"github.com/opencontainers/go-digest"
+)
 
 // References is what the image API still names: the mark half of the collector.
 type References struct {
@@ -9,6 +14,9 @@ type References struct {
 	Blobs *DigestSet
 	// repositories maps "<namespace>/<name>" to what its image stream references.
 	repositories map[string]*RepositoryReferences
+	// stored are the manifests that Resolve read from storage and the blobs they use: kept
+	// like the blobs an Image names, since a list that stays reaches them.
+	stored *DigestSet
 }
 
 // RepositoryReferences is what one image stream references.
@@ -20,8 +28,31 @@ type RepositoryReferences struct {
 	Blobs *DigestSet
 	// Incomplete says Blobs may lack blobs those manifests use: a child of a list has no Image
 	// object (removed by hand, or by a pruner that did not follow lists), or an Image does
-	// not name its config. The repository then keeps all its layer links.
+	// not name its config. References.Resolve reads those manifests from storage; until it
+	// has, the repository fails closed (every link and tag in it stays).
 	Incomplete bool
+	// Unknown, when not empty, says why what the stream uses stays unknown after Resolve (a
+	// manifest it reaches is not in storage, or does not parse): the repository fails closed.
+	Unknown string
+	// unresolved are the manifests the API cannot describe (see Incomplete).
+	unresolved []digestKey
+	// fromStorage are the manifests Resolve read from storage for this stream: a list that
+	// stays reaches them, so their links stay whether or not an Image names them.
+	fromStorage *DigestSet
+}
+
+// failsClosed tells whether what the stream uses is not fully known, so that every link and
+// tag of its repository stays.
+func (rr *RepositoryReferences) failsClosed() bool {
+	return rr != nil && (rr.Incomplete || rr.Unknown != "")
+}
+
+// unknownWhy says why a repository fails closed, for reasons and explanations.
+func (rr *RepositoryReferences) unknownWhy() string {
+	if rr.Unknown != "" {
+		return rr.Unknown
+	}
+	return "a manifest it reaches has no Image, or its Image does not name its config, and storage was not read"
 }
 
 // Repository returns what the image stream of repo references, or nil when repo has no image
@@ -33,13 +64,32 @@ func (r *References) Repository(repo string) *RepositoryReferences {
 // streamKeepsManifest is the rule that keeps a manifest link: the stream rr (nil when the
 // repository has none) names manifest d, and some Image still names it.
 func (r *References) streamKeepsManifest(rr *RepositoryReferences, d digest.Digest) bool {
-	return rr != nil && rr.Manifests.Has(d) && r.Blobs.Has(d)
+	return rr != nil && rr.Manifests.Has(d) && (r.Blobs.Has(d) || rr.fromStorage.Has(d))
 }
 
 // streamKeepsLayer is the rule that keeps a layer link: an image of the stream rr uses blob d,
 // and some Image still names it.
 func (r *References) streamKeepsLayer(rr *RepositoryReferences, d digest.Digest) bool {
-	return rr != nil && rr.Blobs.Has(d) && r.Blobs.Has(d)
+	return rr != nil && rr.Blobs.Has(d) && r.named(d)
+}
+
+// named tells whether some Image names d, or a manifest read from storage for a list that
+// stays uses it.
+func (r *References) named(d digest.Digest) bool {
+	return r.Blobs.Has(d) || r.stored.Has(d)
+}
+
+// FailingClosed lists, sorted, the repositories whose stream uses what neither the image API
+// nor storage can say: every link and tag in them stays.
+func (r *References) FailingClosed() []string {
+	var out []string
+	for repo, rr := range r.repositories {
+		if rr.failsClosed() {
+			out = append(out, repo)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // RepositoryCount is the number of image streams seen.
@@ -117,8 +167,7 @@ func (b *ReferenceBuilder) Build() *References {
 // children (walked without recursion, so that a malformed cycle of indexes cannot loop).
 func (b *ReferenceBuilder) repositoryReferences(roots []digestKey) *RepositoryReferences {
 	seen := make(map[digestKey]bool, len(roots))
-	var manifests, blobs []digestKey
-	incomplete := false
+	var manifests, blobs, unresolved []digestKey
 	pending := append([]digestKey(nil), roots...)
 	for len(pending) > 0 {
 		k := pending[len(pending)-1]
@@ -136,14 +185,18 @@ func (b *ReferenceBuilder) repositoryReferences(roots []digestKey) *RepositoryRe
 		blobs = append(blobs, img.keys...)
 		children := img.keys[len(img.keys)-img.children:]
 		pending = append(pending, children...)
-		incomplete = incomplete || img.incomplete
+		if img.incomplete {
+			unresolved = append(unresolved, k)
+		}
 		for _, c := range children {
 			// A root without an Image is garbage by rule; a child without one is part of a
-			// list that stays, and what it uses is unknown.
-			if _, ok := b.images[c]; !ok {
-				incomplete = true
+			// list that stays, and what it uses (children included) is read from storage.
+			if _, ok := b.images[c]; !ok && !seen[c] {
+				unresolved = append(unresolved, c)
 			}
 		}
 	}
-	return &RepositoryReferences{Manifests: frozenSet(manifests), Blobs: frozenSet(blobs), Incomplete: incomplete}
+	slices.SortFunc(unresolved, func(a, b digestKey) int { return bytes.Compare(a[:], b[:]) })
+	unresolved = slices.Clip(slices.Compact(unresolved))
+	return &RepositoryReferences{Manifests: frozenSet(manifests), Blobs: frozenSet(blobs), Incomplete: len(unresolved) > 0, unresolved: unresolved}
 }

@@ -67,15 +67,28 @@ type Config struct {
 	Options Options
 	// Workers bounds the deletions under way at once.
 	Workers int
-	// AllowDeleteAll lets a delete run proceed when it would delete every stored blob, or when
-	// the image API references nothing while storage holds blobs. Both usually mean the
-	// pruner is reading the wrong cluster or the wrong storage.
+	// AllowDeleteAll lets a delete run proceed when it would delete every stored blob, when
+	// the image API references nothing while storage holds blobs, or when no stored
+	// repository has an image stream. Each usually means the pruner is reading the wrong
+	// cluster or the wrong storage.
 	AllowDeleteAll bool
-	Log            logrus.FieldLogger
+	// MaxDeleteRatio is the largest share of the stored repositories, and of the stored blob
+	// bytes, that a delete run removes without being told to (a larger one is what a pruner
+	// reading the wrong cluster does); 0 means DefaultMaxDeleteRatio, 1 lets any share go, and
+	// so does AllowDeleteAll.
+	MaxDeleteRatio float64
+	// Manifests reads manifests from storage where the image API cannot say what they use;
+	// nil takes the Inventory when it can, else such repositories keep everything.
+	Manifests ManifestReader
+	Log       logrus.FieldLogger
 }
 
-// ErrWouldDeleteEverything is returned by a delete run that the everything-goes interlock stopped.
-var ErrWouldDeleteEverything = errors.New("refusing to delete every blob in storage")
+// DefaultMaxDeleteRatio is the default of Config.MaxDeleteRatio.
+const DefaultMaxDeleteRatio = 0.5
+
+// ErrWouldDeleteEverything is returned by a delete run that the wrong-cluster interlock
+// stopped before deleting anything.
+var ErrWouldDeleteEverything = errors.New("refusing to delete")
 
 // Run marks, takes the inventory, decides and sweeps. The image API and storage are read at
 // the same time: the run takes as long as the slower of the two, not their sum. That is safe
@@ -111,6 +124,17 @@ func Run(ctx context.Context, cfg Config) (*Plan, Summary, error) {
 		return nil, Summary{}, err
 	}
 
+	manifests := cfg.Manifests
+	if manifests == nil {
+		manifests, _ = cfg.Inventory.(ManifestReader)
+	}
+	if err := refs.Resolve(ctx, manifests, cfg.Workers); err != nil {
+		return nil, Summary{}, fmt.Errorf("reading manifests from storage (nothing was deleted): %w", err)
+	}
+	for _, repo := range refs.FailingClosed() {
+		log.Warnf("repository %s keeps every link and tag this run: what its image stream uses is not fully known (%s)", repo, refs.Repository(repo).unknownWhy())
+	}
+
 	resolver, _ := cfg.Inventory.(TagResolver)
 	plan, err := DecideAndResolve(ctx, refs, inv, cfg.Options, resolver)
 	if err != nil {
@@ -120,13 +144,12 @@ func Run(ctx context.Context, cfg Config) (*Plan, Summary, error) {
 		"manifestlinks": len(plan.ManifestLinks), "layerlinks": len(plan.LayerLinks)}).Info("decided what to delete")
 
 	dryRun := cfg.Remover == nil
-	if len(inv.Blobs) > 0 && (refs.Blobs.Len() == 0 || len(plan.Blobs) == len(inv.Blobs)) {
-		why := fmt.Sprintf("the run would delete all %d blobs in storage (the image API references %d)", len(inv.Blobs), refs.Blobs.Len())
+	for _, c := range interlock(refs, inv, plan, cfg) {
 		switch {
 		case dryRun:
-			log.Warn(why + "; a delete run will refuse without -prune-allow-delete-all")
-		case !cfg.AllowDeleteAll:
-			return plan, Summary{}, fmt.Errorf("%w: %s; check that the pruner reads the right cluster and storage, then pass -prune-allow-delete-all to confirm", ErrWouldDeleteEverything, why)
+			log.Warnf("%s; a delete run will refuse without %s", c.why, c.override)
+		case !c.overridden:
+			return plan, Summary{}, fmt.Errorf("%w %s: check that the pruner reads the right cluster and storage, then pass %s to confirm", ErrWouldDeleteEverything, c.why, c.override)
 		}
 	}
 
@@ -141,4 +164,57 @@ func Run(ctx context.Context, cfg Config) (*Plan, Summary, error) {
 	sum, err := Sweep(ctx, plan, remover, workers, phase)
 	phase.Done()
 	return plan, sum, err
+}
+
+// caution is one sign that the run reads the wrong cluster or the wrong storage.
+type caution struct {
+	why, override string
+	overridden    bool
+}
+
+// interlock lists the signs of a pruner pointed at the wrong cluster or storage: the plan
+// removes every blob, or more than the allowed share of the repositories or of the bytes, or
+// the image API names none of the stored repositories.
+func interlock(refs *References, inv *Inventory, plan *Plan, cfg Config) []caution {
+	var out []caution
+	const all = "-prune-allow-delete-all"
+	if len(inv.Blobs) > 0 && (refs.Blobs.Len() == 0 || len(plan.Blobs) == len(inv.Blobs)) {
+		out = append(out, caution{why: fmt.Sprintf("every blob in storage: the run would delete all %d blobs (the image API references %d)",
+			len(inv.Blobs), refs.Blobs.Len()), override: all, overridden: cfg.AllowDeleteAll})
+	}
+	if len(inv.Repositories) > 0 {
+		streams := 0
+		for _, r := range inv.Repositories {
+			if refs.Repository(r.Name) != nil {
+				streams++
+			}
+		}
+		if streams == 0 {
+			out = append(out, caution{why: fmt.Sprintf("the repositories of a cluster that has none of them: none of the %d stored repositories has an image stream",
+				len(inv.Repositories)), override: all, overridden: cfg.AllowDeleteAll})
+		}
+	}
+	ratio := cfg.MaxDeleteRatio
+	if ratio <= 0 {
+		ratio = DefaultMaxDeleteRatio
+	}
+	flag := fmt.Sprintf("-prune-max-delete-ratio=%g", ratio)
+	override := "-prune-max-delete-ratio=1"
+	if n := len(inv.Repositories); n > 0 && float64(len(plan.Repositories)) > ratio*float64(n) {
+		out = append(out, caution{why: fmt.Sprintf("%d of the %d stored repositories (%.0f%%, more than %s)",
+			len(plan.Repositories), n, 100*float64(len(plan.Repositories))/float64(n), flag), override: override, overridden: cfg.AllowDeleteAll})
+	}
+	var stored int64
+	for _, b := range inv.Blobs {
+		stored += b.Size
+	}
+	if freed := plan.BlobBytes(); stored > 0 && float64(freed) > ratio*float64(stored) {
+		out = append(out, caution{why: fmt.Sprintf("%s of the %s of stored blobs (%.0f%%, more than %s)",
+			FormatSize(freed), FormatSize(stored), 100*float64(freed)/float64(stored), flag), override: override, overridden: cfg.AllowDeleteAll})
+	}
+	if inv.RepositoriesMissing && len(plan.Blobs) > 0 {
+		out = append(out, caution{why: fmt.Sprintf("blobs from storage that has no repositories/ directory (is rootdirectory right?): %d blobs", len(plan.Blobs)),
+			override: all, overridden: cfg.AllowDeleteAll})
+	}
+	return out
 }

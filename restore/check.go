@@ -4,6 +4,8 @@
 package restore
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -43,6 +45,11 @@ type TagProblem struct {
 	// NoImage says the Image does not exist (else it is broken). Recoverable says storage
 	// holds the manifest in the repository, so -restore=recover creates the Image.
 	NoImage, Recoverable bool
+	// Reaches, when set, is a manifest that the list the item names reaches (at any depth)
+	// and that cannot be pulled: Why says why (storage lacks it, the repository does not link
+	// it, or it cannot be read).
+	Reaches digest.Digest
+	Why     string
 }
 
 // Manifest is a manifest link of a repository in storage.
@@ -118,8 +125,12 @@ type Checker struct {
 	children *prune.DigestSet
 	broken   map[digest.Digest]bool
 	// named maps a repository with an image stream to the manifests its tags name.
-	named  map[string]*prune.DigestSet
-	report Report
+	named map[string]*prune.DigestSet
+	// lists maps the Images that are manifest lists to their children; listItems are the tag
+	// history items naming one, which FollowLists walks down.
+	lists     map[digest.Digest][]digest.Digest
+	listItems []TagProblem
+	report    Report
 }
 
 // NewChecker starts a check against inv. Its blobs are sorted by digest (the storage
@@ -129,7 +140,7 @@ func NewChecker(inv *prune.Inventory) *Checker {
 		sort.Slice(inv.Blobs, func(i, j int) bool { return inv.Blobs[i].Digest < inv.Blobs[j].Digest })
 	}
 	c := &Checker{inv: inv, repos: map[string]*prune.Repository{}, images: prune.NewDigestSet(), children: prune.NewDigestSet(),
-		broken: map[digest.Digest]bool{}, named: map[string]*prune.DigestSet{}, report: Report{Unadoptable: map[string]string{}}}
+		broken: map[digest.Digest]bool{}, named: map[string]*prune.DigestSet{}, lists: map[digest.Digest][]digest.Digest{}, report: Report{Unadoptable: map[string]string{}}}
 	for i := range inv.Repositories {
 		c.repos[inv.Repositories[i].Name] = &inv.Repositories[i]
 	}
@@ -162,6 +173,9 @@ func (c *Checker) AddImage(img prune.Image, managed bool) {
 	c.images.Add(img.Manifest)
 	for _, ch := range img.Children {
 		c.children.Add(ch)
+	}
+	if len(img.Children) > 0 {
+		c.lists[img.Manifest] = img.Children
 	}
 	if !managed {
 		return
@@ -202,6 +216,8 @@ func (c *Checker) AddStream(s prune.StreamTags, local func(reference string) boo
 			switch {
 			case c.broken[item.Image]:
 				c.report.TagProblems = append(c.report.TagProblems, p)
+			case c.lists[item.Image] != nil:
+				c.listItems = append(c.listItems, p)
 			case !c.images.Has(item.Image):
 				p.NoImage = true
 				p.Recoverable = c.linked(s.Repository, item.Image)
@@ -211,6 +227,79 @@ func (c *Checker) AddStream(s prune.StreamTags, local func(reference string) boo
 			}
 		}
 	}
+}
+
+// FollowLists walks down every manifest list that a tag history item names, at any depth, and
+// reports the items whose list reaches a manifest that cannot be pulled: storage lacks it, the
+// repository does not link it (when it links the list), or it cannot be read. Where a level
+// has no Image, its manifest is read from storage through reader. Call it after the last
+// AddStream; a storage error other than a missing or unreadable manifest is returned.
+func (c *Checker) FollowLists(ctx context.Context, reader prune.ManifestReader) error {
+	read := map[digest.Digest][]digest.Digest{}
+	unreadable := map[digest.Digest]string{}
+	children := func(d digest.Digest) ([]digest.Digest, string, error) {
+		if ch, ok := c.lists[d]; ok {
+			return ch, "", nil
+		}
+		if c.images.Has(d) {
+			return nil, "", nil // an image: what it uses AddImage checked
+		}
+		if why, ok := unreadable[d]; ok {
+			return nil, why, nil
+		}
+		if ch, ok := read[d]; ok {
+			return ch, "", nil
+		}
+		img, err := reader.ReadManifest(ctx, d)
+		switch {
+		case errors.Is(err, prune.ErrManifestNotStored), errors.Is(err, prune.ErrManifestUnreadable):
+			unreadable[d] = fmt.Sprintf("it has no Image and storage cannot read it (%v)", err)
+			return nil, unreadable[d], nil
+		case err != nil:
+			return nil, "", fmt.Errorf("reading manifest %s: %w", d, err)
+		}
+		read[d] = img.Children
+		return img.Children, "", nil
+	}
+	for _, p := range c.listItems {
+		checkLinks := c.linked(p.Repository, p.Image)
+		seen := map[digest.Digest]bool{p.Image: true}
+		pending := []digest.Digest{p.Image}
+	walk:
+		for len(pending) > 0 {
+			d := pending[len(pending)-1]
+			pending = pending[:len(pending)-1]
+			why := ""
+			switch {
+			case d != p.Image && !c.stored(d):
+				why = "storage lacks it"
+			case d != p.Image && checkLinks && !c.linked(p.Repository, d):
+				why = fmt.Sprintf("repository %s does not link it", p.Repository)
+			case c.broken[d]:
+				why = "its Image is broken"
+			}
+			var ch []digest.Digest
+			if why == "" {
+				var err error
+				if ch, why, err = children(d); err != nil {
+					return err
+				}
+			}
+			if why != "" {
+				p.Reaches, p.Why = d, why
+				c.report.TagProblems = append(c.report.TagProblems, p)
+				break walk
+			}
+			for _, x := range ch {
+				if !seen[x] {
+					seen[x] = true
+					pending = append(pending, x)
+				}
+			}
+		}
+	}
+	c.listItems = nil
+	return nil
 }
 
 // Report compares the repositories in storage with what the API knows, and returns the findings.
@@ -269,6 +358,10 @@ func WriteReport(w io.Writer, r *Report) {
 		}
 	}
 	for _, t := range r.TagProblems {
+		if t.Reaches != "" {
+			fmt.Fprintf(w, "Broken tag %s:%s at position %d out of %d: list %s reaches manifest %s, but %s\n", t.Repository, t.Tag, t.Position, t.Total, t.Image, t.Reaches, t.Why)
+			continue
+		}
 		if t.NoImage {
 			fmt.Fprintf(w, "Missing image %s:%s at position %d out of %d: Image %s does not exist%s\n", t.Repository, t.Tag, t.Position, t.Total, t.Image, recoverable(t.Recoverable))
 		} else {

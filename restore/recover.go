@@ -2,7 +2,6 @@ package restore
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 
@@ -11,7 +10,6 @@ import (
 	"github.com/distribution/distribution/v3/manifest/ocischema"
 	driver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/opencontainers/go-digest"
-	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	imageclient "github.com/openshift/client-go/image/clientset/versioned/typed/image/v1"
 	"github.com/sirupsen/logrus"
 
@@ -99,33 +97,7 @@ func (r *Recoverer) Recover(ctx context.Context, w io.Writer, recs []Recovery) (
 	return res, nil
 }
 
-// readManifest reads a manifest blob and parses it by its media type (OCI manifests and
-// indexes may omit the field; their shape tells them apart).
+// readManifest reads and parses a stored manifest.
 func (r *Recoverer) readManifest(ctx context.Context, d digest.Digest) (distribution.Manifest, error) {
-	content, err := r.Driver.GetContent(ctx, storage.BlobDataPath(d))
-	if err != nil {
-		return nil, fmt.Errorf("reading the manifest blob: %w", err)
-	}
-	if digest.FromBytes(content) != d && d.Algorithm() == digest.SHA256 {
-		return nil, fmt.Errorf("the stored manifest does not match its digest")
-	}
-	var probe struct {
-		MediaType string            `json:"mediaType"`
-		Manifests []json.RawMessage `json:"manifests"`
-	}
-	if err := json.Unmarshal(content, &probe); err != nil {
-		return nil, fmt.Errorf("the stored manifest is not JSON: %w", err)
-	}
-	mediaType := probe.MediaType
-	if mediaType == "" {
-		mediaType = v1.MediaTypeImageManifest
-		if probe.Manifests != nil {
-			mediaType = v1.MediaTypeImageIndex
-		}
-	}
-	m, _, err := distribution.UnmarshalManifest(mediaType, content)
-	if err != nil {
-		return nil, fmt.Errorf("parsing the %s manifest: %w", mediaType, err)
-	}
-	return m, nil
+	return storage.ReadManifest(ctx, r.Driver, d)
 }

@@ -45,6 +45,7 @@ type options struct {
 	workers         int
 	pageSize        int64
 	allowDeleteAll  bool
+	maxDeleteRatio  float64
 	ignoreReadOnly  bool
 	configPath      string
 	maintenanceOptions
@@ -100,6 +101,7 @@ func parseFlags(args []string, stderr io.Writer) (options, int) {
 	fs.IntVar(&opts.workers, "prune-workers", 4*runtime.NumCPU(), "storage requests under way at once")
 	fs.Int64Var(&opts.pageSize, "prune-page-size", imageapi.DefaultPageSize, "objects per image API list request")
 	fs.BoolVar(&opts.allowDeleteAll, "prune-allow-delete-all", false, "let -prune=delete remove every blob in storage (refused otherwise)")
+	fs.Float64Var(&opts.maxDeleteRatio, "prune-max-delete-ratio", prune.DefaultMaxDeleteRatio, "largest share (0 to 1) of the stored repositories, and of the stored blob bytes, that -prune=delete removes; more means the wrong cluster or storage (1 allows any)")
 	fs.BoolVar(&opts.ignoreReadOnly, "prune-ignore-read-only", false, "let -prune=delete run on a registry not configured read-only (only when no registry serves this storage)")
 	opts.maintenanceOptions.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -118,6 +120,10 @@ func parseFlags(args []string, stderr io.Writer) (options, int) {
 	default:
 		fmt.Fprintf(stderr, "error: -prune=%s: want check or delete\n", opts.prune)
 		fs.Usage()
+		return opts, exitUsage
+	}
+	if !(opts.maxDeleteRatio > 0 && opts.maxDeleteRatio <= 1) {
+		fmt.Fprintf(stderr, "error: -prune-max-delete-ratio=%g: want a share above 0 and at most 1\n", opts.maxDeleteRatio)
 		return opts, exitUsage
 	}
 	if opts.workers < 1 || opts.pageSize < 1 || opts.keepYoungerThan < 0 || opts.uploadPurgeAge < 0 {
@@ -216,6 +222,7 @@ func runPrune(ctx context.Context, cfg *config.Config, opts options, stdout, std
 		},
 		Workers:        opts.workers,
 		AllowDeleteAll: opts.allowDeleteAll,
+		MaxDeleteRatio: opts.maxDeleteRatio,
 		Log:            log,
 	}
 	if !dryRun {

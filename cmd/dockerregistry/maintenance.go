@@ -261,6 +261,9 @@ func explainDigest(ctx context.Context, cfg *config.Config, opts options, drv dr
 	if err != nil {
 		return fmt.Errorf("reading storage: %w", err)
 	}
+	if err := refs.Resolve(ctx, store, opts.workers); err != nil {
+		return fmt.Errorf("reading storage: %w", err)
+	}
 	// The explanation names the tags pointing at the digest: read those tags' current links.
 	var tags []prune.TagRef
 	for _, r := range inv.Repositories {
@@ -289,13 +292,14 @@ func runRestore(ctx context.Context, cfg *config.Config, opts options, drv drive
 	if err != nil {
 		return 0, err
 	}
-	inv, err := (&storage.Store{Driver: drv, Workers: opts.workers, Log: log}).Inventory(ctx)
+	store := &storage.Store{Driver: drv, Workers: opts.workers, Log: log}
+	inv, err := store.Inventory(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("reading storage: %w", err)
 	}
-	var report *restore.Report
+	var c *restore.Checker
 	err = lister.Restarting(ctx, func(ctx context.Context) error {
-		c := restore.NewChecker(inv)
+		c = restore.NewChecker(inv)
 		if err := lister.EachImage(ctx, func(img *imagev1.Image) error {
 			reduced, err := imageapi.ReduceImage(img)
 			if err != nil {
@@ -316,12 +320,15 @@ func runRestore(ctx context.Context, cfg *config.Config, opts options, drv drive
 		}); err != nil {
 			return err
 		}
-		report = c.Report()
 		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("reading the image API: %w", err)
 	}
+	if err := c.FollowLists(ctx, store); err != nil {
+		return 0, fmt.Errorf("reading storage: %w", err)
+	}
+	report := c.Report()
 	restore.WriteReport(w, report)
 	recs := report.Recoverable()
 	if opts.restore == "check" {

@@ -84,7 +84,7 @@ func (r *Registry) Image(repoName, tag, configContent string, layerContents ...s
 	return img
 }
 
-// Index pushes an OCI index of images already in the repository.
+// Index pushes an OCI index of images (or indexes) already in the repository.
 func (r *Registry) Index(repoName, tag string, children ...prune.Image) prune.Image {
 	r.t.Helper()
 	var descs []v1.Descriptor
@@ -94,8 +94,12 @@ func (r *Registry) Index(repoName, tag string, children ...prune.Image) prune.Im
 		if err != nil {
 			r.t.Fatalf("reading child %s: %v", c.Manifest, err)
 		}
+		mediaType := schema2.MediaTypeManifest
+		if len(c.Children) > 0 { // an index of indexes
+			mediaType = v1.MediaTypeImageIndex
+		}
 		descs = append(descs, v1.Descriptor{
-			MediaType: schema2.MediaTypeManifest, Digest: c.Manifest, Size: int64(len(content)),
+			MediaType: mediaType, Digest: c.Manifest, Size: int64(len(content)),
 			Platform: &v1.Platform{Architecture: fmt.Sprintf("arch%d", len(descs)), OS: "linux"},
 		})
 		img.Children = append(img.Children, c.Manifest)

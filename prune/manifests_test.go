@@ -1,0 +1,267 @@
+package prune
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/sirupsen/logrus"
+)
+
+// storedManifests is a ManifestReader over manifests held in memory, keyed by digest.
+type storedManifests struct {
+	mu         sync.Mutex
+	manifests  map[digest.Digest]Image
+	unreadable map[digest.Digest]bool
+	fail       error
+	reads      []digest.Digest
+}
+
+func (s *storedManifests) ReadManifest(_ context.Context, d digest.Digest) (Image, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reads = append(s.reads, d)
+	if s.fail != nil {
+		return Image{}, s.fail
+	}
+	if s.unreadable[d] {
+		return Image{}, fmt.Errorf("not JSON: %w", ErrManifestUnreadable)
+	}
+	img, ok := s.manifests[d]
+	if !ok {
+		return Image{}, fmt.Errorf("%s: %w", d, ErrManifestNotStored)
+	}
+	return img, nil
+}
+
+func stored(images ...Image) *storedManifests {
+	s := &storedManifests{manifests: map[digest.Digest]Image{}, unreadable: map[digest.Digest]bool{}}
+	for _, img := range images {
+		s.manifests[img.Manifest] = img
+	}
+	return s
+}
+
+func list(manifest string, children ...string) Image {
+	out := Image{Manifest: dg(manifest)}
+	for _, c := range children {
+		out.Children = append(out.Children, dg(c))
+	}
+	return out
+}
+
+// TestResolve covers what the image API cannot say a list reaches: the manifests are read from
+// storage at any depth; where storage cannot say either, the repository fails closed.
+func TestResolve(t *testing.T) {
+	all := []string{"outer", "inner", "m1", "c1", "l1", "m2", "c2", "l2", "m3", "c3", "l3", "old", "x", "cx"}
+	// ns/app:latest is an index of an index (inner) of two images; inner's Image is gone.
+	storage := func() *storedManifests {
+		return stored(list("outer", "inner"), list("inner", "m1", "m2"), img("m1", "c1", "l1"), img("m2", "c2", "l2"))
+	}
+	appInv := func() Inventory {
+		return Inventory{
+			Blobs: blobs("outer", "inner", "m1", "c1", "l1", "m2", "c2", "l2", "m3", "c3", "l3", "old"),
+			Repositories: []Repository{{
+				Name: "ns/app", Manifests: links("outer", "inner", "m1", "m2", "m3"),
+				Layers: links("c1", "l1", "c2", "l2", "c3", "l3", "old"),
+				Tags:   []Tag{{Name: "latest", Current: dg("outer"), CurrentKnown: true, Index: []digest.Digest{dg("outer")}, ModTime: old}},
+			}},
+		}
+	}
+	tests := []struct {
+		name    string
+		images  []Image
+		streams []Stream
+		reader  func() *storedManifests
+		inv     Inventory
+		want    planNames
+		closed  []string
+	}{
+		{
+			// The two images keep their Images: before, their revision links went.
+			name:    "index of indexes whose inner index lost its Image: all it reaches stays",
+			images:  []Image{list("outer", "inner"), img("m1", "c1", "l1"), img("m2", "c2", "l2"), img("m3", "c3", "l3")},
+			streams: []Stream{stream("ns/app", "outer")},
+			reader:  storage,
+			inv:     appInv(),
+			// m3 is an Image no stream names: its links go, its blobs stay (global).
+			want: planNames{ManifestLinks: []string{"ns/app@m3"}, LayerLinks: sortedLinks("ns/app", "c3", "l3", "old"), Blobs: []string{"old"}},
+		},
+		{
+			// Before, the grandchildren's manifest blobs and their layers went.
+			name:    "index of indexes, only the outer Image left: storage says the rest",
+			images:  []Image{list("outer", "inner")},
+			streams: []Stream{stream("ns/app", "outer")},
+			reader:  storage,
+			inv:     appInv(),
+			want: planNames{
+				ManifestLinks: []string{"ns/app@m3"}, LayerLinks: sortedLinks("ns/app", "c3", "l3", "old"),
+				Blobs: sortedNames("m3", "c3", "l3", "old"),
+			},
+		},
+		{
+			name:    "a list reaching a manifest storage lacks: the whole repository stays, manifest links included",
+			images:  []Image{list("outer", "inner")},
+			streams: []Stream{stream("ns/app", "outer")},
+			reader: func() *storedManifests {
+				s := storage()
+				delete(s.manifests, dg("m2"))
+				return s
+			},
+			inv:    appInv(),
+			want:   planNames{},
+			closed: []string{"ns/app"},
+		},
+		{
+			name:    "a list reaching a manifest that does not parse: the whole repository stays",
+			images:  []Image{list("outer", "inner")},
+			streams: []Stream{stream("ns/app", "outer")},
+			reader: func() *storedManifests {
+				s := storage()
+				s.unreadable[dg("inner")] = true
+				return s
+			},
+			inv:    appInv(),
+			want:   planNames{},
+			closed: []string{"ns/app"},
+		},
+		{
+			name:    "no reader: a repository the API cannot describe stays whole",
+			images:  []Image{list("outer", "inner")},
+			streams: []Stream{stream("ns/app", "outer")},
+			inv:     appInv(),
+			want:    planNames{},
+			closed:  []string{"ns/app"},
+		},
+		{
+			// Before, the repository kept every layer link for ever (the API never catches up).
+			name:    "a child of a list lost its Image: storage says what it uses, the rest goes",
+			images:  []Image{list("outer", "m1", "m2"), img("m1", "c1", "l1")},
+			streams: []Stream{stream("ns/app", "outer")},
+			reader:  func() *storedManifests { return stored(img("m2", "c2", "l2")) },
+			inv: Inventory{
+				Blobs:        blobs("outer", "m1", "c1", "l1", "m2", "c2", "l2", "old"),
+				Repositories: []Repository{{Name: "ns/app", Manifests: links("outer", "m1", "m2"), Layers: links("c1", "l1", "c2", "l2", "old")}},
+			},
+			want: planNames{LayerLinks: []string{"ns/app@old"}, Blobs: []string{"old"}},
+		},
+		{
+			name:    "an Image without its config digest: storage names the config",
+			images:  []Image{{Manifest: dg("m1"), Layers: []digest.Digest{dg("l1")}, Incomplete: true}},
+			streams: []Stream{stream("ns/app", "m1")},
+			reader:  func() *storedManifests { return stored(img("m1", "c1", "l1")) },
+			inv: Inventory{
+				Blobs:        blobs("m1", "c1", "l1", "old"),
+				Repositories: []Repository{{Name: "ns/app", Manifests: links("m1"), Layers: links("c1", "l1", "old")}},
+			},
+			want: planNames{LayerLinks: []string{"ns/app@old"}, Blobs: []string{"old"}},
+		},
+		{
+			name:    "a list naming itself through a child does not loop",
+			images:  []Image{list("outer", "inner")},
+			streams: []Stream{stream("ns/app", "outer")},
+			reader: func() *storedManifests {
+				return stored(list("outer", "inner"), list("inner", "outer", "m1"), img("m1", "c1", "l1"))
+			},
+			inv: Inventory{
+				Blobs:        blobs("outer", "inner", "m1", "c1", "l1"),
+				Repositories: []Repository{{Name: "ns/app", Manifests: links("outer", "inner", "m1"), Layers: links("c1", "l1")}},
+			},
+			want: planNames{},
+		},
+		{
+			// Only the repository whose stream reaches the unknown fails closed.
+			name:    "a repository failing closed leaves the others decided as usual",
+			images:  []Image{list("outer", "inner"), img("x", "cx")},
+			streams: []Stream{stream("ns/app", "outer"), stream("ns/other", "x")},
+			reader:  func() *storedManifests { return stored() },
+			inv: Inventory{
+				Blobs: blobs("outer", "inner", "x", "cx", "old"),
+				Repositories: []Repository{
+					{Name: "ns/app", Manifests: links("outer", "inner"), Layers: links("old")},
+					{Name: "ns/other", Manifests: links("x", "outer"), Layers: links("cx", "old")},
+				},
+			},
+			want:   planNames{ManifestLinks: []string{"ns/other@outer"}, LayerLinks: []string{"ns/other@old"}},
+			closed: []string{"ns/app"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			refs := refsOf(tt.images, tt.streams)
+			var reader ManifestReader
+			if tt.reader != nil {
+				reader = tt.reader()
+			}
+			if err := refs.Resolve(context.Background(), reader, 3); err != nil {
+				t.Fatal(err)
+			}
+			if got := refs.FailingClosed(); !reflect.DeepEqual(got, tt.closed) {
+				t.Errorf("failing closed: %v, want %v", got, tt.closed)
+			}
+			plan := Decide(refs, &tt.inv, opts())
+			if got := names(plan, all); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("plan:\n got %+v\nwant %+v", got, tt.want)
+			}
+			checkInvariant(t, &tt.inv, plan)
+		})
+	}
+}
+
+func TestResolveReadsEachManifestOnceAndOnlyWhenNeeded(t *testing.T) {
+	refs := refsOf([]Image{list("outer", "inner"), img("m1", "c1", "l1")},
+		[]Stream{stream("ns/a", "outer"), stream("ns/b", "outer"), stream("ns/c", "m1")})
+	s := stored(list("inner", "m1"), img("m1", "c1", "l1"))
+	if err := refs.Resolve(context.Background(), s, 2); err != nil {
+		t.Fatal(err)
+	}
+	// inner (no Image) and, below it, m1 (read, since the walk below a gap is storage's).
+	if len(s.reads) != 2 {
+		t.Fatalf("reads %v, want inner and m1 once each", s.reads)
+	}
+	s = stored()
+	if err := refsOf([]Image{img("m1", "c1", "l1")}, []Stream{stream("ns/c", "m1")}).Resolve(context.Background(), s, 2); err != nil || len(s.reads) != 0 {
+		t.Fatalf("a fully described stream read %v (err %v)", s.reads, err)
+	}
+}
+
+func TestResolveFailsOnStorageErrors(t *testing.T) {
+	refs := refsOf([]Image{list("outer", "inner")}, []Stream{stream("ns/app", "outer")})
+	s := stored()
+	s.fail = errors.New("connection reset")
+	err := refs.Resolve(context.Background(), s, 1)
+	if err == nil || !strings.Contains(err.Error(), "connection reset") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestRunReadsManifestsThroughTheInventory proves Run wires the reader: an inventory that can
+// read manifests saves the grandchildren of an index whose inner index lost its Image.
+func TestRunReadsManifestsThroughTheInventory(t *testing.T) {
+	refs := refsOf([]Image{list("outer", "inner")}, []Stream{stream("ns/app", "outer")})
+	inv := &Inventory{
+		Blobs:        blobs("outer", "inner", "m1", "c1", "l1", "junk"),
+		Repositories: []Repository{{Name: "ns/app", Manifests: links("outer", "inner", "m1"), Layers: links("c1", "l1")}},
+	}
+	src := readingInventory{staticSource: staticSource{inv: inv}, storedManifests: stored(list("inner", "m1"), img("m1", "c1", "l1"))}
+	quiet := logrus.New()
+	quiet.SetLevel(logrus.PanicLevel)
+	r := &recorder{}
+	_, sum, err := Run(context.Background(), Config{References: staticSource{refs: refs}, Inventory: src, Remover: r, Options: opts(), Workers: 2, Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Blobs != 1 || sum.ManifestLinks != 0 || sum.LayerLinks != 0 {
+		t.Fatalf("summary %+v, calls %v: want only the junk blob deleted", sum, r.calls)
+	}
+}
+
+type readingInventory struct {
+	staticSource
+	*storedManifests
+}
