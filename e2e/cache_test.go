@@ -158,7 +158,7 @@ func TestPruneInvalidatesRedisCache(t *testing.T) {
 	}
 	wouldInvalidate := m[2]
 
-	res = e.prune(nil, "-prune=delete", noGrace)
+	res = e.prune(nil, "-prune=delete", noGrace, anyShare)
 	m = cacheLine.FindStringSubmatch(res.Stdout)
 	if res.ExitCode != 0 || m == nil || m[1] != "Invalidated" || m[2] != wouldInvalidate ||
 		!strings.Contains(res.Stdout, "Deleted 0 uploads (0 B)\nInvalidated") ||
@@ -224,7 +224,7 @@ func TestPruneResetsInMemoryCache(t *testing.T) {
 
 	softDelete(t, e, "ns", "mem", "v1", d)
 	e.startRegistryWith(setup, harness.ReadOnlyEnv)
-	res := e.prune(nil, "-prune=delete", noGrace)
+	res := e.prune(nil, "-prune=delete", noGrace, anyShare)
 	if res.ExitCode != 0 || !strings.HasPrefix(res.Stdout, fmt.Sprintf("Deleted %d blobs\n", len(blobs))) {
 		t.Fatalf("delete: exit %d\n%s\n%s", res.ExitCode, res.Stdout, res.Stderr)
 	}

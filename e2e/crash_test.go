@@ -89,7 +89,7 @@ func (f *crashFixture) interrupt(t *testing.T, n int, sig syscall.Signal) (int, 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	env := append(append([]string(nil), f.e.regEnv...), "REGISTRY_LOG_LEVEL=info")
-	cmd, err := harness.PruneCommand(ctx, env, "-prune=delete", noGrace, "-prune-workers=1", f.e.reg.ConfigPath)
+	cmd, err := harness.PruneCommand(ctx, env, "-prune=delete", noGrace, anyShare, "-prune-workers=1", f.e.reg.ConfigPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +191,7 @@ func TestCrashSafety(t *testing.T) {
 			f.checkConsistent(t)
 			left := f.goneStillStored()
 
-			res := f.e.prune(nil, "-prune=delete", noGrace)
+			res := f.e.prune(nil, "-prune=delete", noGrace, anyShare)
 			if res.ExitCode != 0 {
 				t.Fatalf("second run: exit %d\n%s", res.ExitCode, res.Stderr)
 			}

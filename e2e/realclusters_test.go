@@ -150,7 +150,7 @@ func TestStreamShapesOfARealCluster(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	e.startRegistry()
-	keep := e.mustPush("ns/app:latest", image(t, "keep", "base", "keep-only"))
+	keep := e.mustPush("ns/app:latest", image(t, "keep", "base", strings.Repeat("keep-only ", 300)))
 	gone := e.mustPush("ns/doomed:latest", image(t, "doomed", "base", "doomed-only"))
 	mustDeleteImage(t, e, gone)
 	if err := e.images.ImageStreams("ns").Delete(ctx, "doomed", metav1.DeleteOptions{}); err != nil {

@@ -44,13 +44,14 @@ type readResult struct {
 // Resolve completes the references of every repository whose stream reaches a manifest that
 // the image API cannot describe (RepositoryReferences.Incomplete): it reads those manifests
 // from storage, and every manifest below them, and adds what they use to the repository's
-// references, as if an Image said it. A manifest storage does not hold or cannot parse leaves
+// references, as if an Image said it. It also reads the manifest of every Image that does not
+// name its config, so that the config stays while the Image does. A manifest storage does not hold or cannot parse leaves
 // its repository failing closed: every link and tag in it stays for this run.
 //
 // Any other error (storage unreachable) is returned: the run must then delete nothing.
 // Without a reader, every such repository fails closed. workers bounds the reads under way.
 func (r *References) Resolve(ctx context.Context, reader ManifestReader, workers int) error {
-	var pending []digestKey
+	pending := append([]digestKey(nil), r.incomplete...)
 	for _, rr := range r.repositories {
 		pending = append(pending, rr.unresolved...)
 	}
@@ -91,6 +92,13 @@ func (r *References) Resolve(ctx context.Context, reader ManifestReader, workers
 	}
 
 	stored := NewDigestSet()
+	for _, k := range r.incomplete {
+		if res := read[k]; res.why == "" {
+			for _, b := range res.keys {
+				stored.addKey(b)
+			}
+		}
+	}
 	for repo, rr := range r.repositories {
 		if len(rr.unresolved) == 0 {
 			continue

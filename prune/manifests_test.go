@@ -265,3 +265,16 @@ type readingInventory struct {
 	staticSource
 	*storedManifests
 }
+
+// TestResolveKeepsTheConfigOfAnIncompleteImageNoStreamNames: the Image alone keeps its blobs,
+// its config among them, though it does not name it.
+func TestResolveKeepsTheConfigOfAnIncompleteImageNoStreamNames(t *testing.T) {
+	refs := refsOf([]Image{{Manifest: dg("m1"), Layers: []digest.Digest{dg("l1")}, Incomplete: true}}, nil)
+	if err := refs.Resolve(context.Background(), stored(img("m1", "c1", "l1")), 1); err != nil {
+		t.Fatal(err)
+	}
+	inv := &Inventory{Blobs: blobs("m1", "c1", "l1", "junk")}
+	if got := names(Decide(refs, inv, opts()), []string{"junk"}); !reflect.DeepEqual(got, planNames{Blobs: []string{"junk"}}) {
+		t.Errorf("plan %+v, want only junk", got)
+	}
+}

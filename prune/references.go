@@ -15,8 +15,12 @@ type References struct {
 	// repositories maps "<namespace>/<name>" to what its image stream references.
 	repositories map[string]*RepositoryReferences
 	// stored are the manifests that Resolve read from storage and the blobs they use: kept
-	// like the blobs an Image names, since a list that stays reaches them.
+	// like the blobs an Image names, since a list that stays reaches them (or an Image that
+	// does not name its config uses them).
 	stored *DigestSet
+	// incomplete are the Images that do not name their config, whichever stream names them:
+	// Resolve reads their manifests so that their config blobs stay with them.
+	incomplete []digestKey
 }
 
 // RepositoryReferences is what one image stream references.
@@ -155,6 +159,11 @@ func (b *ReferenceBuilder) AddStream(s Stream) {
 func (b *ReferenceBuilder) Build() *References {
 	b.blobs.freeze()
 	refs := &References{Blobs: b.blobs, repositories: make(map[string]*RepositoryReferences, len(b.streams))}
+	for k, img := range b.images {
+		if img.incomplete {
+			refs.incomplete = append(refs.incomplete, k)
+		}
+	}
 	for repo, manifests := range b.streams {
 		refs.repositories[repo] = b.repositoryReferences(manifests)
 	}
