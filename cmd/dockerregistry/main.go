@@ -46,6 +46,7 @@ type options struct {
 	pageSize        int64
 	allowDeleteAll  bool
 	ignoreReadOnly  bool
+	forceUnlock     bool
 	configPath      string
 	maintenanceOptions
 }
@@ -101,6 +102,7 @@ func parseFlags(args []string, stderr io.Writer) (options, int) {
 	fs.Int64Var(&opts.pageSize, "prune-page-size", imageapi.DefaultPageSize, "objects per image API list request")
 	fs.BoolVar(&opts.allowDeleteAll, "prune-allow-delete-all", false, "let -prune=delete remove every blob in storage (refused otherwise)")
 	fs.BoolVar(&opts.ignoreReadOnly, "prune-ignore-read-only", false, "let -prune=delete run on a registry not configured read-only (only when no registry serves this storage)")
+	fs.BoolVar(&opts.forceUnlock, "prune-force-unlock", false, "with -prune=delete, remove the storage's prune lock a stopped run left (only when no other prune runs)")
 	opts.maintenanceOptions.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -173,6 +175,10 @@ func runPrune(ctx context.Context, cfg *config.Config, opts options, stdout, std
 		return exitFailure
 	}
 	dryRun := opts.prune == "check"
+	if dryRun && opts.forceUnlock {
+		fmt.Fprintf(stderr, "error: %v\n", errForceUnlockWithoutDelete)
+		return exitUsage
+	}
 	if !dryRun && !cfg.ReadOnly() && !opts.ignoreReadOnly {
 		return fail(errors.New("refusing -prune=delete: the registry is not read-only, and pushes during a prune lose data; " +
 			"switch it to read-only (spec.readOnly: true in the registry operator config, or storage.maintenance.readonly.enabled: true, " +
@@ -181,6 +187,16 @@ func runPrune(ctx context.Context, cfg *config.Config, opts options, stdout, std
 	log, drv, err := openStorage(ctx, cfg, stderr)
 	if err != nil {
 		return fail(err)
+	}
+	// One delete run at a time: the lock is taken before anything is read, and its context
+	// stops the run if another takes it over.
+	lock, err := lockStorage(ctx, drv, dryRun, opts.forceUnlock, log)
+	if err != nil {
+		return fail(err)
+	}
+	defer releaseLock(lock, log)
+	if lock != nil {
+		ctx = lock.Context()
 	}
 	restCfg, source, err := imageapi.RESTConfig(cfg.OpenShift.KubeConfig)
 	if err != nil {
@@ -205,7 +221,7 @@ func runPrune(ctx context.Context, cfg *config.Config, opts options, stdout, std
 	}
 	defer inval.Close()
 
-	store := &storage.Store{Driver: drv, Workers: opts.workers, Log: log}
+	store := &storage.Store{Driver: drv, Workers: opts.workers, Log: log, Root: storageRoot(cfg)}
 	pcfg := prune.Config{
 		References: &imageapi.Source{Client: client, PageSize: opts.pageSize, Log: log},
 		Inventory:  store,
@@ -219,9 +235,10 @@ func runPrune(ctx context.Context, cfg *config.Config, opts options, stdout, std
 		Log:            log,
 	}
 	if !dryRun {
-		pcfg.Remover = inval.Wrap(store)
+		pcfg.Remover = lock.Guard(inval.Wrap(store))
 	}
 	plan, sum, err := prune.Run(ctx, pcfg)
+	err = lockLost(lock, err)
 	if !dryRun {
 		// The end marker goes even after a failed or interrupted sweep.
 		if ferr := inval.Finish(ctx); ferr != nil {
