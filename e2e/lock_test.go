@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/hardprune/image-registry/e2e/harness"
 	"github.com/hardprune/image-registry/storage"
 )
@@ -29,6 +31,12 @@ func (e *env) writeLock(t *testing.T, rec storage.LockRecord) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if e.driver != nil {
+		if err := e.driver.PutContent(context.Background(), storage.PruneLockPath(), content); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
 	if err := os.MkdirAll(filepath.Dir(e.lockPath()), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -38,8 +46,28 @@ func (e *env) writeLock(t *testing.T, rec storage.LockRecord) {
 }
 
 func (e *env) lockExists() bool {
+	if e.driver != nil {
+		_, err := e.driver.Stat(context.Background(), storage.PruneLockPath())
+		return err == nil
+	}
 	_, err := os.Stat(e.lockPath())
 	return err == nil
+}
+
+func (e *env) readLock(t *testing.T) []byte {
+	t.Helper()
+	if e.driver != nil {
+		content, err := e.driver.GetContent(context.Background(), storage.PruneLockPath())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return content
+	}
+	content, err := os.ReadFile(e.lockPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return content
 }
 
 // errorLines returns the lines of stderr that start with "error:".
@@ -66,71 +94,13 @@ type started struct {
 func TestPruneLock(t *testing.T) {
 	f := newCrashFixture(t)
 	e := f.e
-	host, err := os.Hostname()
-	if err != nil {
-		t.Fatal(err)
-	}
 	wantDeleted := fmt.Sprintf("Deleted %d blobs\n", len(f.gone))
 
 	t.Run("two at once", func(t *testing.T) {
 		f.restore(t)
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		runs := make([]*started, 2)
-		for i := range runs {
-			cmd, err := harness.PruneCommand(ctx, e.regEnv, "-prune=delete", noGrace, e.reg.ConfigPath)
-			if err != nil {
-				t.Fatal(err)
-			}
-			runs[i] = &started{cmd: cmd}
-			cmd.Stdout, cmd.Stderr = &runs[i].stdout, &runs[i].stderr
-		}
-		for _, r := range runs {
-			if err := r.cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		for _, r := range runs {
-			err := r.cmd.Wait()
-			var exit *exec.ExitError
-			if errors.As(err, &exit) {
-				r.code = exit.ExitCode()
-			} else if err != nil {
-				t.Fatal(err)
-			}
-		}
-		var winner, loser *started
-		for _, r := range runs {
-			switch r.code {
-			case 0:
-				winner = r
-			case 1:
-				loser = r
-			}
-		}
-		if winner == nil || loser == nil {
-			for i, r := range runs {
-				t.Logf("run %d: exit %d\nstdout:\n%s\nstderr:\n%s", i, r.code, r.stdout.String(), r.stderr.String())
-			}
-			t.Fatal("want one run to exit 0 and the other 1")
-		}
-		if !strings.HasPrefix(winner.stdout.String(), wantDeleted) {
-			t.Errorf("the winner printed:\n%s\nwant %q first", winner.stdout.String(), wantDeleted)
-		}
-		if loser.stdout.Len() != 0 {
-			t.Errorf("the refused run printed counts:\n%s", loser.stdout.String())
-		}
-		lines := errorLines(loser.stderr.String())
-		holder := fmt.Sprintf("host %s, pid %d, started ", host, winner.cmd.Process.Pid)
-		if len(lines) != 1 || !strings.Contains(lines[0], "another prune holds the storage lock") || !strings.Contains(lines[0], holder) ||
-			!strings.Contains(lines[0], "nothing was deleted") {
-			t.Errorf("the refused run's errors: %q, want one line naming %q\nstderr:\n%s", lines, holder, loser.stderr.String())
-		}
+		twoDeleteRunsAtOnce(t, e, wantDeleted)
 		if n := f.goneStillStored(); n != 0 {
 			t.Errorf("%d orphaned blobs remain", n)
-		}
-		if e.lockExists() {
-			t.Error("the lock is still there after the run")
 		}
 		f.checkConsistent(t)
 	})
@@ -156,10 +126,7 @@ func TestPruneLock(t *testing.T) {
 		now := time.Now()
 		live := storage.LockRecord{Owner: "live-run", Host: "busy-host", PID: os.Getpid(), Started: now.Add(-5 * time.Second), Expires: now.Add(2 * time.Minute)}
 		e.writeLock(t, live)
-		before, err := os.ReadFile(e.lockPath())
-		if err != nil {
-			t.Fatal(err)
-		}
+		before := e.readLock(t)
 		res := e.prune(nil, "-prune=delete", noGrace)
 		lines := errorLines(res.Stderr)
 		holder := fmt.Sprintf("host busy-host, pid %d, started 5s ago", os.Getpid())
@@ -169,7 +136,7 @@ func TestPruneLock(t *testing.T) {
 		if n := f.goneStillStored(); n != len(f.gone) {
 			t.Errorf("a refused run deleted %d blobs", len(f.gone)-n)
 		}
-		if after, _ := os.ReadFile(e.lockPath()); !bytes.Equal(after, before) {
+		if after := e.readLock(t); !bytes.Equal(after, before) {
 			t.Errorf("a refused run changed the lock:\n%s", after)
 		}
 
@@ -196,4 +163,103 @@ func TestPruneLock(t *testing.T) {
 		}
 		f.checkConsistent(t)
 	})
+}
+
+// twoDeleteRunsAtOnce starts two delete runs at the same moment on e's storage: exactly one
+// deletes (printing wantDeleted first), the other exits 1 with one error line naming the
+// first as the holder and prints no counts; no lock is left.
+func twoDeleteRunsAtOnce(t *testing.T, e *env, wantDeleted string) {
+	t.Helper()
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	runs := make([]*started, 2)
+	for i := range runs {
+		cmd, err := harness.PruneCommand(ctx, e.regEnv, "-prune=delete", noGrace, e.reg.ConfigPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs[i] = &started{cmd: cmd}
+		cmd.Stdout, cmd.Stderr = &runs[i].stdout, &runs[i].stderr
+	}
+	for _, r := range runs {
+		if err := r.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range runs {
+		err := r.cmd.Wait()
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			r.code = exit.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var winner, loser *started
+	for _, r := range runs {
+		switch r.code {
+		case 0:
+			winner = r
+		case 1:
+			loser = r
+		}
+	}
+	if winner == nil || loser == nil {
+		for i, r := range runs {
+			t.Logf("run %d: exit %d\nstdout:\n%s\nstderr:\n%s", i, r.code, r.stdout.String(), r.stderr.String())
+		}
+		t.Fatal("want one run to exit 0 and the other 1")
+	}
+	if !strings.HasPrefix(winner.stdout.String(), wantDeleted) {
+		t.Errorf("the winner printed:\n%s\nwant %q first", winner.stdout.String(), wantDeleted)
+	}
+	if loser.stdout.Len() != 0 {
+		t.Errorf("the refused run printed counts:\n%s", loser.stdout.String())
+	}
+	lines := errorLines(loser.stderr.String())
+	holder := fmt.Sprintf("host %s, pid %d, started ", host, winner.cmd.Process.Pid)
+	if len(lines) != 1 || !strings.Contains(lines[0], "another prune holds the storage lock") || !strings.Contains(lines[0], holder) ||
+		!strings.Contains(lines[0], "nothing was deleted") {
+		t.Errorf("the refused run's errors: %q, want one line naming %q\nstderr:\n%s", lines, holder, loser.stderr.String())
+	}
+	if e.lockExists() {
+		t.Error("the lock is still there after the runs")
+	}
+}
+
+// TestPruneLockS3: the lock works on S3 (versitygw through distribution's s3 driver) as on a
+// filesystem: of two delete runs at once one deletes, and a live lock blocks until forced.
+func TestPruneLockS3(t *testing.T) {
+	e := newS3Env(t)
+	e.startRegistry()
+	ctx := context.Background()
+	// One image stays, or the run would delete every blob (and refuse without an override).
+	e.mustPush("ns/keep:latest", image(t, "keep", "shared-base", "keep-own"))
+	var gone int
+	for _, repo := range []string{"a", "b"} {
+		img := image(t, repo, "shared-base", repo+"-own")
+		d := e.mustPush("ns/"+repo+":latest", img)
+		mustDeleteImage(t, e, d)
+		if err := e.images.ImageStreams("ns").Delete(ctx, repo, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		gone += 3 // manifest, config, own layer
+	}
+	e.startRegistry(harness.ReadOnlyEnv)
+	twoDeleteRunsAtOnce(t, e, fmt.Sprintf("Deleted %d blobs\n", gone))
+
+	now := time.Now()
+	e.writeLock(t, storage.LockRecord{Owner: "live-run", Host: "busy-host", PID: 99, Started: now, Expires: now.Add(2 * time.Minute)})
+	res := e.prune(nil, "-prune=delete", noGrace)
+	if lines := errorLines(res.Stderr); res.ExitCode != 1 || len(lines) != 1 || !strings.Contains(lines[0], "host busy-host, pid 99") {
+		t.Errorf("under a live lock: exit %d\n%s", res.ExitCode, res.Stderr)
+	}
+	res = e.prune(nil, "-prune=delete", noGrace, "-prune-force-unlock")
+	if res.ExitCode != 0 || !strings.Contains(res.Stderr, "host busy-host, pid 99") || e.lockExists() {
+		t.Errorf("forced: exit %d, lock left %v\n%s", res.ExitCode, e.lockExists(), res.Stderr)
+	}
 }
