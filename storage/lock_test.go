@@ -85,7 +85,7 @@ func TestLockOneRunAtATime(t *testing.T) {
 func TestLockConcurrentAcquire(t *testing.T) {
 	for name, d := range drivers(t) {
 		t.Run(name, func(t *testing.T) {
-			for round := range 5 {
+			for round := range 3 {
 				var (
 					wg    sync.WaitGroup
 					mu    sync.Mutex
@@ -100,7 +100,7 @@ func TestLockConcurrentAcquire(t *testing.T) {
 						defer wg.Done()
 						<-start
 						opts := lockOpts("host", 1000+i, &bytes.Buffer{})
-						opts.Settle = 200 * time.Millisecond
+						opts.Settle = 500 * time.Millisecond
 						l, err := storage.AcquireLock(context.Background(), d, opts)
 						mu.Lock()
 						defer mu.Unlock()
