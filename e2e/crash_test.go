@@ -191,7 +191,17 @@ func TestCrashSafety(t *testing.T) {
 			f.checkConsistent(t)
 			left := f.goneStillStored()
 
-			res := f.e.prune(nil, "-prune=delete", noGrace, anyShare)
+			// A killed run leaves its lock until it expires: the administrator, who knows the
+			// run is dead, clears it.
+			if code == -int(syscall.SIGKILL) {
+				if !f.e.lockExists() {
+					t.Error("the killed run left no lock")
+				}
+				if res := f.e.prune(nil, "-prune=delete", noGrace, anyShare); res.ExitCode != 1 || !strings.Contains(res.Stderr, "another prune holds the storage lock") {
+					t.Errorf("a run right after a killed one: exit %d, want 1 (locked)\n%s", res.ExitCode, res.Stderr)
+				}
+			}
+			res := f.e.prune(nil, "-prune=delete", noGrace, anyShare, "-prune-force-unlock")
 			if res.ExitCode != 0 {
 				t.Fatalf("second run: exit %d\n%s", res.ExitCode, res.Stderr)
 			}
@@ -228,6 +238,9 @@ func TestGracefulStop(t *testing.T) {
 			reported, _ := strconv.Atoi(m[1])
 			if reported+f.goneStillStored() != len(f.gone) {
 				t.Errorf("reported %d blobs deleted, but %d of %d are gone", reported, len(f.gone)-f.goneStillStored(), len(f.gone))
+			}
+			if f.e.lockExists() {
+				t.Errorf("the run stopped by %s left its lock", sig)
 			}
 			f.checkConsistent(t)
 		})

@@ -36,8 +36,9 @@ type Stream struct {
 type Inventory struct {
 	Blobs        []Blob
 	Repositories []Repository
-	// RepositoriesMissing says storage has no repositories/ directory at all (often a wrong
-	// rootdirectory): the wrong-cluster interlock weighs it.
+	// RepositoriesMissing says storage has no repositories/ directory at all (on object
+	// storage: no object below it). Beside blobs it most often means a wrong rootdirectory
+	// (or bucket): every blob would then look unlinked, so the wrong-cluster interlock weighs it.
 	RepositoriesMissing bool
 }
 
@@ -58,6 +59,9 @@ type Repository struct {
 	// HasNested says other repositories live below this one's directory (a/b and a/b/c), so
 	// deleting the repository must not delete its whole directory.
 	HasNested bool
+	// InvalidName says the name breaks distribution's grammar (ns/BadName): no push made it
+	// and no image stream can hold it, so it is decided like a repository without a stream.
+	InvalidName bool
 }
 
 // Link is a manifest revision link or a layer link.

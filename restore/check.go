@@ -311,7 +311,9 @@ func (c *Checker) Report() *Report {
 		named, hasStream := c.named[repo.Name]
 		if !hasStream {
 			r.UnknownRepositories = append(r.UnknownRepositories, repo.Name)
-			if ns, name, ok := strings.Cut(repo.Name, "/"); !ok || ns == "" || strings.Contains(name, "/") {
+			if repo.InvalidName {
+				r.Unadoptable[repo.Name] = "the name is not a valid repository name, so no image stream can hold it"
+			} else if ns, name, ok := strings.Cut(repo.Name, "/"); !ok || ns == "" || strings.Contains(name, "/") {
 				r.Unadoptable[repo.Name] = "the name is not <namespace>/<name>, so no image stream can hold it"
 			}
 		}

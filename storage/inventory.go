@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"slices"
 	"sort"
 	"strings"
@@ -24,6 +25,9 @@ type Store struct {
 	// Workers bounds the walks and deletions under way at once.
 	Workers int
 	Log     logrus.FieldLogger
+	// Root is where the driver keeps RootPath (its rootdirectory setting), for messages only;
+	// empty when unknown.
+	Root string
 }
 
 var (
@@ -68,15 +72,28 @@ func (s *Store) Inventory(ctx context.Context) (*prune.Inventory, error) {
 		blobs, err = w.walkBlobs(ctx)
 		return err
 	})
+	var missing bool
 	g.Go(func() error {
 		var err error
-		repos, err = w.walkRepositories(ctx)
+		repos, missing, err = w.walkRepositories(ctx)
 		return err
 	})
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	return &prune.Inventory{Blobs: blobs, Repositories: repos}, nil
+	return s.finish(&prune.Inventory{Blobs: blobs, Repositories: repos, RepositoriesMissing: missing}), nil
+}
+
+// finish says what the inventory alone can tell is odd about storage.
+func (s *Store) finish(inv *prune.Inventory) *prune.Inventory {
+	if inv.RepositoriesMissing {
+		root := RootPath
+		if s.Root != "" {
+			root = path.Join(s.Root, RootPath)
+		}
+		s.log().WithField("blobs", len(inv.Blobs)).Warnf("storage has no repositories/ directory below %s: is rootdirectory right?", root)
+	}
+	return inv
 }
 
 // walker is one inventory under way.
@@ -92,7 +109,11 @@ func (s *walker) flatInventory(ctx context.Context) (*prune.Inventory, error) {
 	phase := s.phase
 	var blobs []prune.Blob
 	repos := newRepoShard()
+	reposSeen := false
 	err := s.walk(ctx, RootPath, func(fi driver.FileInfo) error {
+		if p := fi.Path(); p == RepositoriesPath || strings.HasPrefix(p, RepositoriesPath+"/") {
+			reposSeen = true
+		}
 		if fi.IsDir() {
 			return nil
 		}
@@ -109,7 +130,8 @@ func (s *walker) flatInventory(ctx context.Context) (*prune.Inventory, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &prune.Inventory{Blobs: finishBlobs([]*[]prune.Blob{&blobs}), Repositories: finishRepositories([]*repoShard{repos})}, nil
+	return s.finish(&prune.Inventory{Blobs: finishBlobs([]*[]prune.Blob{&blobs}), Repositories: finishRepositories([]*repoShard{repos}),
+		RepositoriesMissing: !reposSeen}), nil
 }
 
 // walkShards walks root, split into the directories depth levels below it, up to Workers at
@@ -250,6 +272,8 @@ type repoBuilder struct {
 // one shard (its first name component), so shards never need merging repository by repository.
 type repoShard struct {
 	builders map[string]*repoBuilder
+	// warned holds the names of unaddressable repositories already logged.
+	warned map[string]bool
 }
 
 func (sh *repoShard) get(name string) *repoBuilder {
@@ -261,9 +285,19 @@ func (sh *repoShard) get(name string) *repoBuilder {
 	return b
 }
 
-func newRepoShard() *repoShard { return &repoShard{builders: map[string]*repoBuilder{}} }
+func newRepoShard() *repoShard {
+	return &repoShard{builders: map[string]*repoBuilder{}, warned: map[string]bool{}}
+}
 
-func (s *walker) walkRepositories(ctx context.Context) ([]prune.Repository, error) {
+// walkRepositories walks the repositories; missing says there is no repositories directory.
+func (s *walker) walkRepositories(ctx context.Context) (repos []prune.Repository, missing bool, err error) {
+	if _, err := s.Driver.Stat(ctx, RepositoriesPath); err != nil {
+		var notFound driver.PathNotFoundError
+		if errors.As(err, &notFound) {
+			return nil, true, nil
+		}
+		return nil, false, fmt.Errorf("stat %s: %w", RepositoriesPath, err)
+	}
 	var (
 		mu     sync.Mutex
 		shards []*repoShard
@@ -276,7 +310,7 @@ func (s *walker) walkRepositories(ctx context.Context) ([]prune.Repository, erro
 		return sh
 	}
 	// <repositories>/<first name component>: one shard per namespace.
-	err := walkShards(ctx, s.Store, RepositoriesPath, 1, s.phase, newShard, func(shard *repoShard, fi driver.FileInfo) {
+	err = walkShards(ctx, s.Store, RepositoriesPath, 1, s.phase, newShard, func(shard *repoShard, fi driver.FileInfo) {
 		if shard == nil {
 			s.log().WithField("path", fi.Path()).Warn("skipping a file the registry does not write")
 			return
@@ -284,22 +318,39 @@ func (s *walker) walkRepositories(ctx context.Context) ([]prune.Repository, erro
 		s.visitRepositoryFile(shard, fi)
 	})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return finishRepositories(shards), nil
+	return finishRepositories(shards), false, nil
 }
 
 // visitRepositoryFile records a walked file under the repositories root.
 func (s *walker) visitRepositoryFile(shard *repoShard, fi driver.FileInfo) {
 	e, err := ParsePath(fi.Path())
-	if err != nil {
+	badName := errors.Is(err, ErrBadRepositoryName)
+	switch {
+	case badName && e.Kind == 0:
+		// A name no storage driver can address: no deletion could reach it. Said once per
+		// name, not once per file.
+		name := RepositoryNameOf(fi.Path())
+		if !shard.warned[name] {
+			shard.warned[name] = true
+			s.log().WithField("repository", name).WithError(err).Warn("skipping a repository whose name the storage driver cannot address; remove it by hand")
+		}
+		return
+	case err != nil && !badName:
 		s.log().WithField("path", fi.Path()).WithError(err).Warn("skipping a file the registry does not write")
 		return
 	}
 	if e.Digest != "" {
 		e.Digest = s.digests.intern(e.Digest)
 	}
-	shard.add(e, fi)
+	b := shard.add(e, fi)
+	if badName && !b.repo.InvalidName {
+		// Once per repository: no image stream can have its name, so it is pruned like any
+		// repository without one.
+		b.repo.InvalidName = true
+		s.log().WithField("repository", e.Repository).Warn("repository with an invalid name: no image stream can hold it, so it goes like a repository without an image stream once nothing in it is younger than the grace period")
+	}
 }
 
 // finishRepositories builds the repositories of every shard, sorted by name.
@@ -315,8 +366,8 @@ func finishRepositories(shards []*repoShard) []prune.Repository {
 	return repos
 }
 
-// add records one walked file of the shard.
-func (sh *repoShard) add(e Entry, fi driver.FileInfo) {
+// add records one walked file of the shard, and returns its repository's builder.
+func (sh *repoShard) add(e Entry, fi driver.FileInfo) *repoBuilder {
 	b := sh.get(e.Repository)
 	mt := fi.ModTime()
 	switch e.Kind {
@@ -342,6 +393,7 @@ func (sh *repoShard) add(e Entry, fi driver.FileInfo) {
 			u.ModTime = mt
 		}
 	}
+	return b
 }
 
 // build finishes a repository once the walk is over (and its tags' current links are read).

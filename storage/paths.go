@@ -123,6 +123,12 @@ func PruneMarkerPath() string {
 	return path.Join(RootPath, "hardprune", "marker")
 }
 
+// PruneLockPath is the object -prune=delete holds while it runs, so that only one prune at a
+// time deletes from a storage (see Lock). It lies next to the marker, outside every walk.
+func PruneLockPath() string {
+	return path.Join(RootPath, "hardprune", "lock")
+}
+
 // EntryKind says what a stored file is.
 type EntryKind int
 
@@ -208,14 +214,64 @@ func parseRepositoryPath(full, rel string) (Entry, error) {
 		return Entry{}, fmt.Errorf("%q: no repository data directory: %w", full, ErrNotRegistryPath)
 	}
 	repo := strings.Join(parts[:split], "/")
-	if err := ValidateRepositoryName(repo); err != nil {
-		return Entry{}, fmt.Errorf("%q: %w", full, err)
+	e, err := parseRepositoryData(full, repo, parts[split], parts[split+1:])
+	if err != nil {
+		return Entry{}, err
 	}
-	rest := parts[split+1:]
+	if err := ValidateRepositoryName(repo); err != nil {
+		// A name distribution refuses (ns/BadName) but that the storage driver can address
+		// still names a repository: the entry comes with the error, for the inventory, which
+		// keeps such repositories (no image stream can hold them, so they are garbage once
+		// old). A name the driver cannot address, or that would not build back to this path
+		// (empty, "." or ".." components), is no repository at all.
+		if !addressableName(repo) {
+			return Entry{}, fmt.Errorf("%q: %w", full, err)
+		}
+		return e, fmt.Errorf("%q: %w", full, err)
+	}
+	return e, nil
+}
+
+// addressableName tells whether a repository name, valid or not, builds back to the same path
+// and is one the storage drivers accept (storagedriver.PathRegexp).
+func addressableName(name string) bool {
+	for _, c := range strings.Split(name, "/") {
+		if c == "" || c == "." || c == ".." {
+			return false
+		}
+		for i := 0; i < len(c); i++ {
+			switch b := c[i]; {
+			case b >= 'a' && b <= 'z', b >= 'A' && b <= 'Z', b >= '0' && b <= '9', b == '.', b == '_', b == '-':
+			default:
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// RepositoryNameOf returns the repository part of a path below RepositoriesPath (what precedes
+// the first component starting with an underscore), valid or not, or "" when there is none.
+func RepositoryNameOf(p string) string {
+	rel, ok := strings.CutPrefix(p, RepositoriesPath+"/")
+	if !ok {
+		return ""
+	}
+	parts := strings.Split(rel, "/")
+	for i, part := range parts {
+		if strings.HasPrefix(part, "_") {
+			return strings.Join(parts[:i], "/")
+		}
+	}
+	return ""
+}
+
+// parseRepositoryData parses what follows a repository name: "_<dir>/...".
+func parseRepositoryData(full, repo, dir string, rest []string) (Entry, error) {
 	bad := func(why string) (Entry, error) {
 		return Entry{}, fmt.Errorf("%q: %s: %w", full, why, ErrNotRegistryPath)
 	}
-	switch parts[split] {
+	switch dir {
 	case layersDir:
 		// <alg>/<hex>/link
 		if len(rest) != 3 || rest[2] != "link" {
@@ -258,7 +314,7 @@ func parseRepositoryPath(full, rel string) (Entry, error) {
 		}
 		return Entry{Kind: KindUploadFile, Repository: repo, UploadID: rest[0]}, nil
 	}
-	return bad("unknown repository data directory " + parts[split])
+	return bad("unknown repository data directory " + dir)
 }
 
 // ErrBadDigest says a digest in a path or a link is not one this registry can have written.

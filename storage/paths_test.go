@@ -83,6 +83,34 @@ func TestParsePathRejects(t *testing.T) {
 	}
 }
 
+// TestParsePathInvalidNames: a name distribution refuses but the drivers can address comes
+// back with its entry (the inventory keeps such repositories); one that cannot be addressed,
+// or would not build back to its path, comes back without.
+func TestParsePathInvalidNames(t *testing.T) {
+	for _, repo := range []string{"ns/BadName", "UPPER", "ns/-dash", "ns/a___b"} {
+		p := LayerLinkPath(repo, dgstA)
+		e, err := ParsePath(p)
+		if !errors.Is(err, ErrBadRepositoryName) || e != (Entry{Kind: KindLayerLink, Repository: repo, Digest: dgstA}) {
+			t.Errorf("ParsePath(%q) = %+v, %v; want the entry and ErrBadRepositoryName", p, e, err)
+		}
+	}
+	hex := dgstA.Encoded()
+	for _, p := range []string{
+		"/docker/registry/v2/repositories/BAD NAME/_layers/sha256/" + hex + "/link",
+		"/docker/registry/v2/repositories/ns/../x/_layers/sha256/" + hex + "/link",
+		"/docker/registry/v2/repositories/ns//x/_layers/sha256/" + hex + "/link",
+		"/docker/registry/v2/repositories/ns/./x/_layers/sha256/" + hex + "/link",
+		"/docker/registry/v2/repositories/ns/BadName/_layers/sha256/short/link",
+	} {
+		if e, err := ParsePath(p); err == nil || e != (Entry{}) {
+			t.Errorf("ParsePath(%q) = %+v, %v; want no entry and an error", p, e, err)
+		}
+	}
+	if got := RepositoryNameOf("/docker/registry/v2/repositories/ns/BAD NAME/_layers/x"); got != "ns/BAD NAME" {
+		t.Errorf("RepositoryNameOf = %q", got)
+	}
+}
+
 func TestParseLink(t *testing.T) {
 	if d, err := ParseLink([]byte(dgstA.String())); err != nil || d != dgstA {
 		t.Errorf("ParseLink(valid) = %v, %v", d, err)
@@ -114,7 +142,7 @@ func FuzzParsePath(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, p string) {
 		e, err := ParsePath(p)
-		if err != nil {
+		if err != nil && (!errors.Is(err, ErrBadRepositoryName) || e.Kind == 0) {
 			return
 		}
 		var built string

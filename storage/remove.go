@@ -3,6 +3,8 @@ package storage
 import (
 	"context"
 	"errors"
+	"path"
+	"strings"
 	"time"
 
 	driver "github.com/distribution/distribution/v3/registry/storage/driver"
@@ -33,14 +35,56 @@ func (s *Store) remove(ctx context.Context, p string) error {
 // only its own data directories.
 func (s *Store) DeleteRepository(ctx context.Context, a prune.RepositoryAction) error {
 	if !a.OnlyDataDirs {
-		return s.remove(ctx, RepositoryPath(a.Name))
+		if err := s.remove(ctx, RepositoryPath(a.Name)); err != nil {
+			return err
+		}
+		s.removeEmptyParents(ctx, path.Dir(RepositoryPath(a.Name)))
+		return nil
 	}
 	for _, dir := range RepositoryDataDirs {
 		if err := s.remove(ctx, RepositoryDataPath(a.Name, dir)); err != nil {
 			return err
 		}
 	}
+	// The nested repositories may be gone too (removed at the same time, by another worker):
+	// then the repository's own directory is empty.
+	s.removeEmptyParents(ctx, RepositoryPath(a.Name))
 	return nil
+}
+
+// removeEmptyParents removes dir and then each of its parents, up to but not including
+// RepositoriesPath, while they are empty directories: what removing ns/parent/kid and
+// ns/parent leaves on a filesystem. Object stores have no directories, so nothing is done there.
+//
+// The drivers have no "remove if empty" (the filesystem driver's Delete removes recursively),
+// so each directory is listed right before it is deleted, and only an empty one goes. A
+// repository pushed into it between the two calls would lose what it wrote in that instant;
+// the race is accepted: -prune=delete runs on a read-only registry, and the window is one
+// directory listing long. When two repositories below one directory go at once, each worker
+// tries after its own removal, so the later one finds the directory empty.
+//
+// A failure leaves an empty directory, which is harmless: it is logged, not returned.
+func (s *Store) removeEmptyParents(ctx context.Context, dir string) {
+	if flatListing[s.Driver.Name()] {
+		return
+	}
+	for ; strings.HasPrefix(dir, RepositoriesPath+"/"); dir = path.Dir(dir) {
+		children, err := s.Driver.List(ctx, dir)
+		var notFound driver.PathNotFoundError
+		switch {
+		case errors.As(err, &notFound):
+			continue // already gone: its parent may be empty now
+		case err != nil:
+			s.log().WithField("path", dir).WithError(err).Warn("cannot list a directory that may have become empty; leaving it")
+			return
+		case len(children) > 0:
+			return
+		}
+		if err := s.Driver.Delete(ctx, dir); err != nil && !errors.As(err, &notFound) {
+			s.log().WithField("path", dir).WithError(err).Warn("cannot remove an empty directory; leaving it")
+			return
+		}
+	}
 }
 
 // DeleteTag removes a tag: its current link first, then the rest. Removing a directory is not

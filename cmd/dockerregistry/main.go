@@ -47,6 +47,7 @@ type options struct {
 	allowDeleteAll  bool
 	maxDeleteRatio  float64
 	ignoreReadOnly  bool
+	forceUnlock     bool
 	configPath      string
 	maintenanceOptions
 }
@@ -103,6 +104,7 @@ func parseFlags(args []string, stderr io.Writer) (options, int) {
 	fs.BoolVar(&opts.allowDeleteAll, "prune-allow-delete-all", false, "let -prune=delete remove every blob in storage (refused otherwise)")
 	fs.Float64Var(&opts.maxDeleteRatio, "prune-max-delete-ratio", prune.DefaultMaxDeleteRatio, "largest share (0 to 1) of the stored repositories, and of the stored blob bytes, that -prune=delete removes; more means the wrong cluster or storage (1 allows any)")
 	fs.BoolVar(&opts.ignoreReadOnly, "prune-ignore-read-only", false, "let -prune=delete run on a registry not configured read-only (only when no registry serves this storage)")
+	fs.BoolVar(&opts.forceUnlock, "prune-force-unlock", false, "with -prune=delete, remove the storage's prune lock a stopped run left (only when no other prune runs)")
 	opts.maintenanceOptions.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -179,6 +181,10 @@ func runPrune(ctx context.Context, cfg *config.Config, opts options, stdout, std
 		return exitFailure
 	}
 	dryRun := opts.prune == "check"
+	if dryRun && opts.forceUnlock {
+		fmt.Fprintf(stderr, "error: %v\n", errForceUnlockWithoutDelete)
+		return exitUsage
+	}
 	if !dryRun && !cfg.ReadOnly() && !opts.ignoreReadOnly {
 		return fail(errors.New("refusing -prune=delete: the registry is not read-only, and pushes during a prune lose data; " +
 			"switch it to read-only (spec.readOnly: true in the registry operator config, or storage.maintenance.readonly.enabled: true, " +
@@ -187,6 +193,16 @@ func runPrune(ctx context.Context, cfg *config.Config, opts options, stdout, std
 	log, drv, err := openStorage(ctx, cfg, stderr)
 	if err != nil {
 		return fail(err)
+	}
+	// One delete run at a time: the lock is taken before anything is read, and its context
+	// stops the run if another takes it over.
+	lock, err := lockStorage(ctx, drv, dryRun, opts.forceUnlock, log)
+	if err != nil {
+		return fail(err)
+	}
+	defer releaseLock(lock, log)
+	if lock != nil {
+		ctx = lock.Context()
 	}
 	restCfg, source, err := imageapi.RESTConfig(cfg.OpenShift.KubeConfig)
 	if err != nil {
@@ -211,7 +227,7 @@ func runPrune(ctx context.Context, cfg *config.Config, opts options, stdout, std
 	}
 	defer inval.Close()
 
-	store := &storage.Store{Driver: drv, Workers: opts.workers, Log: log}
+	store := &storage.Store{Driver: drv, Workers: opts.workers, Log: log, Root: storageRoot(cfg)}
 	pcfg := prune.Config{
 		References: &imageapi.Source{Client: client, PageSize: opts.pageSize, Log: log},
 		Inventory:  store,
@@ -226,9 +242,10 @@ func runPrune(ctx context.Context, cfg *config.Config, opts options, stdout, std
 		Log:            log,
 	}
 	if !dryRun {
-		pcfg.Remover = inval.Wrap(store)
+		pcfg.Remover = lock.Guard(inval.Wrap(store))
 	}
 	plan, sum, err := prune.Run(ctx, pcfg)
+	err = lockLost(lock, err)
 	if !dryRun {
 		// The end marker goes even after a failed or interrupted sweep.
 		if ferr := inval.Finish(ctx); ferr != nil {
