@@ -24,6 +24,12 @@ var configMediaTypes = map[string]bool{
 	"application/vnd.oci.image.manifest.v1+json":           true,
 }
 
+// Media types of manifest lists and OCI indexes, whose Images name their children.
+var listMediaTypes = map[string]bool{
+	"application/vnd.docker.distribution.manifest.list.v2+json": true,
+	"application/vnd.oci.image.index.v1+json":                   true,
+}
+
 // ReduceImage keeps the digests of an Image: its manifest, config, layers and children.
 func ReduceImage(img *imagev1.Image) (prune.Image, error) {
 	bad := func(format string, args ...any) (prune.Image, error) {
@@ -55,7 +61,10 @@ func ReduceImage(img *imagev1.Image) (prune.Image, error) {
 	out.Config = config
 	// A schema 2 or OCI manifest has a config blob; an Image that does not name it leaves a
 	// blob its manifest needs unknown.
-	out.Incomplete = config == "" && configMediaTypes[img.DockerImageManifestMediaType]
+	out.Incomplete = config == "" && configMediaTypes[img.DockerImageManifestMediaType] ||
+		// A list recorded without its children (before the API had the field) uses what
+		// storage alone can say.
+		len(out.Children) == 0 && listMediaTypes[img.DockerImageManifestMediaType]
 	return out, nil
 }
 

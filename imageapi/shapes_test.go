@@ -58,3 +58,15 @@ func TestStreamShapesTheAPIServerWrites(t *testing.T) {
 		t.Errorf("TagHistories, a malformed digest: %v, want ErrMalformed", err)
 	}
 }
+
+// TestListImageWithoutChildrenIsIncomplete: a list's Image recorded without its children
+// cannot say what the list reaches, so storage is asked.
+func TestListImageWithoutChildrenIsIncomplete(t *testing.T) {
+	for _, mt := range []string{"application/vnd.docker.distribution.manifest.list.v2+json", "application/vnd.oci.image.index.v1+json"} {
+		img := imagev1.Image{ObjectMeta: metav1.ObjectMeta{Name: d("idx").String()}, DockerImageManifestMediaType: mt}
+		got, err := ReduceImage(&img)
+		if err != nil || !got.Incomplete {
+			t.Errorf("%s without children: %+v, %v; want Incomplete", mt, got, err)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package prune
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -189,6 +190,12 @@ func decideRepository(plan *Plan, linked *DigestSet, refs *References, rr *Repos
 			linked.Add(l.Digest)
 		}
 		for _, t := range repo.Tags {
+			if !t.CurrentKnown && (t.CurrentLinkMissing || len(t.Index) == 0) {
+				// The index does not say what the tag points at: read its current link, so
+				// that the blob it names stays too.
+				plan.UnresolvedTags = append(plan.UnresolvedTags, TagRef{Repository: repo.Name, Tag: t.Name})
+				continue
+			}
 			linked.Add(t.Current)
 			for _, d := range t.Index {
 				linked.Add(d)
@@ -268,8 +275,11 @@ func decideRepository(plan *Plan, linked *DigestSet, refs *References, rr *Repos
 			}
 			continue
 		}
-		plan.Tags = append(plan.Tags, TagAction{Repository: repo.Name, Tag: t.Name, Manifest: t.Current,
-			Reason: fmt.Sprintf("the manifest it points at goes (%s)", manifestGoneReason(refs, rr, repo.Name, t.Current))})
+		why := fmt.Sprintf("the manifest it points at goes (%s)", manifestGoneReason(refs, rr, repo.Name, t.Current))
+		if !slices.ContainsFunc(repo.Manifests, func(l Link) bool { return l.Digest == t.Current }) {
+			why = "the repository does not link the manifest it points at"
+		}
+		plan.Tags = append(plan.Tags, TagAction{Repository: repo.Name, Tag: t.Name, Manifest: t.Current, Reason: why})
 	}
 
 	for _, l := range repo.Layers {

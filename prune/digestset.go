@@ -15,6 +15,23 @@ import (
 // is what bounds its memory.
 type digestKey [32]byte
 
+// isRawKey tells whether keyOf(d) is d's raw hash, which digestKey.digest turns back into d.
+func isRawKey(d digest.Digest) bool {
+	if d.Algorithm() != digest.SHA256 {
+		return false
+	}
+	enc := d.Encoded()
+	if len(enc) != 64 {
+		return false
+	}
+	for i := 0; i < len(enc); i++ {
+		if c := enc[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 func keyOf(d digest.Digest) digestKey {
 	var k digestKey
 	if d.Algorithm() == digest.SHA256 {

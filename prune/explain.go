@@ -195,6 +195,9 @@ type Explanation struct {
 	Age             time.Duration
 	// Links are the links and tags in storage that name the digest.
 	Links []LinkFate
+	// FromStorage says a manifest read from storage uses the digest (or is it): one that a
+	// list that stays reaches, where the image API could not say what it uses.
+	FromStorage bool
 }
 
 // LinkFate is what the prune would do with a link or tag naming the explained digest.
@@ -218,7 +221,7 @@ func (l LinkFate) String() string {
 func Explain(target digest.Digest, usage *Usage, refs *References, inv *Inventory, plan *Plan, opts Options) *Explanation {
 	cutoff := opts.Now.Add(-opts.KeepYoungerThan)
 	young := func(t time.Time) bool { return t.After(cutoff) }
-	exp := &Explanation{Target: target, Usage: *usage, KeepYoungerThan: opts.KeepYoungerThan}
+	exp := &Explanation{Target: target, Usage: *usage, KeepYoungerThan: opts.KeepYoungerThan, FromStorage: refs.stored.Has(target)}
 
 	for _, b := range inv.Blobs {
 		if b.Digest == target {
@@ -415,6 +418,9 @@ func WriteExplanation(w io.Writer, e *Explanation) {
 		}
 	}
 	if e.Blob != nil && !e.Deleted {
+		if e.FromStorage {
+			fmt.Fprintln(w, "  - a list that stays reaches a manifest that uses it (or is it), read from storage where the image API could not say")
+		}
 		if e.Young {
 			fmt.Fprintf(w, "  - the grace period holds it: modified %s (%s)\n", ageText(e.Age), grace)
 		} else {

@@ -27,9 +27,10 @@ var ErrManifestNotStored = errors.New("manifest not in storage")
 // content does not match its digest).
 var ErrManifestUnreadable = errors.New("stored manifest cannot be read")
 
-// digest turns a key back into the sha256 digest it was made from. A key of another algorithm
-// is a hash and gives a digest that names nothing in storage, which a read reports as not
-// stored: the repository then fails closed, which is safe.
+// digest turns a key back into the sha256 digest it was made from. The key of another
+// algorithm is a hash: References.names keeps those digests (were one missing, the digest made
+// here names nothing in storage, a read reports it as not stored, and the repository fails
+// closed, which is safe).
 func (k digestKey) digest() digest.Digest {
 	return digest.NewDigestFromEncoded(digest.SHA256, hex.EncodeToString(k[:]))
 }
@@ -76,7 +77,11 @@ func (r *References) Resolve(ctx context.Context, reader ManifestReader, workers
 		g.SetLimit(workers)
 		for i, k := range level {
 			g.Go(func() error {
-				res, err := readManifest(gctx, reader, k.digest())
+				d, ok := r.names[k]
+				if !ok {
+					d = k.digest()
+				}
+				res, err := readManifest(gctx, reader, d)
 				results[i] = res
 				return err
 			})

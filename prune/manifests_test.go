@@ -278,3 +278,91 @@ func TestResolveKeepsTheConfigOfAnIncompleteImageNoStreamNames(t *testing.T) {
 		t.Errorf("plan %+v, want only junk", got)
 	}
 }
+
+// TestExplainSaysAManifestReadFromStorageKeepsIt: the explanation of a blob kept only through
+// a manifest read from storage says so.
+func TestExplainSaysAManifestReadFromStorageKeepsIt(t *testing.T) {
+	refs := refsOf([]Image{list("outer", "inner")}, []Stream{stream("ns/app", "outer")})
+	if err := refs.Resolve(context.Background(), stored(list("inner", "m1"), img("m1", "c1", "l1")), 1); err != nil {
+		t.Fatal(err)
+	}
+	inv := &Inventory{Blobs: blobs("outer", "inner", "m1", "c1", "l1"),
+		Repositories: []Repository{{Name: "ns/app", Manifests: links("outer", "inner", "m1"), Layers: links("c1", "l1")}}}
+	plan := Decide(refs, inv, opts())
+	exp := Explain(dg("l1"), &Usage{Target: dg("l1")}, refs, inv, plan, opts())
+	var buf strings.Builder
+	WriteExplanation(&buf, exp)
+	if exp.Deleted || !strings.Contains(buf.String(), "a list that stays reaches a manifest that uses it") ||
+		!strings.Contains(buf.String(), "layer link ns/app: kept: an image of image stream ns/app uses it") {
+		t.Errorf("explanation:\n%s", buf.String())
+	}
+}
+
+// TestReviewedShapes: shapes an adversarial review found.
+func TestReviewedShapes(t *testing.T) {
+	all := []string{"L", "C", "cC", "lC", "X"}
+	t.Run("a child that the same history also names as a root", func(t *testing.T) {
+		for _, order := range [][]string{{"L", "C"}, {"C", "L"}} {
+			refs := refsOf([]Image{list("L", "C")}, []Stream{stream("ns/app", order...)})
+			if err := refs.Resolve(context.Background(), stored(img("C", "cC", "lC")), 1); err != nil {
+				t.Fatal(err)
+			}
+			inv := &Inventory{Blobs: blobs("L", "C", "cC", "lC"),
+				Repositories: []Repository{{Name: "ns/app", Manifests: links("L", "C"), Layers: links("cC", "lC")}}}
+			if got := names(Decide(refs, inv, opts()), all); !reflect.DeepEqual(got, planNames{}) {
+				t.Errorf("history %v: plan %+v, want nothing deleted", order, got)
+			}
+		}
+	})
+	t.Run("a stream naming a child that another stream's list keeps", func(t *testing.T) {
+		refs := refsOf([]Image{list("L", "C")}, []Stream{stream("ns/a", "L"), stream("ns/b", "C")})
+		if err := refs.Resolve(context.Background(), stored(img("C", "cC", "lC")), 1); err != nil {
+			t.Fatal(err)
+		}
+		inv := &Inventory{Blobs: blobs("L", "C", "cC", "lC"), Repositories: []Repository{
+			{Name: "ns/a", Manifests: links("L", "C"), Layers: links("cC", "lC")},
+			{Name: "ns/b", Manifests: links("C"), Layers: links("cC", "lC"),
+				Tags: []Tag{{Name: "arm", Current: dg("C"), CurrentKnown: true, Index: []digest.Digest{dg("C")}, ModTime: old}}},
+		}}
+		if got := names(Decide(refs, inv, opts()), all); !reflect.DeepEqual(got, planNames{}) {
+			t.Errorf("plan %+v, want ns/b's tag, manifest link and layer links kept", got)
+		}
+	})
+	t.Run("a fail-closed repository reads a tag without an index", func(t *testing.T) {
+		refs := refsOf([]Image{list("L", "C")}, []Stream{stream("ns/app", "L")})
+		if err := refs.Resolve(context.Background(), stored(), 1); err != nil {
+			t.Fatal(err)
+		}
+		inv := &Inventory{Blobs: blobs("L", "X"), Repositories: []Repository{{Name: "ns/app", Manifests: links("L"),
+			Tags: []Tag{{Name: "odd", ModTime: old}}}}}
+		plan := Decide(refs, inv, opts())
+		if got := names(plan, all); !reflect.DeepEqual(got.Unresolved, []string{"ns/app:odd"}) {
+			t.Fatalf("plan %+v, want the tag read first", got)
+		}
+		tag := inv.Tag(TagRef{Repository: "ns/app", Tag: "odd"})
+		tag.Current, tag.CurrentKnown = dg("X"), true
+		if got := names(Decide(refs, inv, opts()), all); !reflect.DeepEqual(got, planNames{}) {
+			t.Errorf("plan %+v, want X kept for the tag", got)
+		}
+	})
+	t.Run("a tag whose manifest the repository does not link says so", func(t *testing.T) {
+		refs := refsOf([]Image{img("C", "cC")}, []Stream{stream("ns/app", "C")})
+		inv := &Inventory{Blobs: blobs("C", "cC"), Repositories: []Repository{{Name: "ns/app", Layers: links("cC"),
+			Tags: []Tag{{Name: "t", Current: dg("C"), CurrentKnown: true, Index: []digest.Digest{dg("C")}, ModTime: old}}}}}
+		plan := Decide(refs, inv, opts())
+		if len(plan.Tags) != 1 || plan.Tags[0].Reason != "the repository does not link the manifest it points at" {
+			t.Errorf("tags %+v", plan.Tags)
+		}
+	})
+	t.Run("a non-sha256 child is read by its own digest", func(t *testing.T) {
+		child := digest.Digest("sha512:" + strings.Repeat("ab", 64))
+		refs := refsOf([]Image{{Manifest: dg("L"), Children: []digest.Digest{child}}}, []Stream{stream("ns/app", "L")})
+		s := stored(Image{Manifest: child, Config: dg("cC")})
+		if err := refs.Resolve(context.Background(), s, 1); err != nil {
+			t.Fatal(err)
+		}
+		if len(s.reads) != 1 || s.reads[0] != child || refs.FailingClosed() != nil {
+			t.Errorf("reads %v, failing closed %v", s.reads, refs.FailingClosed())
+		}
+	})
+}

@@ -18,6 +18,8 @@ type References struct {
 	// like the blobs an Image names, since a list that stays reaches them (or an Image that
 	// does not name its config uses them).
 	stored *DigestSet
+	// names are the digests whose keys are hashes, for Resolve to read them.
+	names map[digestKey]digest.Digest
 	// incomplete are the Images that do not name their config, whichever stream names them:
 	// Resolve reads their manifests so that their config blobs stay with them.
 	incomplete []digestKey
@@ -106,6 +108,8 @@ type ReferenceBuilder struct {
 	images map[digestKey]imageBlobs
 	// streams maps a repository to the manifests its tag histories name.
 	streams map[string][]digestKey
+	// names keeps the digests whose key is a hash (not sha256, rare), for reading them back.
+	names map[digestKey]digest.Digest
 }
 
 // imageBlobs is what the join needs of an image: the blobs its manifest uses (config and
@@ -118,7 +122,8 @@ type imageBlobs struct {
 
 // NewReferenceBuilder returns an empty builder.
 func NewReferenceBuilder() *ReferenceBuilder {
-	return &ReferenceBuilder{blobs: NewDigestSet(), images: make(map[digestKey]imageBlobs), streams: make(map[string][]digestKey)}
+	return &ReferenceBuilder{blobs: NewDigestSet(), images: make(map[digestKey]imageBlobs), streams: make(map[string][]digestKey),
+		names: make(map[digestKey]digest.Digest)}
 }
 
 // AddImage records an Image.
@@ -129,11 +134,11 @@ func (b *ReferenceBuilder) AddImage(img Image) {
 	}
 	ib := imageBlobs{keys: make([]digestKey, 0, n), children: len(img.Children), incomplete: img.Incomplete}
 	add := func(d digest.Digest) {
-		k := keyOf(d)
+		k := b.key(d)
 		b.blobs.addKey(k)
 		ib.keys = append(ib.keys, k)
 	}
-	b.blobs.Add(img.Manifest)
+	b.blobs.addKey(b.key(img.Manifest))
 	if img.Config != "" {
 		add(img.Config)
 	}
@@ -144,6 +149,15 @@ func (b *ReferenceBuilder) AddImage(img Image) {
 		add(c)
 	}
 	b.images[keyOf(img.Manifest)] = ib
+}
+
+// key is keyOf(d), remembering d when the key cannot be turned back into it.
+func (b *ReferenceBuilder) key(d digest.Digest) digestKey {
+	k := keyOf(d)
+	if !isRawKey(d) {
+		b.names[k] = d
+	}
+	return k
 }
 
 // AddStream records an ImageStream.
@@ -158,7 +172,7 @@ func (b *ReferenceBuilder) AddStream(s Stream) {
 // Build joins the streams with the images. It is called once, after the last Add.
 func (b *ReferenceBuilder) Build() *References {
 	b.blobs.freeze()
-	refs := &References{Blobs: b.blobs, repositories: make(map[string]*RepositoryReferences, len(b.streams))}
+	refs := &References{Blobs: b.blobs, repositories: make(map[string]*RepositoryReferences, len(b.streams)), names: b.names}
 	for k, img := range b.images {
 		if img.incomplete {
 			refs.incomplete = append(refs.incomplete, k)
@@ -189,20 +203,18 @@ func (b *ReferenceBuilder) repositoryReferences(roots []digestKey) *RepositoryRe
 		blobs = append(blobs, k)
 		img, ok := b.images[k]
 		if !ok {
+			// A manifest without an Image is garbage by rule, unless an Image names it (a list
+			// that stays names it as a child): then it stays, and what it uses (children
+			// included) is read from storage.
+			if b.blobs.hasKey(k) {
+				unresolved = append(unresolved, k)
+			}
 			continue
 		}
 		blobs = append(blobs, img.keys...)
-		children := img.keys[len(img.keys)-img.children:]
-		pending = append(pending, children...)
+		pending = append(pending, img.keys[len(img.keys)-img.children:]...)
 		if img.incomplete {
 			unresolved = append(unresolved, k)
-		}
-		for _, c := range children {
-			// A root without an Image is garbage by rule; a child without one is part of a
-			// list that stays, and what it uses (children included) is read from storage.
-			if _, ok := b.images[c]; !ok && !seen[c] {
-				unresolved = append(unresolved, c)
-			}
 		}
 	}
 	slices.SortFunc(unresolved, func(a, b digestKey) int { return bytes.Compare(a[:], b[:]) })

@@ -258,6 +258,13 @@ func (c *Checker) FollowLists(ctx context.Context, reader prune.ManifestReader) 
 		case err != nil:
 			return nil, "", fmt.Errorf("reading manifest %s: %w", d, err)
 		}
+		// What the Image would have said, storage says: its blobs must be there too.
+		for _, b := range append([]digest.Digest{img.Config}, img.Layers...) {
+			if b != "" && !c.stored(b) {
+				unreadable[d] = fmt.Sprintf("it has no Image, and storage lacks blob %s it uses", b)
+				return nil, unreadable[d], nil
+			}
+		}
 		read[d] = img.Children
 		return img.Children, "", nil
 	}

@@ -65,3 +65,20 @@ func TestFollowLists(t *testing.T) {
 		}
 	}
 }
+
+// TestFollowListsChecksTheBlobsOfManifestsWithoutAnImage: below a level without an Image, the
+// blobs the manifest read from storage uses must be stored.
+func TestFollowListsChecksTheBlobsOfManifestsWithoutAnImage(t *testing.T) {
+	c := NewChecker(inventory([]string{"outer", "m1", "cfg"}, prune.Repository{Name: "ns/app", Manifests: manifests("outer", "m1")}))
+	c.AddImage(prune.Image{Manifest: dg("outer"), Children: []digest.Digest{dg("m1")}}, true)
+	c.AddStream(prune.StreamTags{Repository: "ns/app", Tags: []prune.TagHistory{{Tag: "latest", Items: []prune.TagItem{{Image: dg("outer")}}}}}, local)
+	m1 := prune.Image{Manifest: dg("m1"), Config: dg("cfg"), Layers: []digest.Digest{dg("layer")}}
+	if err := c.FollowLists(context.Background(), manifestsIn{dg("m1"): m1}); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	WriteReport(&buf, c.Report())
+	if !strings.Contains(buf.String(), "reaches manifest "+dg("m1").String()+", but it has no Image, and storage lacks blob "+dg("layer").String()) {
+		t.Errorf("report:\n%s", buf.String())
+	}
+}
