@@ -68,23 +68,28 @@ func errorLines(stderr string) []string {
 	return out
 }
 
-// TestSilentImageAPI: an image API that accepts connections and never answers fails the run
-// within -prune-api-timeout and its retries, with one error line, nothing deleted, and the
-// wait said at the default log level.
+// TestSilentImageAPI: an image API that accepts connections and never answers fails every
+// mode that reads it within -prune-api-timeout and its retries, with one error line, nothing
+// deleted or recovered, and the wait said at the default log level.
 func TestSilentImageAPI(t *testing.T) {
 	e := populated(t)
 	kc := silentKubeconfig(t)
 	before := e.snapshot()
-	for _, mode := range []string{"-prune=check", "-prune=delete"} {
-		t.Run(mode, func(t *testing.T) {
+	for _, tt := range []struct{ mode, prefix string }{
+		{"-prune=check", "error: reading the image API (nothing was deleted): "},
+		{"-prune=delete", "error: reading the image API (nothing was deleted): "},
+		{"-restore=recover", "error: reading the image API: "},
+		{"-prune-explain=sha256:" + strings.Repeat("ab", 32), "error: reading the image API: "},
+	} {
+		t.Run(tt.mode, func(t *testing.T) {
 			start := time.Now()
-			res := e.prune([]string{"REGISTRY_OPENSHIFT_KUBECONFIG=" + kc}, mode, noGrace, "-prune-api-timeout=2s")
+			res := e.prune([]string{"REGISTRY_OPENSHIFT_KUBECONFIG=" + kc}, tt.mode, noGrace, "-prune-api-timeout=2s")
 			elapsed := time.Since(start)
 			errs := errorLines(res.Stderr)
 			if res.ExitCode != 1 || len(errs) != 1 || res.Stdout != "" {
 				t.Errorf("exit %d after %s\nstdout:\n%s\nstderr:\n%s", res.ExitCode, elapsed, res.Stdout, res.Stderr)
 			}
-			if len(errs) == 1 && (!strings.HasPrefix(errs[0], "error: reading the image API (nothing was deleted): ") || !strings.Contains(errs[0], "no answer from the image API at http://127.0.0.1:")) {
+			if len(errs) == 1 && (!strings.HasPrefix(errs[0], tt.prefix) || !strings.Contains(errs[0], "no answer from the image API at http://127.0.0.1:")) {
 				t.Errorf("error line %q", errs[0])
 			}
 			// 3 attempts of 2s each, and the start-up: far less than the bound.

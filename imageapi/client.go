@@ -128,7 +128,11 @@ func (t *boundedTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 			return resp, err
 		}
 		if attempt == attempts {
-			return nil, fmt.Errorf("%w at %s within %s (%s), %d attempts (-prune-api-timeout)", ErrNoAnswer, t.host, t.timeout, what, attempts)
+			tries := fmt.Sprintf("%d attempts", attempts)
+			if attempts == 1 {
+				tries = "not tried again: a write may have been done"
+			}
+			return nil, fmt.Errorf("%w at %s within %s (%s), %s (-prune-api-timeout)", ErrNoAnswer, t.host, t.timeout, what, tries)
 		}
 		t.log.Warnf("the image API at %s did not answer within %s (%s); trying again (attempt %d of %d)", t.host, t.timeout, what, attempt+1, attempts)
 	}
