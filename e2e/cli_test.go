@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -103,6 +105,76 @@ func TestSilentImageAPI(t *testing.T) {
 				t.Fatal("storage changed")
 			}
 		})
+	}
+}
+
+// TestSilentImageAPIWaitIsReported: with the default timeout (1m), a run waiting on a silent
+// image API says so at the default log level after about 10s, naming the host and the page;
+// SIGINT then ends it at once, with one error line.
+func TestSilentImageAPIWaitIsReported(t *testing.T) {
+	e := populated(t)
+	kc := silentKubeconfig(t)
+	before := e.snapshot()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	env := append(append([]string(nil), e.regEnv...), "REGISTRY_OPENSHIFT_KUBECONFIG="+kc)
+	cmd, err := harness.PruneCommand(ctx, env, "-prune=delete", noGrace, e.reg.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout strings.Builder
+	cmd.Stdout = &stdout
+	pipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 100)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(pipe)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	var stderr []string
+	waiting := false
+	for !waiting {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("the run ended before it reported the wait:\n%s", strings.Join(stderr, "\n"))
+			}
+			stderr = append(stderr, l)
+			waiting = strings.Contains(l, "level=warning") && strings.Contains(l, "still waiting for the image API at http://127.0.0.1:") &&
+				strings.Contains(l, "(listing image")
+		case <-time.After(40 * time.Second):
+			t.Fatalf("no report of the wait after %s:\n%s", time.Since(start), strings.Join(stderr, "\n"))
+		}
+	}
+	if elapsed := time.Since(start); elapsed < 9*time.Second {
+		t.Errorf("the wait was reported after %s, want about 10s", elapsed)
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	for l := range lines {
+		stderr = append(stderr, l)
+	}
+	err = cmd.Wait()
+	code := 0
+	if exit, ok := err.(*exec.ExitError); ok {
+		code = exit.ExitCode()
+	}
+	errs := errorLines(strings.Join(stderr, "\n"))
+	if code != 1 || len(errs) != 1 || !strings.HasPrefix(errs[0], "error: reading the image API (nothing was deleted): ") || stdout.Len() != 0 {
+		t.Errorf("after SIGINT: exit %d (%v)\nstdout:\n%s\nstderr:\n%s", code, err, stdout.String(), strings.Join(stderr, "\n"))
+	}
+	if e.snapshot() != before {
+		t.Fatal("storage changed")
 	}
 }
 
