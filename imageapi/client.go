@@ -66,7 +66,8 @@ func Connect(configKubeconfig string, opts ConnectOptions) (*Connection, error) 
 }
 
 // BoundedTransport returns a wrapper of an image API client's transport (for
-// rest.Config.Wrap) that applies opts to every request to host; see Connect.
+// rest.Config.Wrap) that applies opts to every request to host; see Connect. It reads each
+// answer whole within the timeout (client-go reads it whole anyway), so it is not for watches.
 func BoundedTransport(host string, opts ConnectOptions) func(http.RoundTripper) http.RoundTripper {
 	timeout := opts.Timeout
 	if timeout <= 0 {
