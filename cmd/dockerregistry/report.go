@@ -20,7 +20,9 @@ func writePruneReport(opts options, drv driver.StorageDriver, plan *prune.Plan, 
 	if opts.report == "" {
 		return runErr
 	}
-	f, err := os.Create(opts.report)
+	// Non-blocking: a named pipe nobody reads fails at once instead of holding the run for ever
+	// (on regular files and devices the flag changes nothing).
+	f, err := os.OpenFile(opts.report, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|openNonblock, 0o644)
 	if err != nil {
 		return reportFailed(runErr, sum, dryRun, fmt.Errorf("writing the report failed: %w", err))
 	}

@@ -4,6 +4,9 @@ package main
 
 import "syscall"
 
+// openNonblock makes opening a named pipe without a reader fail instead of wait.
+const openNonblock = syscall.O_NONBLOCK
+
 // accessWrite asks the kernel whether this process may write path (a read-only file system
 // included), or create files in it when it is a directory, without opening it.
 func accessWrite(path string, dir bool) error {
