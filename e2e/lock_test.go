@@ -70,17 +70,6 @@ func (e *env) readLock(t *testing.T) []byte {
 	return content
 }
 
-// errorLines returns the lines of stderr that start with "error:".
-func errorLines(stderr string) []string {
-	var out []string
-	for _, l := range strings.Split(stderr, "\n") {
-		if strings.HasPrefix(l, "error:") {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
 type started struct {
 	cmd            *exec.Cmd
 	stdout, stderr bytes.Buffer

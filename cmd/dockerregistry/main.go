@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -48,6 +49,7 @@ type options struct {
 	maxDeleteRatio  float64
 	ignoreReadOnly  bool
 	forceUnlock     bool
+	apiTimeout      time.Duration
 	configPath      string
 	maintenanceOptions
 }
@@ -105,18 +107,22 @@ func parseFlags(args []string, stderr io.Writer) (options, int) {
 	fs.Float64Var(&opts.maxDeleteRatio, "prune-max-delete-ratio", prune.DefaultMaxDeleteRatio, "largest share (0 to 1) of the stored repositories, and of the stored blob bytes, that -prune=delete removes; more means the wrong cluster or storage (1 allows any)")
 	fs.BoolVar(&opts.ignoreReadOnly, "prune-ignore-read-only", false, "let -prune=delete run on a registry not configured read-only (only when no registry serves this storage)")
 	fs.BoolVar(&opts.forceUnlock, "prune-force-unlock", false, "with -prune=delete, remove the storage's prune lock a stopped run left (only when no other prune runs)")
+	fs.DurationVar(&opts.apiTimeout, "prune-api-timeout", imageapi.DefaultRequestTimeout, "give up on an image API request with no complete answer after this long (a read is tried 3 times)")
 	opts.maintenanceOptions.register(fs)
-	if err := fs.Parse(args); err != nil {
+	positional, err := parseInterspersed(fs, args)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return opts, 0
 		}
 		return opts, exitUsage
 	}
-	if fs.NArg() > 1 {
-		fmt.Fprintf(stderr, "error: one configuration file at most, got %d arguments\n", fs.NArg())
+	if len(positional) > 1 {
+		fmt.Fprintf(stderr, "error: one configuration file at most, got %d arguments\n", len(positional))
 		return opts, exitUsage
 	}
-	opts.configPath = fs.Arg(0)
+	if len(positional) == 1 {
+		opts.configPath = positional[0]
+	}
 	switch opts.prune {
 	case "", "check", "delete":
 	default:
@@ -132,10 +138,53 @@ func parseFlags(args []string, stderr io.Writer) (options, int) {
 		fmt.Fprintln(stderr, "error: -prune-workers and -prune-page-size must be positive, durations must not be negative")
 		return opts, exitUsage
 	}
+	if opts.apiTimeout <= 0 {
+		fmt.Fprintf(stderr, "error: -prune-api-timeout=%s: must be positive\n", opts.apiTimeout)
+		return opts, exitUsage
+	}
 	if code := opts.validateMaintenance(stderr); code >= 0 {
 		return opts, code
 	}
 	return opts, -1
+}
+
+// parseInterspersed parses args with fs, flags before and after the positional arguments
+// (`-prune=check config.yml -prune-keep-younger-than=0s`, as scripts write it), and returns the
+// positional ones. After "--" every argument is positional.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return positional, nil
+		}
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" && !takesValue(fs, args, consumed-1) {
+			return append(positional, rest...), nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+}
+
+// takesValue tells whether args[i] is the value of the flag before it (`-prune-report --`)
+// rather than a flag of its own.
+func takesValue(fs *flag.FlagSet, args []string, i int) bool {
+	if i == 0 {
+		return false
+	}
+	prev := strings.TrimLeft(args[i-1], "-")
+	if prev == args[i-1] || strings.Contains(prev, "=") {
+		return false
+	}
+	f := fs.Lookup(prev)
+	if f == nil {
+		return false
+	}
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return !ok || !b.IsBoolFlag()
 }
 
 // pruneLogger logs to standard error, leaving standard output to the summary. Like the
@@ -175,6 +224,12 @@ func openStorage(ctx context.Context, cfg *config.Config, stderr io.Writer) (*lo
 	return log, drv, nil
 }
 
+// connectImageAPI is how every mode reaches the image API: the credentials the configuration
+// leads to, each request bounded by -prune-api-timeout.
+func connectImageAPI(cfg *config.Config, opts options, log logrus.FieldLogger) (*imageapi.Connection, error) {
+	return imageapi.Connect(cfg.OpenShift.KubeConfig, imageapi.ConnectOptions{Timeout: opts.apiTimeout, Log: log})
+}
+
 func runPrune(ctx context.Context, cfg *config.Config, opts options, stdout, stderr io.Writer) int {
 	fail := func(err error) int {
 		fmt.Fprintf(stderr, "error: %v\n", err)
@@ -194,6 +249,10 @@ func runPrune(ctx context.Context, cfg *config.Config, opts options, stdout, std
 	if err != nil {
 		return fail(err)
 	}
+	if !dryRun && !cfg.ReadOnly() {
+		log.Warn("-prune-ignore-read-only: the registry is not configured read-only; a registry serving this storage during the run " +
+			"may lose pushes made meanwhile (the prune can delete the blobs and links of an image pushed but not yet recorded in the image API)")
+	}
 	// One delete run at a time: the lock is taken before anything is read, and its context
 	// stops the run if another takes it over.
 	lock, err := lockStorage(ctx, drv, dryRun, opts.forceUnlock, log)
@@ -204,19 +263,15 @@ func runPrune(ctx context.Context, cfg *config.Config, opts options, stdout, std
 	if lock != nil {
 		ctx = lock.Context()
 	}
-	restCfg, source, err := imageapi.RESTConfig(cfg.OpenShift.KubeConfig)
+	api, err := connectImageAPI(cfg, opts, log)
 	if err != nil {
 		return fail(err)
-	}
-	client, err := imageapi.NewClient(restCfg)
-	if err != nil {
-		return fail(fmt.Errorf("creating the image API client: %w", err))
 	}
 	mode := "start prune"
 	if dryRun {
 		mode += " (dry-run mode)"
 	}
-	log.WithFields(logrus.Fields{"storage": drv.Name(), "credentials": source, "server": restCfg.Host}).Info(mode)
+	log.WithFields(logrus.Fields{"storage": drv.Name(), "credentials": api.Source, "server": api.Host}).Info(mode)
 
 	// The blob descriptor cache: Redis entries removed with what they describe, and the marker
 	// that makes registries with an in-memory cache drop theirs. Redis must answer before
@@ -229,7 +284,7 @@ func runPrune(ctx context.Context, cfg *config.Config, opts options, stdout, std
 
 	store := &storage.Store{Driver: drv, Workers: opts.workers, Log: log, Root: storageRoot(cfg)}
 	pcfg := prune.Config{
-		References: &imageapi.Source{Client: client, PageSize: opts.pageSize, Log: log},
+		References: &imageapi.Source{Client: api.Client, PageSize: opts.pageSize, Log: log},
 		Inventory:  store,
 		Options: prune.Options{
 			Now:             time.Now(),

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"sort"
 	"time"
@@ -102,12 +101,11 @@ func (o *options) validateMaintenance(stderr io.Writer) int {
 		if o.prune == "" {
 			return usage("-prune-report needs -prune=check or -prune=delete")
 		}
-		// Find out now, before anything is deleted, that the report can be written.
-		f, err := os.OpenFile(m.report, os.O_WRONLY|os.O_CREATE, 0o644)
-		if err != nil {
+		// Find out now, before anything is deleted, that the report can be written, without
+		// creating it: a run refused later leaves no empty report behind.
+		if err := checkWritable(m.report); err != nil {
 			return usage("-prune-report: %v", err)
 		}
-		f.Close()
 	}
 	return -1
 }
@@ -231,16 +229,12 @@ func listManifests(ctx context.Context, drv driver.StorageDriver, repo string, w
 
 // imageLister connects to the image API the way the prune does.
 func imageLister(cfg *config.Config, opts options, log logrus.FieldLogger) (*imageapi.Lister, error) {
-	restCfg, source, err := imageapi.RESTConfig(cfg.OpenShift.KubeConfig)
+	api, err := connectImageAPI(cfg, opts, log)
 	if err != nil {
 		return nil, err
 	}
-	client, err := imageapi.NewClient(restCfg)
-	if err != nil {
-		return nil, fmt.Errorf("creating the image API client: %w", err)
-	}
-	log.WithFields(logrus.Fields{"credentials": source, "server": restCfg.Host}).Info("reading the image API")
-	return &imageapi.Lister{Client: client, PageSize: opts.pageSize, Log: log}, nil
+	log.WithFields(logrus.Fields{"credentials": api.Source, "server": api.Host}).Info("reading the image API")
+	return &imageapi.Lister{Client: api.Client, PageSize: opts.pageSize, Log: log}, nil
 }
 
 // explainDigest runs the prune's decision, with its own listing pass that keeps what the API

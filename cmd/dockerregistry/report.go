@@ -20,9 +20,11 @@ func writePruneReport(opts options, drv driver.StorageDriver, plan *prune.Plan, 
 	if opts.report == "" {
 		return runErr
 	}
-	f, err := os.Create(opts.report)
+	// Non-blocking: a named pipe nobody reads fails at once instead of holding the run for ever
+	// (on regular files and devices the flag changes nothing).
+	f, err := os.OpenFile(opts.report, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|openNonblock, 0o644)
 	if err != nil {
-		return errors.Join(runErr, fmt.Errorf("writing the report: %w", err))
+		return reportFailed(runErr, sum, dryRun, fmt.Errorf("writing the report failed: %w", err))
 	}
 	// The run's context may be cancelled (SIGINT); the report is written regardless.
 	ctx := context.Background()
@@ -46,9 +48,30 @@ func writePruneReport(opts options, drv driver.StorageDriver, plan *prune.Plan, 
 		err = cerr
 	}
 	if err != nil {
-		return errors.Join(runErr, fmt.Errorf("writing the report %s: %w", opts.report, err))
+		return reportFailed(runErr, sum, dryRun, fmt.Errorf("writing the report %s failed: %w", opts.report, err))
 	}
 	return runErr
+}
+
+// reportFailed is the one error line of a run whose report could not be written: what the run
+// did comes first, so that a delete whose report failed is not taken for one that deleted
+// nothing.
+func reportFailed(runErr error, sum prune.Summary, dryRun bool, reportErr error) error {
+	var did string
+	switch {
+	case dryRun:
+		did = "the check deleted nothing"
+	case sum == prune.Summary{}:
+		did = "the prune deleted nothing"
+	default:
+		did = fmt.Sprintf("the prune deleted %d blobs (%s), %d repositories, %d manifest links, %d tags, %d tag index entries, %d layer links, %d uploads (%s)",
+			sum.Blobs, prune.FormatSize(sum.BlobBytes), sum.Repositories, sum.ManifestLinks, sum.Tags, sum.TagIndexEntries, sum.LayerLinks,
+			sum.Uploads, prune.FormatSize(sum.UploadBytes))
+	}
+	if runErr != nil {
+		return fmt.Errorf("%w; %s; %w", runErr, did, reportErr)
+	}
+	return fmt.Errorf("%s; %w", did, reportErr)
 }
 
 // reportPaths are the storage paths whose presence (any of them) says an object of the report
