@@ -130,6 +130,10 @@ func parseFlags(args []string, stderr io.Writer) (options, int) {
 		fs.Usage()
 		return opts, exitUsage
 	}
+	if opts.forceUnlock && opts.prune != "delete" {
+		fmt.Fprintf(stderr, "error: %v\n", errForceUnlockWithoutDelete)
+		return opts, exitUsage
+	}
 	if !(opts.maxDeleteRatio > 0 && opts.maxDeleteRatio <= 1) {
 		fmt.Fprintf(stderr, "error: -prune-max-delete-ratio=%g: want a share above 0 and at most 1\n", opts.maxDeleteRatio)
 		return opts, exitUsage
@@ -236,10 +240,6 @@ func runPrune(ctx context.Context, cfg *config.Config, opts options, stdout, std
 		return exitFailure
 	}
 	dryRun := opts.prune == "check"
-	if dryRun && opts.forceUnlock {
-		fmt.Fprintf(stderr, "error: %v\n", errForceUnlockWithoutDelete)
-		return exitUsage
-	}
 	if !dryRun && !cfg.ReadOnly() && !opts.ignoreReadOnly {
 		return fail(errors.New("refusing -prune=delete: the registry is not read-only, and pushes during a prune lose data; " +
 			"switch it to read-only (spec.readOnly: true in the registry operator config, or storage.maintenance.readonly.enabled: true, " +
