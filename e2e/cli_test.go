@@ -3,59 +3,20 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hardprune/image-registry/e2e/harness"
+	"github.com/hardprune/image-registry/internal/testutil"
 )
 
-// silentKubeconfig starts a TCP listener that accepts connections and never answers, and
-// writes a kubeconfig naming it.
+// silentKubeconfig names an API server that accepts connections and never answers.
 func silentKubeconfig(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	content := fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters: [{name: silent, cluster: {server: "http://%s"}}]
-users: [{name: u, user: {token: any}}]
-contexts: [{name: c, context: {cluster: silent, user: u}}]
-current-context: c
-`, l.Addr())
-	if err := os.WriteFile(kubeconfig, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	kubeconfig, _ := testutil.SilentKubeconfig(t)
 	return kubeconfig
 }
 

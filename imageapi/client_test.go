@@ -1,14 +1,12 @@
 package imageapi
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,24 +16,11 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/hardprune/image-registry/internal/testutil"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testutil.SyncBuffer
 
 // boundedClient is an image API client of srv whose requests are bounded by timeout.
 func boundedClient(t *testing.T, srv *httptest.Server, timeout time.Duration) (*Lister, *syncBuffer) {

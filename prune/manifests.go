@@ -151,21 +151,13 @@ func (rr *RepositoryReferences) resolved(read map[digestKey]*readResult, stored 
 	manifests := append([]digestKey(nil), rr.Manifests.frozen...)
 	blobs := append([]digestKey(nil), rr.Blobs.frozen...)
 	var fromStorage []digestKey
-	seen := make(map[digestKey]bool)
-	pending := append([]digestKey(nil), rr.unresolved...)
-	for len(pending) > 0 {
-		k := pending[len(pending)-1]
-		pending = pending[:len(pending)-1]
-		if seen[k] {
-			continue
-		}
-		seen[k] = true
+	walkOnce(rr.unresolved, func(k digestKey) []digestKey {
 		res := read[k]
 		if res.why != "" {
 			if out.Unknown == "" {
 				out.Unknown = res.why
 			}
-			continue
+			return nil
 		}
 		manifests = append(manifests, k)
 		fromStorage = append(fromStorage, k)
@@ -175,8 +167,8 @@ func (rr *RepositoryReferences) resolved(read map[digestKey]*readResult, stored 
 		for _, b := range res.keys {
 			stored.addKey(b)
 		}
-		pending = append(pending, res.children...)
-	}
+		return res.children
+	})
 	out.Manifests, out.Blobs, out.fromStorage = frozenSet(manifests), frozenSet(blobs), frozenSet(fromStorage)
 	return out
 }

@@ -189,16 +189,8 @@ func (b *ReferenceBuilder) Build() *References {
 // repositoryReferences marks the manifests of a stream, their blobs and, for lists, their
 // children (walked without recursion, so that a malformed cycle of indexes cannot loop).
 func (b *ReferenceBuilder) repositoryReferences(roots []digestKey) *RepositoryReferences {
-	seen := make(map[digestKey]bool, len(roots))
 	var manifests, blobs, unresolved []digestKey
-	pending := append([]digestKey(nil), roots...)
-	for len(pending) > 0 {
-		k := pending[len(pending)-1]
-		pending = pending[:len(pending)-1]
-		if seen[k] {
-			continue
-		}
-		seen[k] = true
+	walkOnce(roots, func(k digestKey) []digestKey {
 		manifests = append(manifests, k)
 		blobs = append(blobs, k)
 		img, ok := b.images[k]
@@ -209,15 +201,31 @@ func (b *ReferenceBuilder) repositoryReferences(roots []digestKey) *RepositoryRe
 			if b.blobs.hasKey(k) {
 				unresolved = append(unresolved, k)
 			}
-			continue
+			return nil
 		}
 		blobs = append(blobs, img.keys...)
-		pending = append(pending, img.keys[len(img.keys)-img.children:]...)
 		if img.incomplete {
 			unresolved = append(unresolved, k)
 		}
-	}
+		return img.keys[len(img.keys)-img.children:]
+	})
 	slices.SortFunc(unresolved, func(a, b digestKey) int { return bytes.Compare(a[:], b[:]) })
 	unresolved = slices.Clip(slices.Compact(unresolved))
 	return &RepositoryReferences{Manifests: frozenSet(manifests), Blobs: frozenSet(blobs), Incomplete: len(unresolved) > 0, unresolved: unresolved}
+}
+
+// walkOnce visits each key reachable from roots once, depth first and without recursion, so
+// that a malformed cycle of indexes cannot loop; visit returns the keys to go on with.
+func walkOnce(roots []digestKey, visit func(digestKey) []digestKey) {
+	seen := make(map[digestKey]bool, len(roots))
+	pending := append([]digestKey(nil), roots...)
+	for len(pending) > 0 {
+		k := pending[len(pending)-1]
+		pending = pending[:len(pending)-1]
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		pending = append(pending, visit(k)...)
+	}
 }

@@ -3,15 +3,14 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hardprune/image-registry/imageapi"
+	"github.com/hardprune/image-registry/internal/testutil"
 	"github.com/hardprune/image-registry/prune"
 )
 
@@ -163,43 +162,10 @@ func TestIgnoreReadOnlyWarns(t *testing.T) {
 	}
 }
 
-// silentAPI is a TCP listener that accepts connections and never answers; it returns a
-// kubeconfig naming it.
+// silentAPI is an API server that accepts connections and never answers; it returns a
+// kubeconfig naming it, and its URL.
 func silentAPI(t *testing.T) (kubeconfig, host string) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	host = "http://" + l.Addr().String()
-	kubeconfig = filepath.Join(t.TempDir(), "kubeconfig")
-	content := fmt.Sprintf("apiVersion: v1\nkind: Config\nclusters: [{name: s, cluster: {server: %q}}]\n"+
-		"users: [{name: u, user: {token: any}}]\ncontexts: [{name: c, context: {cluster: s, user: u}}]\ncurrent-context: c\n", host)
-	if err := os.WriteFile(kubeconfig, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return kubeconfig, host
+	return testutil.SilentKubeconfig(t)
 }
 
 // TestSilentAPITimesOut: an image API that accepts connections and never answers fails every
