@@ -124,6 +124,12 @@ func TestWrongClusterInterlock(t *testing.T) {
 			override: func(c *Config) { c.AllowDeleteAll = true },
 		},
 		{
+			// Everything is young: nothing goes, so there is nothing to refuse.
+			name: "no stream for any repository, but nothing to delete",
+			inv: Inventory{Blobs: []Blob{{Digest: dg("m1"), Size: 1, ModTime: fresh}},
+				Repositories: []Repository{{Name: "a/a", Manifests: []Link{{Digest: dg("m1"), ModTime: fresh}}}}},
+		},
+		{
 			name:    "half the repositories and a sixth of the bytes: an ordinary run",
 			images:  []Image{img("m1", "", "keep")},
 			streams: []Stream{stream("a/a", "m1")},

@@ -176,6 +176,10 @@ type caution struct {
 // removes every blob, or more than the allowed share of the repositories or of the bytes, or
 // the image API names none of the stored repositories.
 func interlock(refs *References, inv *Inventory, plan *Plan, cfg Config) []caution {
+	if len(plan.Repositories)+len(plan.Tags)+len(plan.TagIndexEntries)+len(plan.ManifestLinks)+len(plan.LayerLinks)+
+		len(plan.Uploads)+len(plan.Blobs) == 0 {
+		return nil // a run that deletes nothing cannot do the wrong cluster harm
+	}
 	var out []caution
 	const all = "-prune-allow-delete-all"
 	if len(inv.Blobs) > 0 && (refs.Blobs.Len() == 0 || len(plan.Blobs) == len(inv.Blobs)) {
