@@ -227,14 +227,14 @@ func TestStreamShapesOfARealCluster(t *testing.T) {
 
 // TestWrongClusterInterlock: a pruner pointed at the wrong cluster (an API naming none of the
 // stored repositories, one Image sharing a base layer), or a run that would remove more than
-// the allowed share of repositories or bytes, refuses with one line and deletes nothing
+// the allowed share of ten or more repositories, refuses with one line and deletes nothing
 // (issue 10, case 5).
 func TestWrongClusterInterlock(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	e.startRegistry()
 	var base v1.Hash
-	for i := range 5 {
+	for i := range 10 {
 		img := image(t, fmt.Sprint(i), "base", fmt.Sprintf("own-%d", i))
 		e.mustPush(fmt.Sprintf("ns/app%d:latest", i), img)
 		base = blobsOf(t, img)[2]
@@ -257,7 +257,7 @@ func TestWrongClusterInterlock(t *testing.T) {
 	wrong.startRegistry(harness.ReadOnlyEnv)
 	before := wrong.snapshot()
 	res := wrong.prune(nil, "-prune=delete", noGrace)
-	if res.ExitCode != 1 || !strings.Contains(res.Stderr, "none of the 5 stored repositories has an image stream") ||
+	if res.ExitCode != 1 || !strings.Contains(res.Stderr, "none of the 10 stored repositories has an image stream") ||
 		!strings.Contains(res.Stderr, "-prune-allow-delete-all") ||
 		strings.Count(strings.TrimSpace(res.Stderr), "\n") != 0 {
 		t.Fatalf("the wrong cluster: exit %d\n%s\n%s", res.ExitCode, res.Stdout, res.Stderr)
@@ -271,9 +271,9 @@ func TestWrongClusterInterlock(t *testing.T) {
 	}
 	wrong.stopRegistry()
 
-	// The right cluster, where three of five streams were deleted: more than half the
+	// The right cluster, where six of ten streams were deleted: more than half the
 	// repositories would go.
-	for i := range 3 {
+	for i := range 6 {
 		if err := e.images.ImageStreams("ns").Delete(ctx, fmt.Sprintf("app%d", i), metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -281,7 +281,7 @@ func TestWrongClusterInterlock(t *testing.T) {
 	e.startRegistry(harness.ReadOnlyEnv)
 	before = e.snapshot()
 	res = e.prune(nil, "-prune=delete", noGrace)
-	if res.ExitCode != 1 || !strings.Contains(res.Stderr, "refusing to delete 3 of the 5 stored repositories (60%") ||
+	if res.ExitCode != 1 || !strings.Contains(res.Stderr, "refusing to delete 6 of the 10 stored repositories (60%") ||
 		!strings.Contains(res.Stderr, "-prune-max-delete-ratio=1") {
 		t.Fatalf("more than half the repositories: exit %d\n%s\n%s", res.ExitCode, res.Stdout, res.Stderr)
 	}
@@ -289,7 +289,7 @@ func TestWrongClusterInterlock(t *testing.T) {
 		t.Fatal("a refused run changed storage")
 	}
 	res = e.prune(nil, "-prune=delete", noGrace, "-prune-max-delete-ratio=1")
-	if res.ExitCode != 0 || !strings.Contains(res.Stdout, "Deleted 3 repositories\n") {
+	if res.ExitCode != 0 || !strings.Contains(res.Stdout, "Deleted 6 repositories\n") {
 		t.Fatalf("with the override: exit %d\n%s\n%s", res.ExitCode, res.Stdout, res.Stderr)
 	}
 }

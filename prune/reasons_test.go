@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -73,6 +74,28 @@ func TestExplainFutureDate(t *testing.T) {
 	}
 }
 
+// tenRepositories are ten stored repositories r0/r0..r9/r9, r0 linking m0.
+func tenRepositories() []Repository {
+	var out []Repository
+	for i := range 10 {
+		r := Repository{Name: fmt.Sprintf("r%d/r%d", i, i)}
+		if i == 0 {
+			r.Manifests = links("m0")
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// tenStreams are the image streams of the first n of tenRepositories, r0/r0 naming m0.
+func tenStreams(n int) []Stream {
+	out := []Stream{stream("r0/r0", "m0")}
+	for i := 1; i < n; i++ {
+		out = append(out, stream(fmt.Sprintf("r%d/r%d", i, i)))
+	}
+	return out
+}
+
 // TestWrongClusterInterlock: a delete run refuses what a pruner reading the wrong cluster
 // would do, says why in one error, and deletes nothing; a dry run only warns.
 func TestWrongClusterInterlock(t *testing.T) {
@@ -98,23 +121,30 @@ func TestWrongClusterInterlock(t *testing.T) {
 			override: func(c *Config) { c.AllowDeleteAll = true },
 		},
 		{
-			name:    "more than half the repositories",
-			images:  []Image{img("m1", "")},
-			streams: []Stream{stream("a/a", "m1"), stream("b/b")},
-			inv: Inventory{Blobs: append(blobs("m1", "m2", "m3"), big("keep", 1000)),
-				Repositories: []Repository{repo("a/a", "m1"), repo("b/b"), repo("c/c", "m2"), repo("d/d", "m3"), repo("e/e")}},
-			want:     "3 of the 5 stored repositories (60%, more than -prune-max-delete-ratio=0.5)",
+			name:     "more than half the repositories",
+			images:   []Image{img("m0", "")},
+			streams:  tenStreams(4),
+			inv:      Inventory{Blobs: append(blobs("m0"), big("keep", 1000)), Repositories: tenRepositories()},
+			want:     "6 of the 10 stored repositories (60%, more than -prune-max-delete-ratio=0.5)",
 			override: func(c *Config) { c.MaxDeleteRatio = 1 },
 		},
 		{
 			name:    "more than half the bytes",
-			images:  []Image{img("m1", "")},
-			streams: []Stream{stream("a/a", "m1")},
-			inv:     Inventory{Blobs: append(blobs("m1"), big("huge", 1000)), Repositories: []Repository{repo("a/a", "m1")}},
+			images:  []Image{img("m0", "")},
+			streams: tenStreams(10),
+			inv:     Inventory{Blobs: append(blobs("m0"), big("huge", 1000)), Repositories: tenRepositories()},
 			want:    "1000 B of the 1002 B of stored blobs (100%, more than -prune-max-delete-ratio=0.5)",
 			override: func(c *Config) {
 				c.MaxDeleteRatio = 1
 			},
+		},
+		{
+			// Below ten repositories a share says little: a small registry is pruned.
+			name:    "a small registry: three of five repositories and most bytes",
+			images:  []Image{img("m1", "")},
+			streams: []Stream{stream("a/a", "m1"), stream("b/b")},
+			inv: Inventory{Blobs: append(blobs("m1", "m2", "m3"), big("junk", 1000)),
+				Repositories: []Repository{repo("a/a", "m1"), repo("b/b"), repo("c/c", "m2"), repo("d/d", "m3"), repo("e/e")}},
 		},
 		{
 			name:     "storage without repositories",

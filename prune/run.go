@@ -74,8 +74,8 @@ type Config struct {
 	AllowDeleteAll bool
 	// MaxDeleteRatio is the largest share of the stored repositories, and of the stored blob
 	// bytes, that a delete run removes without being told to (a larger one is what a pruner
-	// reading the wrong cluster does); 0 means DefaultMaxDeleteRatio, 1 lets any share go, and
-	// so does AllowDeleteAll.
+	// reading the wrong cluster does), weighed from MinRepositoriesForRatio repositories on;
+	// 0 means DefaultMaxDeleteRatio, 1 lets any share go, and so does AllowDeleteAll.
 	MaxDeleteRatio float64
 	// Manifests reads manifests from storage where the image API cannot say what they use;
 	// nil takes the Inventory when it can, else such repositories keep everything.
@@ -85,6 +85,11 @@ type Config struct {
 
 // DefaultMaxDeleteRatio is the default of Config.MaxDeleteRatio.
 const DefaultMaxDeleteRatio = 0.5
+
+// MinRepositoriesForRatio is the number of stored repositories from which MaxDeleteRatio is
+// weighed. Below it a share says little (one stream deleted of three is a third), and the
+// wrong cluster still shows: none of the stored repositories has an image stream.
+const MinRepositoriesForRatio = 10
 
 // ErrWouldDeleteEverything is returned by a delete run that the wrong-cluster interlock
 // stopped before deleting anything.
@@ -198,13 +203,17 @@ func interlock(refs *References, inv *Inventory, plan *Plan, cfg Config) []cauti
 				len(inv.Repositories)), override: all, overridden: cfg.AllowDeleteAll})
 		}
 	}
+	if len(inv.Repositories) < MinRepositoriesForRatio {
+		// A share of a handful of repositories says little: the checks above stand alone.
+		return append(out, storageCautions(inv, plan, cfg)...)
+	}
 	ratio := cfg.MaxDeleteRatio
 	if ratio <= 0 {
 		ratio = DefaultMaxDeleteRatio
 	}
 	flag := fmt.Sprintf("-prune-max-delete-ratio=%g", ratio)
 	override := "-prune-max-delete-ratio=1"
-	if n := len(inv.Repositories); n > 0 && float64(len(plan.Repositories)) > ratio*float64(n) {
+	if n := len(inv.Repositories); float64(len(plan.Repositories)) > ratio*float64(n) {
 		out = append(out, caution{why: fmt.Sprintf("%d of the %d stored repositories (%.0f%%, more than %s)",
 			len(plan.Repositories), n, 100*float64(len(plan.Repositories))/float64(n), flag), override: override, overridden: cfg.AllowDeleteAll})
 	}
@@ -216,9 +225,15 @@ func interlock(refs *References, inv *Inventory, plan *Plan, cfg Config) []cauti
 		out = append(out, caution{why: fmt.Sprintf("%s of the %s of stored blobs (%.0f%%, more than %s)",
 			FormatSize(freed), FormatSize(stored), 100*float64(freed)/float64(stored), flag), override: override, overridden: cfg.AllowDeleteAll})
 	}
+	return append(out, storageCautions(inv, plan, cfg)...)
+}
+
+// storageCautions weighs storage that has no repositories/ directory: its blobs all look
+// unlinked, most often because rootdirectory (or the bucket) is wrong.
+func storageCautions(inv *Inventory, plan *Plan, cfg Config) []caution {
 	if inv.RepositoriesMissing && len(plan.Blobs) > 0 {
-		out = append(out, caution{why: fmt.Sprintf("blobs from storage that has no repositories/ directory (is rootdirectory right?): %d blobs", len(plan.Blobs)),
-			override: all, overridden: cfg.AllowDeleteAll})
+		return []caution{{why: fmt.Sprintf("blobs from storage that has no repositories/ directory (is rootdirectory right?): %d blobs", len(plan.Blobs)),
+			override: "-prune-allow-delete-all", overridden: cfg.AllowDeleteAll}}
 	}
-	return out
+	return nil
 }

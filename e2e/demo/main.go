@@ -90,9 +90,7 @@ func run() error {
 	}
 
 	step("Pushing images: two streams sharing a base layer, tag histories, a multi-arch index")
-	// A large shared base, as real images have: the garbage is then less than half of the
-	// bytes, which the wrong-cluster interlock (-prune-max-delete-ratio) lets through.
-	base, _ := random.Layer(10<<20, types.DockerLayer)
+	base, _ := random.Layer(2<<20, types.DockerLayer)
 	push := func(ref string, layerSizes ...int64) (v1.Image, error) {
 		img, err := mutate.AppendLayers(empty.Image, base)
 		if err != nil {
