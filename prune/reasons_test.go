@@ -154,6 +154,13 @@ func TestWrongClusterInterlock(t *testing.T) {
 			override: func(c *Config) { c.AllowDeleteAll = true },
 		},
 		{
+			// The one stored repository lost its stream; its Image keeps the blobs.
+			name:    "a single repository whose stream was deleted",
+			images:  []Image{img("m1", "c1")},
+			streams: []Stream{stream("other/x")},
+			inv:     Inventory{Blobs: blobs("m1", "c1"), Repositories: []Repository{repo("a/a", "m1")}},
+		},
+		{
 			// Everything is young: nothing goes, so there is nothing to refuse.
 			name: "no stream for any repository, but nothing to delete",
 			inv: Inventory{Blobs: []Blob{{Digest: dg("m1"), Size: 1, ModTime: fresh}},

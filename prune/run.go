@@ -191,7 +191,9 @@ func interlock(refs *References, inv *Inventory, plan *Plan, cfg Config) []cauti
 		out = append(out, caution{why: fmt.Sprintf("every blob in storage: the run would delete all %d blobs (the image API references %d)",
 			len(inv.Blobs), refs.Blobs.Len()), override: all, overridden: cfg.AllowDeleteAll})
 	}
-	if len(inv.Repositories) > 0 {
+	// One repository whose stream was deleted is an ordinary clean-up; several, none of which
+	// the API names, are another cluster's.
+	if len(inv.Repositories) >= 2 {
 		streams := 0
 		for _, r := range inv.Repositories {
 			if refs.Repository(r.Name) != nil {
