@@ -366,3 +366,23 @@ func TestReviewedShapes(t *testing.T) {
 		}
 	})
 }
+
+// TestBeforeSweep: the hook runs once, before the first deletion of a delete run only, and its
+// error stops the run with nothing deleted.
+func TestBeforeSweep(t *testing.T) {
+	quiet := logrus.New()
+	quiet.SetLevel(logrus.PanicLevel)
+	inv := &Inventory{Blobs: blobs("orphan")}
+	calls := 0
+	stop := errors.New("lock lost")
+	r := &recorder{}
+	cfg := Config{References: staticSource{refs: refsOf(nil, nil)}, Inventory: staticSource{inv: inv}, Remover: r, Options: opts(),
+		Workers: 1, Log: quiet, AllowDeleteAll: true, BeforeSweep: func(context.Context) error { calls++; return stop }}
+	if _, _, err := Run(context.Background(), cfg); !errors.Is(err, stop) || len(r.calls) != 0 || calls != 1 {
+		t.Fatalf("err %v, deletions %v, hook calls %d", err, r.calls, calls)
+	}
+	cfg.Remover = nil // a dry run does not ask
+	if _, _, err := Run(context.Background(), cfg); err != nil || calls != 1 {
+		t.Fatalf("dry run: err %v, hook calls %d", err, calls)
+	}
+}

@@ -77,6 +77,9 @@ type Config struct {
 	// reading the wrong cluster does), weighed from MinRepositoriesForRatio repositories on;
 	// 0 means DefaultMaxDeleteRatio, 1 lets any share go, and so does AllowDeleteAll.
 	MaxDeleteRatio float64
+	// BeforeSweep, when set, is called once before the first deletion of a delete run; an
+	// error stops the run there, with nothing deleted (the storage lock reads itself back).
+	BeforeSweep func(context.Context) error
 	// Manifests reads manifests from storage where the image API cannot say what they use;
 	// nil takes the Inventory when it can, else such repositories keep everything.
 	Manifests ManifestReader
@@ -155,6 +158,12 @@ func Run(ctx context.Context, cfg Config) (*Plan, Summary, error) {
 			log.Warnf("%s; a delete run will refuse without %s", c.why, c.override)
 		case !c.overridden:
 			return plan, Summary{}, fmt.Errorf("%w %s: check that the pruner reads the right cluster and storage, then pass %s to confirm", ErrWouldDeleteEverything, c.why, c.override)
+		}
+	}
+
+	if !dryRun && cfg.BeforeSweep != nil {
+		if err := cfg.BeforeSweep(ctx); err != nil {
+			return plan, Summary{}, fmt.Errorf("%w (nothing was deleted)", err)
 		}
 	}
 

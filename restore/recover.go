@@ -45,7 +45,7 @@ func (r *Recoverer) Recover(ctx context.Context, w io.Writer, recs []Recovery) (
 		if _, done := manifests[rec.Digest]; done {
 			continue
 		}
-		m, err := r.readManifest(ctx, rec.Digest)
+		m, err := storage.ReadManifest(ctx, r.Driver, rec.Digest)
 		if err != nil {
 			res.Failed++
 			fmt.Fprintf(w, "Cannot recover %s@%s: %v\n", rec.Repository, rec.Digest, err)
@@ -95,9 +95,4 @@ func (r *Recoverer) Recover(ctx context.Context, w io.Writer, recs []Recovery) (
 		}
 	}
 	return res, nil
-}
-
-// readManifest reads and parses a stored manifest.
-func (r *Recoverer) readManifest(ctx context.Context, d digest.Digest) (distribution.Manifest, error) {
-	return storage.ReadManifest(ctx, r.Driver, d)
 }

@@ -13,8 +13,6 @@ import (
 
 	driver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/sirupsen/logrus"
-
-	"github.com/hardprune/image-registry/prune"
 )
 
 // The prune lock: one -prune=delete at a time per storage.
@@ -370,79 +368,15 @@ func (l *Lock) releaseIfOurs() error {
 	return nil
 }
 
-// Guard wraps a remover so that its first deletion reads the lock back first: a run that lost
-// the lock while it read (to a run that wrote after its read-back) deletes nothing.
-func (l *Lock) Guard(r prune.Remover) prune.Remover {
-	return &guarded{Remover: r, lock: l}
-}
-
-type guarded struct {
-	prune.Remover
-	lock *Lock
-	once sync.Once
-	err  error
-}
-
-func (g *guarded) check(ctx context.Context) error {
-	g.once.Do(func() {
-		if err := g.lock.Verify(ctx); err != nil {
-			if errors.Is(err, ErrLockLost) {
-				g.lock.lose(err)
-			}
-			g.err = err
+// Confirm reads the lock back right before the first deletion: a run that lost it while it
+// read (to a run that wrote after its read-back) stops, its context cancelled, and deletes
+// nothing.
+func (l *Lock) Confirm(ctx context.Context) error {
+	if err := l.Verify(ctx); err != nil {
+		if errors.Is(err, ErrLockLost) {
+			l.lose(err)
 		}
-	})
-	if g.err != nil {
-		return g.err
-	}
-	return g.lock.Err()
-}
-
-func (g *guarded) DeleteRepository(ctx context.Context, a prune.RepositoryAction) error {
-	if err := g.check(ctx); err != nil {
 		return err
 	}
-	return g.Remover.DeleteRepository(ctx, a)
-}
-
-func (g *guarded) DeleteTag(ctx context.Context, a prune.TagAction) error {
-	if err := g.check(ctx); err != nil {
-		return err
-	}
-	return g.Remover.DeleteTag(ctx, a)
-}
-
-func (g *guarded) DeleteTagIndexEntry(ctx context.Context, a prune.TagIndexAction) error {
-	if err := g.check(ctx); err != nil {
-		return err
-	}
-	return g.Remover.DeleteTagIndexEntry(ctx, a)
-}
-
-func (g *guarded) DeleteManifestLink(ctx context.Context, a prune.LinkAction) error {
-	if err := g.check(ctx); err != nil {
-		return err
-	}
-	return g.Remover.DeleteManifestLink(ctx, a)
-}
-
-func (g *guarded) DeleteLayerLink(ctx context.Context, a prune.LinkAction) error {
-	if err := g.check(ctx); err != nil {
-		return err
-	}
-	return g.Remover.DeleteLayerLink(ctx, a)
-}
-
-func (g *guarded) DeleteUpload(ctx context.Context, a prune.UploadAction) error {
-	if err := g.check(ctx); err != nil {
-		return err
-	}
-	return g.Remover.DeleteUpload(ctx, a)
-}
-
-func (g *guarded) DeleteBlob(ctx context.Context, a prune.BlobAction) error {
-	if err := g.check(ctx); err != nil {
-		return err
-	}
-	return g.Remover.DeleteBlob(ctx, a)
+	return l.Err()
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/opencontainers/go-digest"
 	"github.com/sirupsen/logrus"
 
 	"github.com/hardprune/image-registry/prune"
@@ -255,9 +256,9 @@ func (c *countingRemover) DeleteBlob(context.Context, prune.BlobAction) error {
 	return nil
 }
 
-// TestLockGuardChecksBeforeFirstDeletion: a run whose lock was taken after its read-back
+// TestLockConfirmedBeforeFirstDeletion: a run whose lock was taken after its read-back
 // deletes nothing.
-func TestLockGuardChecksBeforeFirstDeletion(t *testing.T) {
+func TestLockConfirmedBeforeFirstDeletion(t *testing.T) {
 	for name, d := range drivers(t) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
@@ -270,11 +271,13 @@ func TestLockGuardChecksBeforeFirstDeletion(t *testing.T) {
 			now := time.Now()
 			writeLockRecord(t, d, storage.LockRecord{Owner: "late", Host: "late-host", PID: 8, Started: now, Expires: now.Add(time.Minute)})
 			inner := &countingRemover{}
-			guarded := l.Guard(inner)
-			for range 3 {
-				if err := guarded.DeleteBlob(l.Context(), prune.BlobAction{}); !errors.Is(err, storage.ErrLockLost) {
-					t.Errorf("DeleteBlob: %v, want ErrLockLost", err)
-				}
+			orphan := &prune.Inventory{Blobs: []prune.Blob{{Digest: digest.FromString("orphan"), Size: 1}}}
+			_, _, err = prune.Run(l.Context(), prune.Config{
+				References: staticRefs{}, Inventory: fixedInventory{orphan}, Remover: inner, BeforeSweep: l.Confirm,
+				AllowDeleteAll: true, Workers: 1, Log: quietLogger(), Options: prune.Options{Now: now},
+			})
+			if !errors.Is(err, storage.ErrLockLost) {
+				t.Errorf("run: %v, want ErrLockLost", err)
 			}
 			if inner.n != 0 {
 				t.Errorf("%d deletions went through", inner.n)
@@ -285,6 +288,11 @@ func TestLockGuardChecksBeforeFirstDeletion(t *testing.T) {
 		})
 	}
 }
+
+// fixedInventory is an inventory source that returns one inventory.
+type fixedInventory struct{ inv *prune.Inventory }
+
+func (f fixedInventory) Inventory(context.Context) (*prune.Inventory, error) { return f.inv, nil }
 
 // TestLockLeavesInventoryAlone: the lock object is no registry data.
 func TestLockLeavesInventoryAlone(t *testing.T) {

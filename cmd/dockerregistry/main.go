@@ -297,7 +297,8 @@ func runPrune(ctx context.Context, cfg *config.Config, opts options, stdout, std
 		Log:            log,
 	}
 	if !dryRun {
-		pcfg.Remover = lock.Guard(inval.Wrap(store))
+		pcfg.Remover = inval.Wrap(store)
+		pcfg.BeforeSweep = lock.Confirm
 	}
 	plan, sum, err := prune.Run(ctx, pcfg)
 	err = lockLost(lock, err)
