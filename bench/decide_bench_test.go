@@ -59,8 +59,8 @@ func BenchmarkDecide(b *testing.B) {
 	for b.Loop() {
 		plan = prune.Decide(fullInputs.refs, fullInputs.inv, opts)
 	}
-	if want := 60_000; len(plan.Blobs) != want {
-		b.Fatalf("Decide found %d blobs to delete, want %d", len(plan.Blobs), want)
+	if want := 60_000; len(plan.Of(prune.KindBlob)) != want {
+		b.Fatalf("Decide found %d blobs to delete, want %d", len(plan.Of(prune.KindBlob)), want)
 	}
 	b.ReportMetric(float64(len(fullInputs.inv.Blobs)), "blobs/op")
 }
@@ -114,7 +114,7 @@ func TestPruneInputsDecide(t *testing.T) {
 	ds := Generate(Sizes["tiny"])
 	images, streams, inv := ds.PruneInputs(time.Now().Add(-48 * time.Hour))
 	plan := prune.Decide(buildRefs(images, streams), inv, prune.Options{Now: time.Now(), KeepYoungerThan: time.Hour})
-	if len(plan.Blobs) != ds.OrphanBlobs || len(inv.Blobs) != ds.StoredBlobs {
-		t.Fatalf("Decide: %d blobs of %d go, want %d of %d", len(plan.Blobs), len(inv.Blobs), ds.OrphanBlobs, ds.StoredBlobs)
+	if len(plan.Of(prune.KindBlob)) != ds.OrphanBlobs || len(inv.Blobs) != ds.StoredBlobs {
+		t.Fatalf("Decide: %d blobs of %d go, want %d of %d", len(plan.Of(prune.KindBlob)), len(inv.Blobs), ds.OrphanBlobs, ds.StoredBlobs)
 	}
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/distribution/distribution/v3/configuration"
 	driver "github.com/distribution/distribution/v3/registry/storage/driver"
-	"github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
@@ -40,9 +39,9 @@ type Invalidation struct {
 // cfg. With a Redis cache it connects and pings the server first, so that a prune that could
 // not invalidate stops before it deletes anything. Close releases the connection.
 func NewInvalidation(ctx context.Context, cfg *configuration.Configuration, drv driver.StorageDriver) (*Invalidation, error) {
-	inv := &Invalidation{Driver: drv}
+	inval := &Invalidation{Driver: drv}
 	if BlobDescriptorCache(cfg) != "redis" {
-		return inv, nil
+		return inval, nil
 	}
 	client, err := NewRedisClient(cfg.Redis)
 	if err != nil {
@@ -55,37 +54,37 @@ func NewInvalidation(ctx context.Context, cfg *configuration.Configuration, drv 
 		return nil, fmt.Errorf("reaching the Redis blob descriptor cache at %s (the prune must remove the entries of what it deletes): %w",
 			strings.Join(cfg.Redis.Options.Addrs, ","), err)
 	}
-	inv.Redis = &RedisInvalidator{Client: client}
-	return inv, nil
+	inval.Redis = &RedisInvalidator{Client: client}
+	return inval, nil
 }
 
 // Close releases the Redis connection, if any.
-func (inv *Invalidation) Close() error {
-	if inv.Redis == nil {
+func (inval *Invalidation) Close() error {
+	if inval.Redis == nil {
 		return nil
 	}
-	return inv.Redis.Client.Close()
+	return inval.Redis.Client.Close()
 }
 
 // Invalidated is how many cache entries the wrapped remover has removed so far.
-func (inv *Invalidation) Invalidated() int { return int(inv.invalidated.Load()) }
+func (inval *Invalidation) Invalidated() int { return int(inval.invalidated.Load()) }
 
 // Wrap returns a remover that writes the start marker before its first deletion and removes
 // the cache entries of each object right before and right after r deletes it.
-func (inv *Invalidation) Wrap(r prune.Remover) prune.Remover {
-	return &invalidating{Remover: r, inv: inv}
+func (inval *Invalidation) Wrap(r prune.Remover) prune.Remover {
+	return &invalidating{Remover: r, inval: inval}
 }
 
 // Finish writes the end marker if the start marker was written, even when the sweep failed or
 // was interrupted: whatever it deleted must leave the registries' caches. It does not follow
 // ctx's cancellation, so that an interrupted run still writes it.
-func (inv *Invalidation) Finish(ctx context.Context) error {
-	if !inv.started.Load() {
+func (inval *Invalidation) Finish(ctx context.Context) error {
+	if !inval.started.Load() {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
-	if err := WriteMarker(ctx, inv.Driver, MarkerFinished, inv.now()); err != nil {
+	if err := WriteMarker(ctx, inval.Driver, MarkerFinished, inval.now()); err != nil {
 		return fmt.Errorf("%w; registries with an in-memory blob descriptor cache may keep descriptors of deleted blobs until restarted", err)
 	}
 	return nil
@@ -93,8 +92,8 @@ func (inv *Invalidation) Finish(ctx context.Context) error {
 
 // Count is how many Redis entries a delete run of plan would remove; 0 without Redis. Up to
 // workers requests are under way at once.
-func (inv *Invalidation) Count(ctx context.Context, plan *prune.Plan, workers int) (int, error) {
-	if inv.Redis == nil || plan == nil {
+func (inval *Invalidation) Count(ctx context.Context, plan *prune.Plan, workers int) (int, error) {
+	if inval.Redis == nil || plan == nil {
 		return 0, nil
 	}
 	var total atomic.Int64
@@ -107,17 +106,17 @@ func (inv *Invalidation) Count(ctx context.Context, plan *prune.Plan, workers in
 			return err
 		})
 	}
-	r := inv.Redis
-	for _, a := range plan.Repositories {
-		add(func() (int, error) { return r.CountRepository(ctx, a.Name) })
+	r := inval.Redis
+	for _, o := range plan.Of(prune.KindRepository) {
+		add(func() (int, error) { return r.CountRepository(ctx, o.Repository) })
 	}
-	for _, links := range [][]prune.LinkAction{plan.ManifestLinks, plan.LayerLinks} {
-		for _, a := range links {
-			add(func() (int, error) { return r.CountLink(ctx, a.Repository, a.Digest) })
+	for _, k := range []prune.Kind{prune.KindManifestLink, prune.KindLayerLink} {
+		for _, o := range plan.Of(k) {
+			add(func() (int, error) { return r.CountLink(ctx, o.Repository, o.Digest) })
 		}
 	}
-	for _, a := range plan.Blobs {
-		add(func() (int, error) { return r.CountBlob(ctx, a.Digest) })
+	for _, o := range plan.Of(prune.KindBlob) {
+		add(func() (int, error) { return r.CountBlob(ctx, o.Digest) })
 	}
 	if err := g.Wait(); err != nil {
 		return 0, fmt.Errorf("counting the Redis cache entries to invalidate: %w", err)
@@ -126,8 +125,8 @@ func (inv *Invalidation) Count(ctx context.Context, plan *prune.Plan, workers in
 }
 
 // WriteSummary prints the cache line after prune.WriteSummary's, when Redis is configured.
-func (inv *Invalidation) WriteSummary(w io.Writer, n int, dryRun bool) {
-	if inv.Redis == nil {
+func (inval *Invalidation) WriteSummary(w io.Writer, n int, dryRun bool) {
+	if inval.Redis == nil {
 		return
 	}
 	if dryRun {
@@ -137,23 +136,23 @@ func (inv *Invalidation) WriteSummary(w io.Writer, n int, dryRun bool) {
 	fmt.Fprintf(w, "Invalidated %d cache entries\n", n)
 }
 
-func (inv *Invalidation) now() time.Time {
-	if inv.Now == nil {
+func (inval *Invalidation) now() time.Time {
+	if inval.Now == nil {
 		return time.Now()
 	}
-	return inv.Now()
+	return inval.Now()
 }
 
 // start writes the start marker once, before the first deletion; if it cannot, no deletion
 // happens.
-func (inv *Invalidation) start(ctx context.Context) error {
-	inv.startOnce.Do(func() {
-		inv.startErr = WriteMarker(ctx, inv.Driver, MarkerStarted, inv.now())
-		if inv.startErr == nil {
-			inv.started.Store(true)
+func (inval *Invalidation) start(ctx context.Context) error {
+	inval.startOnce.Do(func() {
+		inval.startErr = WriteMarker(ctx, inval.Driver, MarkerStarted, inval.now())
+		if inval.startErr == nil {
+			inval.started.Store(true)
 		}
 	})
-	return inv.startErr
+	return inval.startErr
 }
 
 // redisBackoff retries a failed invalidation a few times, like a failed storage deletion.
@@ -163,8 +162,8 @@ var redisBackoff = wait.Backoff{Steps: 4, Duration: 200 * time.Millisecond, Fact
 // tells the administrator what is left to remove by hand. It does not follow ctx's
 // cancellation (a stopped run still finishes the deletion under way, so its entries must go
 // too), only a timeout.
-func (inv *Invalidation) invalidate(ctx context.Context, what, keys string, deleted bool, f func(context.Context) (int, error)) error {
-	if inv.Redis == nil {
+func (inval *Invalidation) invalidate(ctx context.Context, what, keys string, deleted bool, f func(context.Context) (int, error)) error {
+	if inval.Redis == nil {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
@@ -172,7 +171,7 @@ func (inv *Invalidation) invalidate(ctx context.Context, what, keys string, dele
 	err := retry.OnError(redisBackoff, func(error) bool { return ctx.Err() == nil }, func() error {
 		n, err := f(ctx)
 		if err == nil {
-			inv.invalidated.Add(int64(n))
+			inval.invalidated.Add(int64(n))
 		}
 		return err
 	})
@@ -190,76 +189,40 @@ func (inv *Invalidation) invalidate(ctx context.Context, what, keys string, dele
 // run killed right after the deletion: the next run no longer sees the object, so nothing
 // would ever remove its entries. The one after covers a read that cached the object again in
 // between. An entry removed while its object still exists costs a cache miss, nothing more.
-func (inv *Invalidation) around(ctx context.Context, what, keys string, f func(context.Context) (int, error), del func() error) error {
-	if err := inv.invalidate(ctx, what, keys, false, f); err != nil {
+func (inval *Invalidation) around(ctx context.Context, what, keys string, f func(context.Context) (int, error), del func() error) error {
+	if err := inval.invalidate(ctx, what, keys, false, f); err != nil {
 		return err
 	}
 	if err := del(); err != nil {
 		return err
 	}
-	return inv.invalidate(ctx, what, keys, true, f)
+	return inval.invalidate(ctx, what, keys, true, f)
 }
 
 // invalidating is the remover Wrap returns.
 type invalidating struct {
 	prune.Remover
-	inv *Invalidation
+	inval *Invalidation
 }
 
-func (i *invalidating) DeleteRepository(ctx context.Context, a prune.RepositoryAction) error {
-	if err := i.inv.start(ctx); err != nil {
+func (i *invalidating) Delete(ctx context.Context, o prune.Object) error {
+	if err := i.inval.start(ctx); err != nil {
 		return err
 	}
-	return i.inv.around(ctx, "the repository", repositorySetKey(a.Name)+" and "+repositorySetKey(a.Name)+"::*",
-		func(ctx context.Context) (int, error) { return i.inv.Redis.Repository(ctx, a.Name) },
-		func() error { return i.Remover.DeleteRepository(ctx, a) })
-}
-
-func (i *invalidating) DeleteTag(ctx context.Context, a prune.TagAction) error {
-	if err := i.inv.start(ctx); err != nil {
-		return err
+	del := func() error { return i.Remover.Delete(ctx, o) }
+	r := i.inval.Redis
+	switch o.Kind {
+	case prune.KindRepository:
+		return i.inval.around(ctx, "the repository", repositorySetKey(o.Repository)+" and "+repositorySetKey(o.Repository)+"::*",
+			func(ctx context.Context) (int, error) { return r.Repository(ctx, o.Repository) }, del)
+	case prune.KindManifestLink, prune.KindLayerLink:
+		keys := fmt.Sprintf("member %s of %s, and %s", o.Digest, repositorySetKey(o.Repository), repositoryBlobKey(o.Repository, o.Digest))
+		return i.inval.around(ctx, "the "+o.Kind.String(), keys,
+			func(ctx context.Context) (int, error) { return r.Link(ctx, o.Repository, o.Digest) }, del)
+	case prune.KindBlob:
+		return i.inval.around(ctx, "the blob", blobKey(o.Digest),
+			func(ctx context.Context) (int, error) { return r.Blob(ctx, o.Digest) }, del)
 	}
-	return i.Remover.DeleteTag(ctx, a)
-}
-
-func (i *invalidating) DeleteTagIndexEntry(ctx context.Context, a prune.TagIndexAction) error {
-	if err := i.inv.start(ctx); err != nil {
-		return err
-	}
-	return i.Remover.DeleteTagIndexEntry(ctx, a)
-}
-
-func (i *invalidating) DeleteManifestLink(ctx context.Context, a prune.LinkAction) error {
-	if err := i.inv.start(ctx); err != nil {
-		return err
-	}
-	return i.aroundLink(ctx, "the manifest link", a.Repository, a.Digest, func() error { return i.Remover.DeleteManifestLink(ctx, a) })
-}
-
-func (i *invalidating) DeleteLayerLink(ctx context.Context, a prune.LinkAction) error {
-	if err := i.inv.start(ctx); err != nil {
-		return err
-	}
-	return i.aroundLink(ctx, "the layer link", a.Repository, a.Digest, func() error { return i.Remover.DeleteLayerLink(ctx, a) })
-}
-
-func (i *invalidating) aroundLink(ctx context.Context, what, repo string, dgst digest.Digest, del func() error) error {
-	keys := fmt.Sprintf("member %s of %s, and %s", dgst, repositorySetKey(repo), repositoryBlobKey(repo, dgst))
-	return i.inv.around(ctx, what, keys, func(ctx context.Context) (int, error) { return i.inv.Redis.Link(ctx, repo, dgst) }, del)
-}
-
-func (i *invalidating) DeleteUpload(ctx context.Context, a prune.UploadAction) error {
-	if err := i.inv.start(ctx); err != nil {
-		return err
-	}
-	return i.Remover.DeleteUpload(ctx, a)
-}
-
-func (i *invalidating) DeleteBlob(ctx context.Context, a prune.BlobAction) error {
-	if err := i.inv.start(ctx); err != nil {
-		return err
-	}
-	return i.inv.around(ctx, "the blob", blobKey(a.Digest),
-		func(ctx context.Context) (int, error) { return i.inv.Redis.Blob(ctx, a.Digest) },
-		func() error { return i.Remover.DeleteBlob(ctx, a) })
+	// Tags, index entries and uploads have no blob descriptor entries.
+	return del()
 }

@@ -39,12 +39,12 @@ func TestRedisInvalidationAgainstDistributionsCache(t *testing.T) {
 	ctx := context.Background()
 	srv := harness.StartRedisT(t)
 	cfg := redisConfig(srv.Addr)
-	inv, err := NewInvalidation(ctx, cfg, inmemory.New())
+	inval, err := NewInvalidation(ctx, cfg, inmemory.New())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer inv.Close()
-	provider := rediscache.NewRedisBlobDescriptorCacheProvider(inv.Redis.Client)
+	defer inval.Close()
+	provider := rediscache.NewRedisBlobDescriptorCacheProvider(inval.Redis.Client)
 
 	layer, manifest, shared, doomed := digest.FromString("layer"), digest.FromString("manifest"), digest.FromString("shared"), digest.FromString("doomed")
 	set := func(repo string, dgsts ...digest.Digest) {
@@ -64,27 +64,29 @@ func TestRedisInvalidationAgainstDistributionsCache(t *testing.T) {
 	set("ns/doomed", doomed, shared)
 	set("ns/doomed/nested", doomed)
 
-	plan := &prune.Plan{
-		Repositories:  []prune.RepositoryAction{{Name: "ns/doomed", OnlyDataDirs: true}},
-		ManifestLinks: []prune.LinkAction{{Repository: "ns/app", Digest: manifest}},
-		LayerLinks:    []prune.LinkAction{{Repository: "ns/app", Digest: layer}, {Repository: "ns/app", Digest: shared}},
-		Blobs:         []prune.BlobAction{{Digest: layer}, {Digest: manifest}},
-	}
+	plan := prune.NewPlan(
+		prune.Object{Kind: prune.KindRepository, Repository: "ns/doomed", Nested: true},
+		prune.Object{Kind: prune.KindManifestLink, Repository: "ns/app", Digest: manifest},
+		prune.Object{Kind: prune.KindLayerLink, Repository: "ns/app", Digest: layer},
+		prune.Object{Kind: prune.KindLayerLink, Repository: "ns/app", Digest: shared},
+		prune.Object{Kind: prune.KindBlob, Digest: layer},
+		prune.Object{Kind: prune.KindBlob, Digest: manifest},
+	)
 	// links: 3 x (member + hash); ns/doomed: its set and 2 hashes; blobs: 2 global hashes.
 	const want = 3*2 + 3 + 2
-	n, err := inv.Count(ctx, plan, 4)
+	n, err := inval.Count(ctx, plan, 4)
 	if err != nil || n != want {
 		t.Fatalf("Count = %d, %v; want %d", n, err, want)
 	}
 
-	store := &storage.Store{Driver: inv.Driver, Workers: 4}
-	if _, err := prune.Sweep(ctx, plan, inv.Wrap(store), 4, nil); err != nil {
+	store := &storage.Store{Driver: inval.Driver, Workers: 4}
+	if _, err := prune.Sweep(ctx, plan, inval.Wrap(store), 4, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := inv.Finish(ctx); err != nil {
+	if err := inval.Finish(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := inv.Invalidated(); got != want {
+	if got := inval.Invalidated(); got != want {
 		t.Errorf("Invalidated = %d, want %d", got, want)
 	}
 
@@ -113,7 +115,7 @@ func TestRedisInvalidationAgainstDistributionsCache(t *testing.T) {
 			t.Errorf("%q %s was invalidated: %v", kept.repo, kept.d, err)
 		}
 	}
-	keys, err := inv.Redis.Client.Keys(ctx, "*").Result()
+	keys, err := inval.Redis.Client.Keys(ctx, "*").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,11 +129,11 @@ func TestRedisInvalidationAgainstDistributionsCache(t *testing.T) {
 	if strings.Join(keys, "\n") != strings.Join(wantKeys, "\n") {
 		t.Errorf("keys left:\n%s\nwant:\n%s", strings.Join(keys, "\n"), strings.Join(wantKeys, "\n"))
 	}
-	if n, err := inv.Count(ctx, plan, 4); err != nil || n != 0 {
+	if n, err := inval.Count(ctx, plan, 4); err != nil || n != 0 {
 		t.Errorf("Count after the run = %d, %v; want 0", n, err)
 	}
 	// The sweep wrote the marker, last with the end phase.
-	content, err := inv.Driver.GetContent(ctx, storage.PruneMarkerPath())
+	content, err := inval.Driver.GetContent(ctx, storage.PruneMarkerPath())
 	if err != nil || !strings.Contains(string(content), MarkerFinished) {
 		t.Errorf("marker %q, %v", content, err)
 	}
@@ -142,27 +144,27 @@ func TestRedisInvalidationAgainstDistributionsCache(t *testing.T) {
 func TestRedisDownFailsTheDeletion(t *testing.T) {
 	ctx := context.Background()
 	srv := harness.StartRedisT(t)
-	inv, err := NewInvalidation(ctx, redisConfig(srv.Addr), inmemory.New())
+	inval, err := NewInvalidation(ctx, redisConfig(srv.Addr), inmemory.New())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer inv.Close()
+	defer inval.Close()
 	if err := srv.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	dgst := digest.FromString("blob")
 	data := storage.BlobDirPath(dgst) + "/data"
-	if err := inv.Driver.PutContent(ctx, data, []byte("blob")); err != nil {
+	if err := inval.Driver.PutContent(ctx, data, []byte("blob")); err != nil {
 		t.Fatal(err)
 	}
-	rm := inv.Wrap(&storage.Store{Driver: inv.Driver})
-	err = rm.DeleteBlob(ctx, prune.BlobAction{Digest: dgst})
+	rm := inval.Wrap(&storage.Store{Driver: inval.Driver})
+	err = rm.Delete(ctx, prune.Object{Kind: prune.KindBlob, Digest: dgst})
 	if err == nil || !strings.Contains(err.Error(), "blobs::"+dgst.String()) || !strings.Contains(err.Error(), "it is not deleted") {
 		t.Fatalf("DeleteBlob with Redis down: %v", err)
 	}
 	// The entries go first: a blob whose entries could not be removed stays, so that no
 	// entry can outlive its blob.
-	if _, err := inv.Driver.Stat(ctx, data); err != nil {
+	if _, err := inval.Driver.Stat(ctx, data); err != nil {
 		t.Errorf("the blob was deleted although its cache entries were not: %v", err)
 	}
 
@@ -172,12 +174,12 @@ func TestRedisDownFailsTheDeletion(t *testing.T) {
 }
 
 func TestNoRedisNoCount(t *testing.T) {
-	inv, err := NewInvalidation(context.Background(), &configuration.Configuration{Storage: configuration.Storage{"inmemory": nil}}, inmemory.New())
-	if err != nil || inv.Redis != nil {
-		t.Fatalf("%v %v", inv, err)
+	inval, err := NewInvalidation(context.Background(), &configuration.Configuration{Storage: configuration.Storage{"inmemory": nil}}, inmemory.New())
+	if err != nil || inval.Redis != nil {
+		t.Fatalf("%v %v", inval, err)
 	}
 	var b strings.Builder
-	inv.WriteSummary(&b, 3, true)
+	inval.WriteSummary(&b, 3, true)
 	if b.Len() != 0 {
 		t.Errorf("a summary line without Redis: %q", b.String())
 	}

@@ -1,9 +1,8 @@
 package prune
 
 import (
-	"fmt"
+	"cmp"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -23,281 +22,325 @@ type Options struct {
 	UploadPurgeAge time.Duration
 }
 
-// Plan is the garbage: what the sweep removes, each with its reason. Every slice is sorted, so
-// the same inputs give the same plan and the same output.
+// Plan is the garbage: what the sweep removes, each object with its reason, kept per kind.
+// Every kind's objects are sorted, so the same inputs give the same plan and the same output.
 type Plan struct {
-	Repositories    []RepositoryAction
-	Tags            []TagAction
-	TagIndexEntries []TagIndexAction
-	ManifestLinks   []LinkAction
-	LayerLinks      []LinkAction
-	Uploads         []UploadAction
-	Blobs           []BlobAction
+	objects [numKinds][]Object
 	// UnresolvedTags are tags whose current link must be read before they can be decided:
 	// their index holds both manifests that stay and manifests that go. The plan leaves them
 	// alone; Run reads them and decides again.
 	UnresolvedTags []TagRef
 }
 
-// RepositoryAction removes a whole repository.
-type RepositoryAction struct {
-	Name string
-	// OnlyDataDirs says nested repositories live below this one, so only its own _manifests,
-	// _layers and _uploads go, never its directory.
-	OnlyDataDirs bool
-	Reason       string
+// NewPlan returns a plan of the given objects, sorted as Decide sorts them.
+func NewPlan(objects ...Object) *Plan {
+	p := &Plan{}
+	for _, o := range objects {
+		p.add(o)
+	}
+	p.sort()
+	return p
 }
 
-// TagAction removes a tag (its current link and its index).
-type TagAction struct {
-	Repository, Tag string
-	Manifest        digest.Digest
-	Reason          string
-}
+func (p *Plan) add(o Object) { p.objects[o.Kind] = append(p.objects[o.Kind], o) }
 
-// TagIndexAction removes one entry of the index of a tag that stays.
-type TagIndexAction struct {
-	Repository, Tag string
-	Digest          digest.Digest
-}
+// Of returns the plan's objects of one kind.
+func (p *Plan) Of(k Kind) []Object { return p.objects[k] }
 
-// LinkAction removes a manifest revision link or a layer link.
-type LinkAction struct {
-	Repository string
-	Digest     digest.Digest
-	Reason     string
-}
-
-// UploadAction removes an unfinished upload.
-type UploadAction struct {
-	Repository, ID string
-	Size           int64
-	Reason         string
-}
-
-// BlobAction removes a blob.
-type BlobAction struct {
-	Digest digest.Digest
-	Size   int64
-	Reason string
-}
-
-// BlobBytes is the total size of the blobs in the plan.
-func (p *Plan) BlobBytes() int64 {
-	var n int64
-	for _, b := range p.Blobs {
-		n += b.Size
+// Len is how many objects the plan removes.
+func (p *Plan) Len() int {
+	n := 0
+	for _, objs := range p.objects {
+		n += len(objs)
 	}
 	return n
 }
 
+// Bytes is the total size of the plan's objects of one kind.
+func (p *Plan) Bytes(k Kind) int64 {
+	var n int64
+	for _, o := range p.objects[k] {
+		n += o.Size
+	}
+	return n
+}
+
+// BlobBytes is the total size of the blobs in the plan.
+func (p *Plan) BlobBytes() int64 { return p.Bytes(KindBlob) }
+
 // Decide computes the garbage from what is stored and what is referenced. It is a pure
-// function: no storage, no clock, no logging.
-//
-// The rules:
-//   - a repository whose image stream does not exist goes whole;
-//   - a manifest revision link stays only if its stream's tag history names it (or a list that
-//     it is a child of) and some Image still names the manifest;
-//   - a layer link stays only if an image of the stream uses the blob and some Image names it;
-//   - a list that stays keeps all it reaches, at any depth: where an Image is missing (or does
-//     not name its config) the manifest read from storage says what it uses (Resolve), and
-//     where storage cannot say either, every link and tag of the repository stays;
-//   - a tag goes with the manifest its current link names; index entries of removed manifests go;
-//   - an upload goes once older than UploadPurgeAge;
-//   - a blob goes when no Image names it and no link that stays points at it;
-//   - anything modified within KeepYoungerThan stays, whatever the above says, and a repository
-//     holding a young manifest that no stream references keeps all its links (what the
-//     manifest uses is not known without reading it).
-//
-// The last two rules together keep the invariant the sweep relies on: every link that stays
-// points at a blob that stays.
+// function: no storage, no clock, no logging. prune/doc.go states the rules; each is one
+// Reason, and every object removed carries the reason that removed it.
 func Decide(refs *References, inv *Inventory, opts Options) *Plan {
-	cutoff := opts.Now.Add(-opts.KeepYoungerThan)
-	young := func(t time.Time) bool { return t.After(cutoff) }
-	uploadCutoff := opts.Now.Add(-opts.UploadPurgeAge)
+	return decide(refs, inv, opts, nil)
+}
 
-	plan := &Plan{}
-	// Blobs that links which stay point at: they must stay too.
-	linked := NewDigestSet()
+// decision is one run of Decide.
+type decision struct {
+	refs         *References
+	cutoff       time.Time // the grace period holds what was modified after it
+	uploadCutoff time.Time
+	plan         *Plan
+	// linked are the blobs that links which stay point at: they must stay too.
+	linked *DigestSet
+	// observe, when set, sees every object decided, with the reason it goes or stays: the
+	// view Explain takes. The prune itself keeps no record of what stays.
+	observe func(Object)
+}
 
+// decide is Decide, showing every decision to observe (which may be nil).
+func decide(refs *References, inv *Inventory, opts Options, observe func(Object)) *Plan {
+	d := &decision{
+		refs:         refs,
+		cutoff:       opts.Now.Add(-opts.KeepYoungerThan),
+		uploadCutoff: opts.Now.Add(-opts.UploadPurgeAge),
+		plan:         &Plan{},
+		linked:       NewDigestSet(),
+		observe:      observe,
+	}
 	for i := range inv.Repositories {
 		repo := &inv.Repositories[i]
 		rr := refs.Repository(repo.Name)
-		if rr == nil && !young(repo.newest()) {
-			plan.Repositories = append(plan.Repositories, RepositoryAction{
-				Name:         repo.Name,
-				OnlyDataDirs: repo.HasNested,
-				Reason:       NoStreamReason(repo.Name),
-			})
+		if rr == nil && !d.young(repo.newest()) {
+			d.settle(Object{Kind: KindRepository, Repository: repo.Name, Nested: repo.Nested}, ReasonNoStream)
 			continue
 		}
-		decideRepository(plan, linked, refs, rr, repo, young, uploadCutoff)
+		d.repository(rr, repo)
 	}
-
 	for _, b := range inv.Blobs {
-		if refs.named(b.Digest) || linked.Has(b.Digest) || young(b.ModTime) {
-			continue
-		}
-		plan.Blobs = append(plan.Blobs, BlobAction{Digest: b.Digest, Size: b.Size, Reason: "no image references it"})
+		d.settle(Object{Kind: KindBlob, Digest: b.Digest, Size: b.Size}, d.blobReason(b))
 	}
-
-	plan.sort()
-	return plan
+	d.plan.sort()
+	return d.plan
 }
 
-// NoStreamReason says why a repository without an image stream goes: a name of two
-// components may still get one (its stream does not exist); any other name never can.
-func NoStreamReason(repo string) string {
-	ns, name, ok := strings.Cut(repo, "/")
-	if !ok || strings.Contains(name, "/") {
-		return fmt.Sprintf("no image stream can name it: %s is not <namespace>/<name>", repo)
+func (d *decision) young(t time.Time) bool { return t.After(d.cutoff) }
+
+// settle records that o goes or stays for reason why, and tells whether it stays.
+func (d *decision) settle(o Object, why Reason) bool {
+	o.Reason = why
+	keeps := why.Keeps()
+	if !keeps {
+		d.plan.add(o)
 	}
-	if strings.ToLower(repo) != repo || ns == "" || name == "" {
-		return fmt.Sprintf("no image stream can name it: %s is not a valid <namespace>/<name>", repo)
+	if d.observe != nil {
+		d.observe(o)
 	}
-	return fmt.Sprintf("image stream %s does not exist", repo)
+	return keeps
 }
 
-// manifestGoneReason says why a manifest link goes; rr is nil when the repository has no image
-// stream.
-func manifestGoneReason(refs *References, rr *RepositoryReferences, repo string, d digest.Digest) string {
+// unresolved leaves a tag to be read before it is decided.
+func (d *decision) unresolved(repo *Repository, t *Tag) {
+	d.plan.UnresolvedTags = append(d.plan.UnresolvedTags, TagRef{Repository: repo.Name, Tag: t.Name})
+}
+
+// blobReason: a blob stays while an Image (or a manifest read from storage) names it, a link
+// that stays points at it, or the grace period holds it.
+func (d *decision) blobReason(b Blob) Reason {
+	switch {
+	case d.refs.Blobs.Has(b.Digest):
+		return ReasonNamedByImage
+	case d.refs.stored.Has(b.Digest):
+		return ReasonReadFromStorage
+	case d.linked.Has(b.Digest):
+		return ReasonLinked
+	case d.young(b.ModTime):
+		return ReasonYoung
+	}
+	return ReasonUnreferenced
+}
+
+// manifestGone says why a manifest link of a repository that stays goes; rr is nil when the
+// repository has no image stream.
+func manifestGone(rr *RepositoryReferences, d digest.Digest) Reason {
 	switch {
 	case rr == nil:
-		return NoStreamReason(repo)
+		return ReasonNoStream
 	case rr.Manifests.Has(d):
-		return fmt.Sprintf("its Image does not exist (the tag history of image stream %s still names it)", repo)
-	default:
-		return fmt.Sprintf("not in the tag history of image stream %s", repo)
+		return ReasonImageDeleted
 	}
+	return ReasonNotInHistory
 }
 
-// decideRepository decides link by link within a repository that stays. rr is nil for a
-// repository without an image stream that holds young data: its old links go one by one.
-func decideRepository(plan *Plan, linked *DigestSet, refs *References, rr *RepositoryReferences, repo *Repository, young func(time.Time) bool, uploadCutoff time.Time) {
-	layerReason := fmt.Sprintf("not used by any image of image stream %s", repo.Name)
-	if rr == nil {
-		layerReason = NoStreamReason(repo.Name)
-	}
-
-	decideUploads(plan, repo, young, uploadCutoff)
+// repository decides link by link within a repository that stays. rr is nil for a repository
+// without an image stream that holds young data: its old links go one by one.
+func (d *decision) repository(rr *RepositoryReferences, repo *Repository) {
+	d.uploads(repo)
 	if rr.failsClosed() {
-		// What the stream uses is not fully known: every link and tag stays, and so every
-		// blob they name.
-		for _, l := range repo.Manifests {
-			linked.Add(l.Digest)
-		}
-		for _, l := range repo.Layers {
-			linked.Add(l.Digest)
-		}
-		for _, t := range repo.Tags {
-			if !t.CurrentKnown && (t.CurrentLinkMissing || len(t.Index) == 0) {
-				// The index does not say what the tag points at: read its current link, so
-				// that the blob it names stays too.
-				plan.UnresolvedTags = append(plan.UnresolvedTags, TagRef{Repository: repo.Name, Tag: t.Name})
-				continue
-			}
-			linked.Add(t.Current)
-			for _, d := range t.Index {
-				linked.Add(d)
-			}
-		}
+		d.failClosed(repo)
 		return
 	}
 
-	held, holdsYoungManifest := youngHolds(repo, rr, refs, young)
+	held, holdsYoungManifest := youngHolds(repo, rr, d.refs, d.young)
 	heldByYoungTags := NewDigestSet()
-	for _, d := range held {
-		heldByYoungTags.Add(d)
+	for _, m := range held {
+		heldByYoungTags.Add(m)
 		// A young tag keeps the blob it names even without a revision link.
-		linked.Add(d)
+		d.linked.Add(m)
 	}
 
 	keptManifests := NewDigestSet()
 	for _, l := range repo.Manifests {
-		if refs.streamKeepsManifest(rr, l.Digest) || young(l.ModTime) || heldByYoungTags.Has(l.Digest) || holdsYoungManifest {
-			keptManifests.Add(l.Digest)
-			linked.Add(l.Digest)
-			continue
+		why := manifestGone(rr, l.Digest)
+		switch {
+		case d.refs.streamKeepsManifest(rr, l.Digest):
+			why = ReasonInHistory
+		case d.young(l.ModTime):
+			why = ReasonYoung
+		case heldByYoungTags.Has(l.Digest):
+			why = ReasonYoungTag
+		case holdsYoungManifest:
+			why = ReasonYoungManifest
 		}
-		plan.ManifestLinks = append(plan.ManifestLinks, LinkAction{Repository: repo.Name, Digest: l.Digest, Reason: manifestGoneReason(refs, rr, repo.Name, l.Digest)})
+		if d.settle(Object{Kind: KindManifestLink, Repository: repo.Name, Digest: l.Digest}, why) {
+			keptManifests.Add(l.Digest)
+			d.linked.Add(l.Digest)
+		}
 	}
 
-	for _, t := range repo.Tags {
-		if t.CurrentKnown && t.CurrentLinkMissing && !young(t.ModTime) {
-			plan.Tags = append(plan.Tags, TagAction{Repository: repo.Name, Tag: t.Name, Reason: "has no current link (an interrupted deletion)"})
-			continue
-		}
-		if !t.CurrentKnown && !young(t.ModTime) {
-			if t.CurrentLinkMissing || len(t.Index) == 0 {
-				// A tag without a current link or without an index is the remains of an
-				// interrupted deletion: its index does not tell what it points at, so the link
-				// is read.
-				plan.UnresolvedTags = append(plan.UnresolvedTags, TagRef{Repository: repo.Name, Tag: t.Name})
-				continue
-			}
-			// The current link is one of the index entries: when they all stay, so does the tag;
-			// when they all go, so does the tag. Otherwise the times may tell which entry is
-			// current: trusted when that manifest stays (the tag stays, at worst pointing at a
-			// removed manifest if the times lied); never to remove a tag, which takes a read.
-			kept := 0
-			for _, d := range t.Index {
-				if keptManifests.Has(d) {
-					kept++
-				}
-			}
-			if kept == len(t.Index) {
-				continue
-			}
-			if kept == 0 {
-				plan.Tags = append(plan.Tags, TagAction{Repository: repo.Name, Tag: t.Name, Reason: "every manifest its index names goes, the one it points at included"})
-				continue
-			}
-			d, ok := t.likelyCurrent()
-			if !ok || !keptManifests.Has(d) {
-				plan.UnresolvedTags = append(plan.UnresolvedTags, TagRef{Repository: repo.Name, Tag: t.Name})
-				continue
-			}
-			t.Current, t.CurrentKnown = d, true
-		}
-		// A tag stays while the manifest it points at stays; a tag whose current link could not
-		// be read is left alone, since we cannot tell what it points at.
-		if t.Current == "" || keptManifests.Has(t.Current) || young(t.ModTime) {
-			if t.Current != "" && !keptManifests.Has(t.Current) {
-				linked.Add(t.Current)
-			}
-			if !t.CurrentKnown { // young, not read: its whole index stays (held above)
-				continue
-			}
-			for _, d := range t.Index {
-				if d != t.Current && !keptManifests.Has(d) && !young(t.ModTime) {
-					plan.TagIndexEntries = append(plan.TagIndexEntries, TagIndexAction{Repository: repo.Name, Tag: t.Name, Digest: d})
-				}
-			}
-			continue
-		}
-		why := fmt.Sprintf("the manifest it points at goes (%s)", manifestGoneReason(refs, rr, repo.Name, t.Current))
-		if !slices.ContainsFunc(repo.Manifests, func(l Link) bool { return l.Digest == t.Current }) {
-			why = "the repository does not link the manifest it points at"
-		}
-		plan.Tags = append(plan.Tags, TagAction{Repository: repo.Name, Tag: t.Name, Manifest: t.Current, Reason: why})
+	for i := range repo.Tags {
+		d.tag(rr, repo, repo.Tags[i], keptManifests)
 	}
 
 	for _, l := range repo.Layers {
-		if refs.streamKeepsLayer(rr, l.Digest) || young(l.ModTime) || holdsYoungManifest {
-			linked.Add(l.Digest)
-			continue
+		why := ReasonNotUsed
+		switch {
+		case d.refs.streamKeepsLayer(rr, l.Digest):
+			why = ReasonUsedByStream
+		case d.young(l.ModTime):
+			why = ReasonYoung
+		case holdsYoungManifest:
+			why = ReasonYoungManifest
+		case rr == nil:
+			why = ReasonNoStream
 		}
-		plan.LayerLinks = append(plan.LayerLinks, LinkAction{Repository: repo.Name, Digest: l.Digest, Reason: layerReason})
+		if d.settle(Object{Kind: KindLayerLink, Repository: repo.Name, Digest: l.Digest}, why) {
+			d.linked.Add(l.Digest)
+		}
 	}
-
 }
 
-// decideUploads removes the unfinished uploads older than the purge age.
-func decideUploads(plan *Plan, repo *Repository, young func(time.Time) bool, uploadCutoff time.Time) {
-	for _, u := range repo.Uploads {
-		if u.ModTime.Before(uploadCutoff) && !young(u.ModTime) {
-			plan.Uploads = append(plan.Uploads, UploadAction{Repository: repo.Name, ID: u.ID, Size: u.Size, Reason: "unfinished upload older than the purge age"})
+// failClosed keeps every link and tag of a repository whose stream's use is not fully known,
+// and so every blob they name.
+func (d *decision) failClosed(repo *Repository) {
+	for _, l := range repo.Manifests {
+		d.linked.Add(l.Digest)
+		d.settle(Object{Kind: KindManifestLink, Repository: repo.Name, Digest: l.Digest}, ReasonFailsClosed)
+	}
+	for _, l := range repo.Layers {
+		d.linked.Add(l.Digest)
+		d.settle(Object{Kind: KindLayerLink, Repository: repo.Name, Digest: l.Digest}, ReasonFailsClosed)
+	}
+	for i := range repo.Tags {
+		t := &repo.Tags[i]
+		if !t.CurrentKnown && (t.CurrentLinkMissing || len(t.Index) == 0) {
+			// The index does not say what the tag points at: read its current link, so that
+			// the blob it names stays too.
+			d.unresolved(repo, t)
+			continue
 		}
+		d.linked.Add(t.Current)
+		d.settle(Object{Kind: KindTag, Repository: repo.Name, Name: t.Name, Digest: t.Current}, ReasonFailsClosed)
+		for _, m := range t.Index {
+			d.linked.Add(m)
+			if m != t.Current {
+				d.settle(Object{Kind: KindTagIndexEntry, Repository: repo.Name, Name: t.Name, Digest: m}, ReasonFailsClosed)
+			}
+		}
+	}
+}
+
+// tag decides a tag and its index entries. t is a copy: what the times tell of its current
+// link is not written back to the inventory.
+func (d *decision) tag(rr *RepositoryReferences, repo *Repository, t Tag, keptManifests *DigestSet) {
+	tag := Object{Kind: KindTag, Repository: repo.Name, Name: t.Name}
+	entry := func(m digest.Digest, why Reason) {
+		d.settle(Object{Kind: KindTagIndexEntry, Repository: repo.Name, Name: t.Name, Digest: m}, why)
+	}
+	if t.CurrentKnown && t.CurrentLinkMissing && !d.young(t.ModTime) {
+		d.settle(tag, ReasonNoCurrentLink)
+		return
+	}
+	if !t.CurrentKnown && !d.young(t.ModTime) {
+		if t.CurrentLinkMissing || len(t.Index) == 0 {
+			// A tag without a current link or without an index is the remains of an
+			// interrupted deletion: its index does not tell what it points at, so the link
+			// is read.
+			d.unresolved(repo, &t)
+			return
+		}
+		// The current link is one of the index entries: when they all stay, so does the tag;
+		// when they all go, so does the tag. Otherwise the times may tell which entry is
+		// current: trusted when that manifest stays (the tag stays, at worst pointing at a
+		// removed manifest if the times lied); never to remove a tag, which takes a read.
+		kept := 0
+		for _, m := range t.Index {
+			if keptManifests.Has(m) {
+				kept++
+			}
+		}
+		if kept == len(t.Index) {
+			d.settle(tag, ReasonPointsAtKept)
+			for _, m := range t.Index {
+				entry(m, ReasonNamesKept)
+			}
+			return
+		}
+		if kept == 0 {
+			d.settle(tag, ReasonIndexAllGo)
+			return
+		}
+		m, ok := t.likelyCurrent()
+		if !ok || !keptManifests.Has(m) {
+			d.unresolved(repo, &t)
+			return
+		}
+		t.Current, t.CurrentKnown = m, true
+	}
+	tag.Digest = t.Current
+	// A tag stays while the manifest it points at stays; a tag whose current link could not
+	// be read is left alone, since we cannot tell what it points at.
+	if t.Current == "" || keptManifests.Has(t.Current) || d.young(t.ModTime) {
+		if t.Current != "" && !keptManifests.Has(t.Current) {
+			d.linked.Add(t.Current)
+		}
+		why := ReasonPointsAtKept
+		switch {
+		case d.young(t.ModTime):
+			why = ReasonYoung
+		case t.Current == "":
+			why = ReasonUnreadTag
+		}
+		d.settle(tag, why)
+		for _, m := range t.Index {
+			switch {
+			case m == t.Current:
+			case d.young(t.ModTime) || !t.CurrentKnown: // young, not read: its whole index stays (held above)
+				entry(m, ReasonYoung)
+			case keptManifests.Has(m):
+				entry(m, ReasonNamesKept)
+			default:
+				entry(m, ReasonEntryManifestGoes)
+			}
+		}
+		return
+	}
+	if !slices.ContainsFunc(repo.Manifests, func(l Link) bool { return l.Digest == t.Current }) {
+		d.settle(tag, ReasonManifestNotLinked)
+		return
+	}
+	tag.Cause = manifestGone(rr, t.Current)
+	d.settle(tag, ReasonManifestGoes)
+}
+
+// uploads removes the unfinished uploads older than the purge age.
+func (d *decision) uploads(repo *Repository) {
+	for _, u := range repo.Uploads {
+		why := ReasonRecentUpload
+		if u.ModTime.Before(d.uploadCutoff) && !d.young(u.ModTime) {
+			why = ReasonStaleUpload
+		}
+		d.settle(Object{Kind: KindUpload, Repository: repo.Name, Name: u.ID, Size: u.Size}, why)
 	}
 }
 
@@ -333,31 +376,12 @@ func youngHolds(repo *Repository, rr *RepositoryReferences, refs *References, yo
 	return held, holdsYoungManifest
 }
 
+// sort orders each kind's objects by repository, then name, then digest.
 func (p *Plan) sort() {
-	sort.Slice(p.Repositories, func(i, j int) bool { return p.Repositories[i].Name < p.Repositories[j].Name })
-	sort.Slice(p.Tags, func(i, j int) bool {
-		a, b := p.Tags[i], p.Tags[j]
-		return a.Repository < b.Repository || a.Repository == b.Repository && a.Tag < b.Tag
-	})
-	sort.Slice(p.TagIndexEntries, func(i, j int) bool {
-		a, b := p.TagIndexEntries[i], p.TagIndexEntries[j]
-		if a.Repository != b.Repository {
-			return a.Repository < b.Repository
-		}
-		return a.Tag < b.Tag || a.Tag == b.Tag && a.Digest < b.Digest
-	})
-	sortLinks(p.ManifestLinks)
-	sortLinks(p.LayerLinks)
-	sort.Slice(p.Uploads, func(i, j int) bool {
-		a, b := p.Uploads[i], p.Uploads[j]
-		return a.Repository < b.Repository || a.Repository == b.Repository && a.ID < b.ID
-	})
-	sort.Slice(p.Blobs, func(i, j int) bool { return p.Blobs[i].Digest < p.Blobs[j].Digest })
-}
-
-func sortLinks(links []LinkAction) {
-	sort.Slice(links, func(i, j int) bool {
-		a, b := links[i], links[j]
-		return a.Repository < b.Repository || a.Repository == b.Repository && a.Digest < b.Digest
-	})
+	for k := range p.objects {
+		slices.SortFunc(p.objects[k], func(a, b Object) int {
+			return cmp.Or(strings.Compare(a.Repository, b.Repository), strings.Compare(a.Name, b.Name),
+				strings.Compare(string(a.Digest), string(b.Digest)))
+		})
+	}
 }

@@ -92,29 +92,29 @@ func names(p *Plan, all []string) planNames {
 		return d.String()
 	}
 	var out planNames
-	for _, r := range p.Repositories {
-		n := r.Name
-		if r.OnlyDataDirs {
+	for _, r := range p.Of(KindRepository) {
+		n := r.Repository
+		if r.Nested {
 			n += "+nested"
 		}
 		out.Repositories = append(out.Repositories, n)
 	}
-	for _, t := range p.Tags {
-		out.Tags = append(out.Tags, t.Repository+":"+t.Tag)
+	for _, t := range p.Of(KindTag) {
+		out.Tags = append(out.Tags, t.Repository+":"+t.Name)
 	}
-	for _, t := range p.TagIndexEntries {
-		out.TagIndexEntries = append(out.TagIndexEntries, t.Repository+":"+t.Tag+"@"+name(t.Digest))
+	for _, t := range p.Of(KindTagIndexEntry) {
+		out.TagIndexEntries = append(out.TagIndexEntries, t.Repository+":"+t.Name+"@"+name(t.Digest))
 	}
-	for _, l := range p.ManifestLinks {
+	for _, l := range p.Of(KindManifestLink) {
 		out.ManifestLinks = append(out.ManifestLinks, l.Repository+"@"+name(l.Digest))
 	}
-	for _, l := range p.LayerLinks {
+	for _, l := range p.Of(KindLayerLink) {
 		out.LayerLinks = append(out.LayerLinks, l.Repository+"@"+name(l.Digest))
 	}
-	for _, u := range p.Uploads {
-		out.Uploads = append(out.Uploads, u.Repository+"/"+u.ID)
+	for _, u := range p.Of(KindUpload) {
+		out.Uploads = append(out.Uploads, u.Repository+"/"+u.Name)
 	}
-	for _, b := range p.Blobs {
+	for _, b := range p.Of(KindBlob) {
 		out.Blobs = append(out.Blobs, name(b.Digest))
 	}
 	for _, t := range p.UnresolvedTags {
@@ -369,7 +369,7 @@ func TestDecide(t *testing.T) {
 				Repositories: []Repository{
 					{Name: "ns/app", Manifests: links("m1"), Layers: links("c1", "l1")},
 					{Name: "ns/app/sub", Manifests: links("m2"), Layers: links("l2")},
-					{Name: "ns/x", Manifests: links("m2"), HasNested: true},
+					{Name: "ns/x", Manifests: links("m2"), Nested: true},
 					{Name: "ns/x/y/z", Layers: links("l1")},
 				},
 			},
@@ -677,23 +677,23 @@ func sortedLinks(repo string, ns ...string) []string {
 func checkInvariant(t *testing.T, inv *Inventory, plan *Plan) {
 	t.Helper()
 	goneBlobs := map[digest.Digest]bool{}
-	for _, b := range plan.Blobs {
+	for _, b := range plan.Of(KindBlob) {
 		goneBlobs[b.Digest] = true
 	}
 	goneRepos := map[string]bool{}
-	for _, r := range plan.Repositories {
-		goneRepos[r.Name] = true
+	for _, r := range plan.Of(KindRepository) {
+		goneRepos[r.Repository] = true
 	}
 	goneLinks := map[string]bool{}
-	for _, l := range plan.ManifestLinks {
+	for _, l := range plan.Of(KindManifestLink) {
 		goneLinks["m "+l.Repository+"@"+l.Digest.String()] = true
 	}
-	for _, l := range plan.LayerLinks {
+	for _, l := range plan.Of(KindLayerLink) {
 		goneLinks["l "+l.Repository+"@"+l.Digest.String()] = true
 	}
 	goneTags := map[string]bool{}
-	for _, tg := range plan.Tags {
-		goneTags[tg.Repository+":"+tg.Tag] = true
+	for _, tg := range plan.Of(KindTag) {
+		goneTags[tg.Repository+":"+tg.Name] = true
 	}
 	for _, r := range inv.Repositories {
 		if goneRepos[r.Name] {

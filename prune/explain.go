@@ -1,8 +1,10 @@
 package prune
 
 import (
+	"cmp"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"time"
 
@@ -202,11 +204,13 @@ type Explanation struct {
 
 // LinkFate is what the prune would do with a link or tag naming the explained digest.
 type LinkFate struct {
-	Kind       string // "manifest link", "layer link", "tag", "tag index entry"
+	Kind       Kind // a manifest or layer link, a tag, or a tag index entry
 	Repository string
 	Tag        string // tags and tag index entries
 	Deleted    bool
-	Reason     string
+	// Rule is the reason's code; Reason says it in a sentence.
+	Rule   Reason
+	Reason string
 }
 
 func (l LinkFate) String() string {
@@ -216,148 +220,128 @@ func (l LinkFate) String() string {
 	return fmt.Sprintf("%s %s", l.Kind, l.Repository)
 }
 
-// Explain tells what plan, decided from refs, inv and opts, does with target, and every reason
-// it keeps it. It is a pure function of its arguments.
-func Explain(target digest.Digest, usage *Usage, refs *References, inv *Inventory, plan *Plan, opts Options) *Explanation {
+// Explain tells what the prune, deciding from refs, inv and opts, does with target, and every
+// reason it keeps it: Decide runs again and shows each of its decisions about the objects that
+// name the target, so an explanation gives the very rule that decided. It is a pure function
+// of its arguments.
+func Explain(target digest.Digest, usage *Usage, refs *References, inv *Inventory, opts Options) *Explanation {
 	cutoff := opts.Now.Add(-opts.KeepYoungerThan)
-	young := func(t time.Time) bool { return t.After(cutoff) }
 	exp := &Explanation{Target: target, Usage: *usage, KeepYoungerThan: opts.KeepYoungerThan, FromStorage: refs.stored.Has(target)}
-
 	for _, b := range inv.Blobs {
 		if b.Digest == target {
 			exp.Blob = &b
-			exp.Young = young(b.ModTime)
+			exp.Young = b.ModTime.After(cutoff)
 			exp.Age = opts.Now.Sub(b.ModTime)
 			break
 		}
 	}
-	for _, b := range plan.Blobs {
-		if b.Digest == target {
-			exp.Deleted, exp.Reason = true, b.Reason
-		}
-	}
 
-	goneRepos := map[string]string{}
-	for _, r := range plan.Repositories {
-		goneRepos[r.Name] = r.Reason
-	}
-	planned := map[string]string{} // kind + repository + tag -> reason
-	key := func(kind, repo, tag string) string { return kind + "\x00" + repo + "\x00" + tag }
-	for _, l := range plan.ManifestLinks {
-		if l.Digest == target {
-			planned[key("manifest link", l.Repository, "")] = l.Reason
+	var named []Object // the links and tags naming the target, with their fates
+	goneRepos := map[string]Object{}
+	decide(refs, inv, opts, func(o Object) {
+		switch {
+		case o.Kind == KindRepository:
+			goneRepos[o.Repository] = o
+		case o.Kind == KindBlob:
+			if o.Digest == target && !o.Reason.Keeps() {
+				exp.Deleted, exp.Reason = true, o.Why()
+			}
+		case o.Kind != KindUpload && o.Digest == target:
+			named = append(named, o)
 		}
-	}
-	for _, l := range plan.LayerLinks {
-		if l.Digest == target {
-			planned[key("layer link", l.Repository, "")] = l.Reason
-		}
-	}
-	for _, t := range plan.Tags {
-		if t.Manifest == target {
-			planned[key("tag", t.Repository, t.Tag)] = t.Reason
-		}
-	}
-	for _, t := range plan.TagIndexEntries {
-		if t.Digest == target {
-			planned[key("tag index entry", t.Repository, t.Tag)] = "its manifest link goes"
-		}
-	}
+	})
 
-	for ri := range inv.Repositories {
-		repo := &inv.Repositories[ri]
-		rr := refs.Repository(repo.Name)
-		fate := func(kind, tag string, modTime time.Time, keptWhy func() string) {
-			lf := LinkFate{Kind: kind, Repository: repo.Name, Tag: tag}
-			if why, ok := goneRepos[repo.Name]; ok {
-				lf.Deleted, lf.Reason = true, "its repository goes: "+why
-			} else if why, ok := planned[key(kind, repo.Name, tag)]; ok {
-				lf.Deleted, lf.Reason = true, why
-			} else {
-				lf.Reason = keptWhy()
-			}
-			exp.Links = append(exp.Links, lf)
-		}
-		graceWhy := func(t time.Time) string {
-			if young(t) {
-				return "modified " + ageText(opts.Now.Sub(t)) + ", within the grace period"
-			}
-			return ""
-		}
-		closedWhy := ""
-		if rr.failsClosed() {
-			closedWhy = fmt.Sprintf("what image stream %s uses is not fully known (%s), so every link and tag of the repository stays this run", repo.Name, rr.unknownWhy())
-		}
-		_, holdsYoung := youngHolds(repo, rr, refs, young)
-		const youngManifestWhy = "the repository holds a manifest pushed within the grace period that no image stream names yet; what it uses is not known, so every link of the repository stays this run"
-		for _, l := range repo.Manifests {
-			if l.Digest != target {
-				continue
-			}
-			fate("manifest link", "", l.ModTime, func() string {
-				if closedWhy != "" {
-					return closedWhy
-				}
-				if refs.streamKeepsManifest(rr, target) {
-					return fmt.Sprintf("the tag history of image stream %s names it", repo.Name)
-				}
-				if why := graceWhy(l.ModTime); why != "" {
-					return why
-				}
-				if holdsYoung {
-					return youngManifestWhy
-				}
-				return "a tag modified within the grace period points at it"
-			})
-		}
-		for _, l := range repo.Layers {
-			if l.Digest != target {
-				continue
-			}
-			fate("layer link", "", l.ModTime, func() string {
-				if closedWhy != "" {
-					return closedWhy
-				}
-				if refs.streamKeepsLayer(rr, target) {
-					return fmt.Sprintf("an image of image stream %s uses it", repo.Name)
-				}
-				if why := graceWhy(l.ModTime); why != "" {
-					return why
-				}
-				if holdsYoung {
-					return youngManifestWhy
-				}
-				return ""
-			})
-		}
-		for _, t := range repo.Tags {
-			if t.Current == target {
-				fate("tag", t.Name, t.ModTime, func() string {
-					if closedWhy != "" {
-						return closedWhy
-					}
-					if why := graceWhy(t.ModTime); why != "" {
-						return why
-					}
-					return "the manifest link it points at stays"
-				})
-			}
-			for _, d := range t.Index {
-				if d == target && d != t.Current {
-					fate("tag index entry", t.Name, t.ModTime, func() string {
-						if closedWhy != "" {
-							return closedWhy
-						}
-						if why := graceWhy(t.ModTime); why != "" {
-							return why
-						}
-						return "the manifest link it names stays"
-					})
-				}
+	order := map[string]int{}
+	for i, repo := range inv.Repositories {
+		order[repo.Name] = i
+		if gone, ok := goneRepos[repo.Name]; ok {
+			for _, o := range objectsNaming(&repo, target) {
+				exp.Links = append(exp.Links, LinkFate{Kind: o.Kind, Repository: o.Repository, Tag: o.Name, Deleted: true,
+					Rule: gone.Reason, Reason: "its repository goes: " + gone.Why()})
 			}
 		}
 	}
+	// Decide sees a repository's tags before its layer links; explanations list the links
+	// first, repository by repository, in inventory order.
+	slices.SortStableFunc(named, func(a, b Object) int {
+		return cmp.Or(cmp.Compare(order[a.Repository], order[b.Repository]), cmp.Compare(listRank(a.Kind), listRank(b.Kind)))
+	})
+	for _, o := range named {
+		repo := &inv.Repositories[order[o.Repository]]
+		lf := LinkFate{Kind: o.Kind, Repository: o.Repository, Tag: o.Name, Deleted: !o.Reason.Keeps(), Rule: o.Reason, Reason: o.Why()}
+		switch o.Reason {
+		case ReasonYoung:
+			lf.Reason = "modified " + ageText(opts.Now.Sub(modTime(repo, o))) + ", within the grace period"
+		case ReasonFailsClosed:
+			lf.Reason = fmt.Sprintf("what image stream %s uses is not fully known (%s), so every link and tag of the repository stays this run",
+				repo.Name, refs.Repository(repo.Name).unknownWhy())
+		}
+		exp.Links = append(exp.Links, lf)
+	}
+	// Gone repositories were listed first; put every link back in inventory order.
+	slices.SortStableFunc(exp.Links, func(a, b LinkFate) int { return cmp.Compare(order[a.Repository], order[b.Repository]) })
 	return exp
+}
+
+// listRank orders the objects of one repository in an explanation: manifest links, layer
+// links, then tags each followed by its index entries.
+func listRank(k Kind) int {
+	switch k {
+	case KindManifestLink:
+		return 0
+	case KindLayerLink:
+		return 1
+	}
+	return 2
+}
+
+// objectsNaming lists the links and tags of repo that name target, in explanation order.
+func objectsNaming(repo *Repository, target digest.Digest) []Object {
+	var out []Object
+	for _, l := range repo.Manifests {
+		if l.Digest == target {
+			out = append(out, Object{Kind: KindManifestLink, Repository: repo.Name, Digest: target})
+		}
+	}
+	for _, l := range repo.Layers {
+		if l.Digest == target {
+			out = append(out, Object{Kind: KindLayerLink, Repository: repo.Name, Digest: target})
+		}
+	}
+	for _, t := range repo.Tags {
+		if t.Current == target {
+			out = append(out, Object{Kind: KindTag, Repository: repo.Name, Name: t.Name, Digest: target})
+		}
+		for _, d := range t.Index {
+			if d == target && d != t.Current {
+				out = append(out, Object{Kind: KindTagIndexEntry, Repository: repo.Name, Name: t.Name, Digest: target})
+			}
+		}
+	}
+	return out
+}
+
+// modTime is when the link or tag o of repo was last modified.
+func modTime(repo *Repository, o Object) time.Time {
+	switch o.Kind {
+	case KindManifestLink, KindLayerLink:
+		links := repo.Manifests
+		if o.Kind == KindLayerLink {
+			links = repo.Layers
+		}
+		for _, l := range links {
+			if l.Digest == o.Digest {
+				return l.ModTime
+			}
+		}
+	case KindTag, KindTagIndexEntry:
+		for _, t := range repo.Tags {
+			if t.Name == o.Name {
+				return t.ModTime
+			}
+		}
+	}
+	return time.Time{}
 }
 
 // ageText says how long ago something was modified: "3m0s ago", or, for a time after the
@@ -428,7 +412,7 @@ func WriteExplanation(w io.Writer, e *Explanation) {
 		}
 		var staying []string
 		for _, l := range e.Links {
-			if !l.Deleted && l.Kind != "tag index entry" {
+			if !l.Deleted && l.Kind != KindTagIndexEntry {
 				staying = append(staying, l.String())
 			}
 		}

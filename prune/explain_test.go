@@ -56,8 +56,7 @@ func TestExplainerPositions(t *testing.T) {
 
 func TestExplain(t *testing.T) {
 	refs, usage, inv := explainWorld("base")
-	plan := Decide(refs, inv, opts())
-	exp := Explain(dg("base"), usage, refs, inv, plan, opts())
+	exp := Explain(dg("base"), usage, refs, inv, opts())
 	if exp.Deleted || exp.Blob == nil || exp.Young {
 		t.Fatalf("base: %+v", exp)
 	}
@@ -78,8 +77,7 @@ func TestExplain(t *testing.T) {
 	}
 
 	refs, usage, inv = explainWorld("orphan")
-	plan = Decide(refs, inv, opts())
-	exp = Explain(dg("orphan"), usage, refs, inv, plan, opts())
+	exp = Explain(dg("orphan"), usage, refs, inv, opts())
 	buf.Reset()
 	WriteExplanation(&buf, exp)
 	if !exp.Deleted || !strings.HasPrefix(buf.String(), "Blob "+dg("orphan").String()+" (6 B) would be deleted: no image references it\n") {
@@ -88,15 +86,14 @@ func TestExplain(t *testing.T) {
 
 	// Within the grace period.
 	inv.Blobs[2].ModTime = fresh
-	plan = Decide(refs, inv, opts())
-	exp = Explain(dg("orphan"), usage, refs, inv, plan, opts())
+	exp = Explain(dg("orphan"), usage, refs, inv, opts())
 	buf.Reset()
 	WriteExplanation(&buf, exp)
 	if exp.Deleted || !strings.Contains(buf.String(), "  - the grace period holds it: modified 10m0s ago (-prune-keep-younger-than=1h0m0s)\n") {
 		t.Errorf("young orphan:\n%s", buf.String())
 	}
 
-	exp = Explain(dg("nowhere"), &Usage{Target: dg("nowhere")}, refs, inv, plan, opts())
+	exp = Explain(dg("nowhere"), &Usage{Target: dg("nowhere")}, refs, inv, opts())
 	buf.Reset()
 	WriteExplanation(&buf, exp)
 	if !strings.Contains(buf.String(), "is not stored as a blob") {
@@ -111,8 +108,7 @@ func TestExplainKeptForAYoungManifest(t *testing.T) {
 		Repositories: []Repository{{Name: "ns/app",
 			Manifests: append(links("m1"), Link{Digest: dg("m9"), ModTime: fresh}), Layers: links("c1", "l1", "l9")}},
 	}
-	plan := Decide(refs, inv, opts())
-	exp := Explain(dg("l9"), &Usage{}, refs, inv, plan, opts())
+	exp := Explain(dg("l9"), &Usage{}, refs, inv, opts())
 	if exp.Deleted || len(exp.Links) != 1 || exp.Links[0].Deleted ||
 		!strings.Contains(exp.Links[0].Reason, "a manifest pushed within the grace period") {
 		t.Errorf("got %+v", exp)

@@ -26,6 +26,7 @@ type ReportRecord struct {
 	Upload     string `json:"upload,omitempty"`
 	Size       *int64 `json:"size,omitempty"` // blobs and uploads
 	Reason     string `json:"reason,omitempty"`
+	Rule       string `json:"rule,omitempty"` // the reason's code (Reason.String)
 	Outcome    string `json:"outcome"`
 }
 
@@ -45,135 +46,93 @@ type ReportSummary struct {
 	Error           string `json:"error,omitempty"`
 }
 
-// StillStored tells whether the object of a record is still in storage; a report asks it only
-// about the objects of the phase a failed delete run stopped in.
-type StillStored func(ctx context.Context, r ReportRecord) (bool, error)
+// StillStored tells whether an object is still in storage; a report asks it only about the
+// objects of the phase a failed delete run stopped in.
+type StillStored func(ctx context.Context, o Object) (bool, error)
 
 // WriteReport streams the report of a run as JSON Lines: one record per object of plan, in
 // sweep order (repositories, tags, tag index entries, manifest links, layer links, uploads,
-// blobs), then the summary. A dry run records every object as "would delete". A delete run
-// records each object's outcome: "deleted" for the phases the sweep finished, "not deleted"
-// for those it never started, and for the one phase it stopped in, what storage says now.
-// plan may be nil (the run failed before deciding): the report is then the summary alone.
-func WriteReport(ctx context.Context, w io.Writer, plan *Plan, sum Summary, dryRun bool, runErr error, stored StillStored) error {
+// blobs), then the summary. A dry run (sum.DryRun) records every object as "would delete". A
+// delete run records each object's outcome: "deleted" for the phases the sweep finished, "not
+// deleted" for those it never started, and for the one phase it stopped in, what storage says
+// now. plan may be nil (the run failed before deciding): the report is then the summary alone.
+func WriteReport(ctx context.Context, w io.Writer, plan *Plan, sum Summary, runErr error, stored StillStored) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	enc := json.NewEncoder(bw)
-	mode := "delete"
-	if dryRun {
-		mode = "check"
-	}
 	if plan != nil {
-		if err := writeRecords(ctx, enc, plan, sum, dryRun, runErr, stored); err != nil {
+		if err := writeRecords(ctx, enc, plan, sum, runErr, stored); err != nil {
 			return err
 		}
 	}
-	s := ReportSummary{Kind: "summary", Mode: mode, Blobs: sum.Blobs, BlobBytes: sum.BlobBytes, Repositories: sum.Repositories,
-		ManifestLinks: sum.ManifestLinks, Tags: sum.Tags, TagIndexEntries: sum.TagIndexEntries, LayerLinks: sum.LayerLinks,
-		Uploads: sum.Uploads, UploadBytes: sum.UploadBytes}
-	if runErr != nil {
-		s.Error = runErr.Error()
-	}
-	if err := enc.Encode(s); err != nil {
+	if err := enc.Encode(reportSummary(sum, runErr)); err != nil {
 		return err
 	}
 	return bw.Flush()
 }
 
-type reportKind struct {
-	records func(yield func(ReportRecord) error) error
-	planned int
-	done    int
+func reportSummary(sum Summary, runErr error) ReportSummary {
+	s := ReportSummary{Kind: "summary", Mode: "delete",
+		Blobs: sum.Count[KindBlob], BlobBytes: sum.Bytes[KindBlob], Repositories: sum.Count[KindRepository],
+		ManifestLinks: sum.Count[KindManifestLink], Tags: sum.Count[KindTag], TagIndexEntries: sum.Count[KindTagIndexEntry],
+		LayerLinks: sum.Count[KindLayerLink], Uploads: sum.Count[KindUpload], UploadBytes: sum.Bytes[KindUpload]}
+	if sum.DryRun {
+		s.Mode = "check"
+	}
+	if runErr != nil {
+		s.Error = runErr.Error()
+	}
+	return s
 }
 
-func writeRecords(ctx context.Context, enc *json.Encoder, plan *Plan, sum Summary, dryRun bool, runErr error, stored StillStored) error {
-	size := func(n int64) *int64 { return &n }
-	kinds := [][]reportKind{
-		{{planned: len(plan.Repositories), done: sum.Repositories, records: func(y func(ReportRecord) error) error {
-			for _, a := range plan.Repositories {
-				if err := y(ReportRecord{Kind: "repository", Repository: a.Name, Reason: a.Reason}); err != nil {
-					return err
-				}
-			}
-			return nil
-		}}},
-		{{planned: len(plan.Tags), done: sum.Tags, records: func(y func(ReportRecord) error) error {
-			for _, a := range plan.Tags {
-				if err := y(ReportRecord{Kind: "tag", Repository: a.Repository, Tag: a.Tag, Digest: a.Manifest.String(), Reason: a.Reason}); err != nil {
-					return err
-				}
-			}
-			return nil
-		}}, {planned: len(plan.TagIndexEntries), done: sum.TagIndexEntries, records: func(y func(ReportRecord) error) error {
-			for _, a := range plan.TagIndexEntries {
-				if err := y(ReportRecord{Kind: "tag index entry", Repository: a.Repository, Tag: a.Tag, Digest: a.Digest.String(), Reason: "its manifest link goes"}); err != nil {
-					return err
-				}
-			}
-			return nil
-		}}},
-		{{planned: len(plan.ManifestLinks), done: sum.ManifestLinks, records: func(y func(ReportRecord) error) error {
-			for _, a := range plan.ManifestLinks {
-				if err := y(ReportRecord{Kind: "manifest link", Repository: a.Repository, Digest: a.Digest.String(), Reason: a.Reason}); err != nil {
-					return err
-				}
-			}
-			return nil
-		}}, {planned: len(plan.LayerLinks), done: sum.LayerLinks, records: func(y func(ReportRecord) error) error {
-			for _, a := range plan.LayerLinks {
-				if err := y(ReportRecord{Kind: "layer link", Repository: a.Repository, Digest: a.Digest.String(), Reason: a.Reason}); err != nil {
-					return err
-				}
-			}
-			return nil
-		}}, {planned: len(plan.Uploads), done: sum.Uploads, records: func(y func(ReportRecord) error) error {
-			for _, a := range plan.Uploads {
-				if err := y(ReportRecord{Kind: "upload", Repository: a.Repository, Upload: a.ID, Size: size(a.Size), Reason: a.Reason}); err != nil {
-					return err
-				}
-			}
-			return nil
-		}}},
-		{{planned: len(plan.Blobs), done: sum.Blobs, records: func(y func(ReportRecord) error) error {
-			for _, a := range plan.Blobs {
-				if err := y(ReportRecord{Kind: "blob", Digest: a.Digest.String(), Size: size(a.Size), Reason: a.Reason}); err != nil {
-					return err
-				}
-			}
-			return nil
-		}}},
+// record is the report's line for an object.
+func record(o Object) ReportRecord {
+	r := ReportRecord{Kind: o.Kind.String(), Repository: o.Repository, Digest: o.Digest.String(), Reason: o.Why(), Rule: o.Reason.String()}
+	switch o.Kind {
+	case KindTag, KindTagIndexEntry:
+		r.Tag = o.Name
+	case KindUpload:
+		r.Upload = o.Name
 	}
+	if kinds[o.Kind].sized {
+		r.Size = &o.Size
+	}
+	return r
+}
+
+func writeRecords(ctx context.Context, enc *json.Encoder, plan *Plan, sum Summary, runErr error, stored StillStored) error {
 	// A phase starts only when every earlier one finished.
 	started := !errors.Is(runErr, ErrWouldDeleteEverything)
-	for _, phase := range kinds {
+	for _, phase := range sweepPhases() {
 		finished := true
 		for _, k := range phase {
-			if k.done < k.planned {
+			if sum.Count[k] < len(plan.Of(k)) {
 				finished = false
 			}
 		}
 		for _, k := range phase {
-			err := k.records(func(r ReportRecord) error {
+			done := sum.Count[k] == len(plan.Of(k))
+			for _, o := range plan.Of(k) {
+				r := record(o)
 				switch {
-				case dryRun:
+				case sum.DryRun:
 					r.Outcome = OutcomeWouldDelete
-				case runErr == nil || (started && k.done == k.planned):
+				case runErr == nil || (started && done):
 					r.Outcome = OutcomeDeleted
 				case !started:
 					r.Outcome = OutcomeNotDeleted
 				default:
 					r.Outcome = OutcomeUnknown
 					if stored != nil {
-						if there, err := stored(ctx, r); err == nil && there {
+						if there, err := stored(ctx, o); err == nil && there {
 							r.Outcome = OutcomeNotDeleted
 						} else if err == nil {
 							r.Outcome = OutcomeDeleted
 						}
 					}
 				}
-				return enc.Encode(r)
-			})
-			if err != nil {
-				return err
+				if err := enc.Encode(r); err != nil {
+					return err
+				}
 			}
 		}
 		started = started && finished

@@ -28,12 +28,13 @@ func reportLines(t *testing.T, out string) ([]ReportRecord, ReportSummary) {
 }
 
 func TestWriteReportOutcomes(t *testing.T) {
-	plan := &Plan{
-		Repositories:  []RepositoryAction{{Name: "ns/gone", Reason: "r"}},
-		ManifestLinks: []LinkAction{{Repository: "ns/app", Digest: dg("m"), Reason: "r"}},
-		LayerLinks:    []LinkAction{{Repository: "ns/app", Digest: dg("l1"), Reason: "r"}, {Repository: "ns/app", Digest: dg("l2"), Reason: "r"}},
-		Blobs:         []BlobAction{{Digest: dg("b"), Size: 7, Reason: "r"}},
-	}
+	plan := NewPlan(
+		Object{Kind: KindRepository, Repository: "ns/gone", Reason: ReasonNoStream},
+		Object{Kind: KindManifestLink, Repository: "ns/app", Digest: dg("m"), Reason: ReasonNotInHistory},
+		Object{Kind: KindLayerLink, Repository: "ns/app", Digest: dg("l1"), Reason: ReasonNotUsed},
+		Object{Kind: KindLayerLink, Repository: "ns/app", Digest: dg("l2"), Reason: ReasonNotUsed},
+		Object{Kind: KindBlob, Digest: dg("b"), Size: 7, Reason: ReasonUnreferenced},
+	)
 	outcomes := func(recs []ReportRecord) map[string]string {
 		m := map[string]string{}
 		for _, r := range recs {
@@ -42,7 +43,7 @@ func TestWriteReportOutcomes(t *testing.T) {
 		return m
 	}
 	var buf bytes.Buffer
-	if err := WriteReport(context.Background(), &buf, plan, Summary{}, true, nil, nil); err != nil {
+	if err := WriteReport(context.Background(), &buf, plan, Summary{DryRun: true}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	recs, sum := reportLines(t, buf.String())
@@ -57,16 +58,21 @@ func TestWriteReportOutcomes(t *testing.T) {
 	if recs[4].Size == nil || *recs[4].Size != 7 {
 		t.Errorf("blob size: %+v", recs[4])
 	}
+	if recs[0].Reason != "image stream ns/gone does not exist" || recs[0].Rule != "no-stream" ||
+		recs[4].Reason != "no image references it" || recs[4].Rule != "unreferenced" {
+		t.Errorf("reasons: %+v, %+v", recs[0], recs[4])
+	}
 
 	// A delete that failed in the links phase: the repository went, one layer link went
 	// (storage says so), the blob phase never started.
 	buf.Reset()
-	stored := func(_ context.Context, r ReportRecord) (bool, error) {
-		return r.Digest == dg("l2").String(), nil
+	stored := func(_ context.Context, o Object) (bool, error) {
+		return o.Digest == dg("l2"), nil
 	}
 	runErr := errors.New("deleting layer link: boom")
-	sumSoFar := Summary{Repositories: 1, ManifestLinks: 1, LayerLinks: 1}
-	if err := WriteReport(context.Background(), &buf, plan, sumSoFar, false, runErr, stored); err != nil {
+	var sumSoFar Summary
+	sumSoFar.Count[KindRepository], sumSoFar.Count[KindManifestLink], sumSoFar.Count[KindLayerLink] = 1, 1, 1
+	if err := WriteReport(context.Background(), &buf, plan, sumSoFar, runErr, stored); err != nil {
 		t.Fatal(err)
 	}
 	recs, sum = reportLines(t, buf.String())
@@ -89,8 +95,8 @@ func TestWriteReportOutcomes(t *testing.T) {
 
 	// The interlock: nothing was deleted, and storage is not asked.
 	buf.Reset()
-	ask := func(context.Context, ReportRecord) (bool, error) { t.Error("storage asked"); return true, nil }
-	if err := WriteReport(context.Background(), &buf, plan, Summary{}, false, ErrWouldDeleteEverything, ask); err != nil {
+	ask := func(context.Context, Object) (bool, error) { t.Error("storage asked"); return true, nil }
+	if err := WriteReport(context.Background(), &buf, plan, Summary{}, ErrWouldDeleteEverything, ask); err != nil {
 		t.Fatal(err)
 	}
 	recs, _ = reportLines(t, buf.String())
@@ -102,7 +108,7 @@ func TestWriteReportOutcomes(t *testing.T) {
 
 	// No plan: the summary alone, with the error.
 	buf.Reset()
-	if err := WriteReport(context.Background(), &buf, nil, Summary{}, false, errors.New("403"), nil); err != nil {
+	if err := WriteReport(context.Background(), &buf, nil, Summary{}, errors.New("403"), nil); err != nil {
 		t.Fatal(err)
 	}
 	if recs, sum := reportLines(t, buf.String()); len(recs) != 0 || sum.Error != "403" {

@@ -256,7 +256,7 @@ func TestRunReadsManifestsThroughTheInventory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Blobs != 1 || sum.ManifestLinks != 0 || sum.LayerLinks != 0 {
+	if sum.Count[KindBlob] != 1 || sum.Count[KindManifestLink] != 0 || sum.Count[KindLayerLink] != 0 {
 		t.Fatalf("summary %+v, calls %v: want only the junk blob deleted", sum, r.calls)
 	}
 }
@@ -288,8 +288,7 @@ func TestExplainSaysAManifestReadFromStorageKeepsIt(t *testing.T) {
 	}
 	inv := &Inventory{Blobs: blobs("outer", "inner", "m1", "c1", "l1"),
 		Repositories: []Repository{{Name: "ns/app", Manifests: links("outer", "inner", "m1"), Layers: links("c1", "l1")}}}
-	plan := Decide(refs, inv, opts())
-	exp := Explain(dg("l1"), &Usage{Target: dg("l1")}, refs, inv, plan, opts())
+	exp := Explain(dg("l1"), &Usage{Target: dg("l1")}, refs, inv, opts())
 	var buf strings.Builder
 	WriteExplanation(&buf, exp)
 	if exp.Deleted || !strings.Contains(buf.String(), "a list that stays reaches a manifest that uses it") ||
@@ -350,8 +349,8 @@ func TestReviewedShapes(t *testing.T) {
 		inv := &Inventory{Blobs: blobs("C", "cC"), Repositories: []Repository{{Name: "ns/app", Layers: links("cC"),
 			Tags: []Tag{{Name: "t", Current: dg("C"), CurrentKnown: true, Index: []digest.Digest{dg("C")}, ModTime: old}}}}}
 		plan := Decide(refs, inv, opts())
-		if len(plan.Tags) != 1 || plan.Tags[0].Reason != "the repository does not link the manifest it points at" {
-			t.Errorf("tags %+v", plan.Tags)
+		if tags := plan.Of(KindTag); len(tags) != 1 || tags[0].Why() != "the repository does not link the manifest it points at" {
+			t.Errorf("tags %+v", tags)
 		}
 	})
 	t.Run("a non-sha256 child is read by its own digest", func(t *testing.T) {
@@ -381,7 +380,7 @@ func TestBeforeSweep(t *testing.T) {
 	if _, _, err := Run(context.Background(), cfg); !errors.Is(err, stop) || len(r.calls) != 0 || calls != 1 {
 		t.Fatalf("err %v, deletions %v, hook calls %d", err, r.calls, calls)
 	}
-	cfg.Remover = nil // a dry run does not ask
+	cfg.Remover = DryRun{} // a dry run does not ask
 	if _, _, err := Run(context.Background(), cfg); err != nil || calls != 1 {
 		t.Fatalf("dry run: err %v, hook calls %d", err, calls)
 	}

@@ -56,9 +56,9 @@ type Repository struct {
 	Layers    []Link // _layers
 	Tags      []Tag  // _manifests/tags
 	Uploads   []Upload
-	// HasNested says other repositories live below this one's directory (a/b and a/b/c), so
+	// Nested says other repositories live below this one's directory (a/b and a/b/c), so
 	// deleting the repository must not delete its whole directory.
-	HasNested bool
+	Nested bool
 	// InvalidName says the name breaks distribution's grammar (ns/BadName): no push made it
 	// and no image stream can hold it, so it is decided like a repository without a stream.
 	InvalidName bool

@@ -32,14 +32,14 @@ func TestReasonsAreTrueOnTheirOwn(t *testing.T) {
 	}
 	plan := Decide(refs, inv, opts())
 	reasons := map[string]string{}
-	for _, r := range plan.Repositories {
-		reasons["repo "+r.Name] = r.Reason
+	for _, r := range plan.Of(KindRepository) {
+		reasons["repo "+r.Repository] = r.Why()
 	}
-	for _, l := range plan.ManifestLinks {
-		reasons["manifest "+l.Repository+"@"+names(&Plan{Blobs: []BlobAction{{Digest: l.Digest}}}, []string{"m1", "m2"}).Blobs[0]] = l.Reason
+	for _, l := range plan.Of(KindManifestLink) {
+		reasons["manifest "+l.Repository+"@"+names(NewPlan(Object{Kind: KindBlob, Digest: l.Digest}), []string{"m1", "m2"}).Blobs[0]] = l.Why()
 	}
-	for _, tg := range plan.Tags {
-		reasons["tag "+tg.Repository+":"+tg.Tag] = tg.Reason
+	for _, tg := range plan.Of(KindTag) {
+		reasons["tag "+tg.Repository+":"+tg.Name] = tg.Why()
 	}
 	want := map[string]string{
 		"repo a/b/c":         "no image stream can name it: a/b/c is not <namespace>/<name>",
@@ -64,8 +64,7 @@ func TestReasonsAreTrueOnTheirOwn(t *testing.T) {
 func TestExplainFutureDate(t *testing.T) {
 	refs := refsOf(nil, nil)
 	inv := &Inventory{Blobs: []Blob{{Digest: dg("x"), Size: 1, ModTime: now.Add(365 * 24 * time.Hour)}}}
-	plan := Decide(refs, inv, opts())
-	exp := Explain(dg("x"), &Usage{Target: dg("x")}, refs, inv, plan, opts())
+	exp := Explain(dg("x"), &Usage{Target: dg("x")}, refs, inv, opts())
 	var buf bytes.Buffer
 	WriteExplanation(&buf, exp)
 	if exp.Deleted || strings.Contains(buf.String(), "-8760h") ||
@@ -199,7 +198,7 @@ func TestWrongClusterInterlock(t *testing.T) {
 			warn := logrus.New()
 			warn.SetOutput(&logged)
 			dry := cfg
-			dry.Remover, dry.Log = nil, warn
+			dry.Remover, dry.Log = DryRun{}, warn
 			inv2 := tt.inv
 			dry.Inventory = staticSource{inv: &inv2}
 			if _, _, err := Run(context.Background(), dry); err != nil || !strings.Contains(logged.String(), "a delete run will refuse without") {

@@ -62,7 +62,7 @@ func DecideAndResolve(ctx context.Context, refs *References, inv *Inventory, opt
 type Config struct {
 	References ReferenceSource
 	Inventory  InventorySource
-	// Remover deletes; nil means a dry run (-prune=check), which only logs.
+	// Remover deletes; DryRun{} makes the run a dry run (-prune=check), which only logs.
 	Remover Remover
 	Options Options
 	// Workers bounds the deletions under way at once.
@@ -107,6 +107,11 @@ func Run(ctx context.Context, cfg Config) (*Plan, Summary, error) {
 	if log == nil {
 		log = logrus.StandardLogger()
 	}
+	if cfg.Remover == nil {
+		return nil, Summary{}, errors.New("prune.Run: no Remover (DryRun{} for a dry run)")
+	}
+	dryRun := IsDryRun(cfg.Remover)
+	none := Summary{DryRun: dryRun} // what a run that stops before the sweep removed
 	var (
 		refs *References
 		inv  *Inventory
@@ -129,7 +134,7 @@ func Run(ctx context.Context, cfg Config) (*Plan, Summary, error) {
 		return nil
 	})
 	if err := g.Wait(); err != nil {
-		return nil, Summary{}, err
+		return nil, none, err
 	}
 
 	manifests := cfg.Manifests
@@ -137,7 +142,7 @@ func Run(ctx context.Context, cfg Config) (*Plan, Summary, error) {
 		manifests, _ = cfg.Inventory.(ManifestReader)
 	}
 	if err := refs.Resolve(ctx, manifests, cfg.Workers); err != nil {
-		return nil, Summary{}, fmt.Errorf("reading manifests from storage (nothing was deleted): %w", err)
+		return nil, none, fmt.Errorf("reading manifests from storage (nothing was deleted): %w", err)
 	}
 	for _, repo := range refs.FailingClosed() {
 		log.Warnf("repository %s keeps every link and tag this run: what its image stream uses is not fully known (%s)", repo, refs.Repository(repo).unknownWhy())
@@ -146,33 +151,33 @@ func Run(ctx context.Context, cfg Config) (*Plan, Summary, error) {
 	resolver, _ := cfg.Inventory.(TagResolver)
 	plan, err := DecideAndResolve(ctx, refs, inv, cfg.Options, resolver)
 	if err != nil {
-		return nil, Summary{}, fmt.Errorf("reading tags (nothing was deleted): %w", err)
+		return nil, none, fmt.Errorf("reading tags (nothing was deleted): %w", err)
 	}
-	log.WithFields(logrus.Fields{"blobs": len(plan.Blobs), "bytes": plan.BlobBytes(), "repositories": len(plan.Repositories),
-		"manifestlinks": len(plan.ManifestLinks), "layerlinks": len(plan.LayerLinks)}).Info("decided what to delete")
+	log.WithFields(logrus.Fields{"blobs": len(plan.Of(KindBlob)), "bytes": plan.BlobBytes(), "repositories": len(plan.Of(KindRepository)),
+		"manifestlinks": len(plan.Of(KindManifestLink)), "layerlinks": len(plan.Of(KindLayerLink))}).Info("decided what to delete")
 
-	dryRun := cfg.Remover == nil
 	for _, c := range interlock(refs, inv, plan, cfg) {
 		switch {
 		case dryRun:
 			log.Warnf("%s; a delete run will refuse without %s", c.why, c.override)
 		case !c.overridden:
-			return plan, Summary{}, fmt.Errorf("%w %s: check that the pruner reads the right cluster and storage, then pass %s to confirm", ErrWouldDeleteEverything, c.why, c.override)
+			return plan, none, fmt.Errorf("%w %s: check that the pruner reads the right cluster and storage, then pass %s to confirm", ErrWouldDeleteEverything, c.why, c.override)
 		}
 	}
 
 	if !dryRun && cfg.BeforeSweep != nil {
 		if err := cfg.BeforeSweep(ctx); err != nil {
-			return plan, Summary{}, fmt.Errorf("%w (nothing was deleted)", err)
+			return plan, none, fmt.Errorf("%w (nothing was deleted)", err)
 		}
 	}
 
 	// A dry run deletes nothing, so one worker costs nothing and keeps the log in plan order.
-	var remover Remover = DryRun{Log: log}
-	workers := 1
-	if !dryRun {
-		remover = Logged{Remover: cfg.Remover, Log: log}
-		workers = cfg.Workers
+	remover, workers := cfg.Remover, cfg.Workers
+	if dryRun {
+		workers = 1
+	}
+	if infoLogged(log) {
+		remover = logged{Remover: remover, log: log}
 	}
 	phase := progress.Start(log, "sweep")
 	sum, err := Sweep(ctx, plan, remover, workers, phase)
@@ -190,13 +195,12 @@ type caution struct {
 // removes every blob, or more than the allowed share of the repositories or of the bytes, or
 // the image API names none of the stored repositories.
 func interlock(refs *References, inv *Inventory, plan *Plan, cfg Config) []caution {
-	if len(plan.Repositories)+len(plan.Tags)+len(plan.TagIndexEntries)+len(plan.ManifestLinks)+len(plan.LayerLinks)+
-		len(plan.Uploads)+len(plan.Blobs) == 0 {
+	if plan.Len() == 0 {
 		return nil // a run that deletes nothing cannot do the wrong cluster harm
 	}
 	var out []caution
 	const all = "-prune-allow-delete-all"
-	if len(inv.Blobs) > 0 && (refs.Blobs.Len() == 0 || len(plan.Blobs) == len(inv.Blobs)) {
+	if len(inv.Blobs) > 0 && (refs.Blobs.Len() == 0 || len(plan.Of(KindBlob)) == len(inv.Blobs)) {
 		out = append(out, caution{why: fmt.Sprintf("every blob in storage: the run would delete all %d blobs (the image API references %d)",
 			len(inv.Blobs), refs.Blobs.Len()), override: all, overridden: cfg.AllowDeleteAll})
 	}
@@ -224,9 +228,9 @@ func interlock(refs *References, inv *Inventory, plan *Plan, cfg Config) []cauti
 	}
 	flag := fmt.Sprintf("-prune-max-delete-ratio=%g", ratio)
 	override := "-prune-max-delete-ratio=1"
-	if n := len(inv.Repositories); float64(len(plan.Repositories)) > ratio*float64(n) {
+	if n := len(inv.Repositories); float64(len(plan.Of(KindRepository))) > ratio*float64(n) {
 		out = append(out, caution{why: fmt.Sprintf("%d of the %d stored repositories (%.0f%%, more than %s)",
-			len(plan.Repositories), n, 100*float64(len(plan.Repositories))/float64(n), flag), override: override, overridden: cfg.AllowDeleteAll})
+			len(plan.Of(KindRepository)), n, 100*float64(len(plan.Of(KindRepository)))/float64(n), flag), override: override, overridden: cfg.AllowDeleteAll})
 	}
 	var stored int64
 	for _, b := range inv.Blobs {
@@ -242,8 +246,8 @@ func interlock(refs *References, inv *Inventory, plan *Plan, cfg Config) []cauti
 // storageCautions weighs storage that has no repositories/ directory: its blobs all look
 // unlinked, most often because rootdirectory (or the bucket) is wrong.
 func storageCautions(inv *Inventory, plan *Plan, cfg Config) []caution {
-	if inv.RepositoriesMissing && len(plan.Blobs) > 0 {
-		return []caution{{why: fmt.Sprintf("blobs from storage that has no repositories/ directory (is rootdirectory right?): %d blobs", len(plan.Blobs)),
+	if inv.RepositoriesMissing && len(plan.Of(KindBlob)) > 0 {
+		return []caution{{why: fmt.Sprintf("blobs from storage that has no repositories/ directory (is rootdirectory right?): %d blobs", len(plan.Of(KindBlob))),
 			override: "-prune-allow-delete-all", overridden: cfg.AllowDeleteAll}}
 	}
 	return nil

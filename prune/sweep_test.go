@@ -32,35 +32,35 @@ func (r *recorder) do(what string) error {
 	return nil
 }
 
-func (r *recorder) DeleteRepository(_ context.Context, a RepositoryAction) error {
-	return r.do("repo " + a.Name)
-}
-func (r *recorder) DeleteTag(_ context.Context, a TagAction) error { return r.do("tag " + a.Tag) }
-func (r *recorder) DeleteTagIndexEntry(_ context.Context, a TagIndexAction) error {
-	return r.do("index " + a.Tag)
-}
-func (r *recorder) DeleteManifestLink(_ context.Context, a LinkAction) error {
-	return r.do("manifest " + a.Repository)
-}
-func (r *recorder) DeleteLayerLink(_ context.Context, a LinkAction) error {
-	return r.do("layer " + a.Repository)
-}
-func (r *recorder) DeleteUpload(_ context.Context, a UploadAction) error {
-	return r.do("upload " + a.ID)
-}
-func (r *recorder) DeleteBlob(_ context.Context, a BlobAction) error {
-	return r.do("blob " + a.Digest.String()[7:9])
+// names of the recorded deletions, e.g. "layer ns/app", "blob 3f".
+func (r *recorder) Delete(_ context.Context, o Object) error {
+	switch o.Kind {
+	case KindRepository:
+		return r.do("repo " + o.Repository)
+	case KindTag:
+		return r.do("tag " + o.Name)
+	case KindTagIndexEntry:
+		return r.do("index " + o.Name)
+	case KindManifestLink:
+		return r.do("manifest " + o.Repository)
+	case KindLayerLink:
+		return r.do("layer " + o.Repository)
+	case KindUpload:
+		return r.do("upload " + o.Name)
+	}
+	return r.do("blob " + o.Digest.String()[7:9])
 }
 
 func samplePlan() *Plan {
-	return &Plan{
-		Repositories:  []RepositoryAction{{Name: "ns/gone"}},
-		Tags:          []TagAction{{Repository: "ns/app", Tag: "old"}},
-		ManifestLinks: []LinkAction{{Repository: "ns/app", Digest: dg("m")}},
-		LayerLinks:    []LinkAction{{Repository: "ns/app", Digest: dg("l")}},
-		Uploads:       []UploadAction{{Repository: "ns/app", ID: "u", Size: 3}},
-		Blobs:         []BlobAction{{Digest: dg("m"), Size: 10}, {Digest: dg("l"), Size: 20}},
-	}
+	return NewPlan(
+		Object{Kind: KindRepository, Repository: "ns/gone"},
+		Object{Kind: KindTag, Repository: "ns/app", Name: "old"},
+		Object{Kind: KindManifestLink, Repository: "ns/app", Digest: dg("m")},
+		Object{Kind: KindLayerLink, Repository: "ns/app", Digest: dg("l")},
+		Object{Kind: KindUpload, Repository: "ns/app", Name: "u", Size: 3},
+		Object{Kind: KindBlob, Digest: dg("m"), Size: 10},
+		Object{Kind: KindBlob, Digest: dg("l"), Size: 20},
+	)
 }
 
 func TestSweepOrderAndSummary(t *testing.T) {
@@ -70,7 +70,9 @@ func TestSweepOrderAndSummary(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := Summary{Blobs: 2, BlobBytes: 30, Repositories: 1, Tags: 1, ManifestLinks: 1, LayerLinks: 1, Uploads: 1, UploadBytes: 3}
+		var want Summary
+		want.Count[KindBlob], want.Bytes[KindBlob], want.Count[KindRepository], want.Count[KindTag] = 2, 30, 1, 1
+		want.Count[KindManifestLink], want.Count[KindLayerLink], want.Count[KindUpload], want.Bytes[KindUpload] = 1, 1, 1, 3
 		if sum != want {
 			t.Errorf("workers=%d: summary %+v, want %+v", workers, sum, want)
 		}
@@ -101,7 +103,7 @@ func TestSweepStopsBeforeBlobsOnLinkError(t *testing.T) {
 			t.Errorf("a blob was deleted after a link deletion failed: %v", r.calls)
 		}
 	}
-	if sum.Blobs != 0 || sum.LayerLinks != 0 || sum.Repositories != 1 {
+	if sum.Count[KindBlob] != 0 || sum.Count[KindLayerLink] != 0 || sum.Count[KindRepository] != 1 {
 		t.Errorf("summary %+v should count only what was done", sum)
 	}
 }
@@ -113,7 +115,7 @@ func TestSweepStopsWhenCancelled(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "stopped before the sweep finished") {
 		t.Fatalf("err = %v", err)
 	}
-	if len(r.calls) != 2 || sum.Repositories+sum.Tags != 2 {
+	if len(r.calls) != 2 || sum.Count[KindRepository]+sum.Count[KindTag] != 2 {
 		t.Errorf("calls %v, summary %+v: want exactly the two deletions before the cancel", r.calls, sum)
 	}
 }
@@ -146,12 +148,12 @@ func TestRunRefusesToDeleteEverything(t *testing.T) {
 				t.Fatalf("deleted %v", r.calls)
 			}
 			cfg.AllowDeleteAll = true
-			if _, sum, err := Run(context.Background(), cfg); err != nil || sum.Blobs != 2 {
+			if _, sum, err := Run(context.Background(), cfg); err != nil || sum.Count[KindBlob] != 2 {
 				t.Fatalf("with the override: %+v, %v", sum, err)
 			}
 			// A dry run only warns.
-			cfg.AllowDeleteAll, cfg.Remover = false, nil
-			if _, sum, err := Run(context.Background(), cfg); err != nil || sum.Blobs != 2 {
+			cfg.AllowDeleteAll, cfg.Remover = false, DryRun{}
+			if _, sum, err := Run(context.Background(), cfg); err != nil || sum.Count[KindBlob] != 2 {
 				t.Fatalf("dry run: %+v, %v", sum, err)
 			}
 		})
@@ -181,7 +183,10 @@ type failingOnStop struct {
 	stop context.CancelFunc
 }
 
-func (f *failingOnStop) DeleteTag(context.Context, TagAction) error {
+func (f *failingOnStop) Delete(ctx context.Context, o Object) error {
+	if o.Kind != KindTag {
+		return f.recorder.Delete(ctx, o)
+	}
 	f.stop()
 	return errors.New("entries of the tag left in Redis")
 }

@@ -477,7 +477,7 @@ func markNested(repos []prune.Repository) {
 		prefix := repos[i].Name + "/"
 		for j := i + 1; j < len(repos) && repos[j].Name <= prefix+"\xff"; j++ {
 			if strings.HasPrefix(repos[j].Name, prefix) {
-				repos[i].HasNested = true
+				repos[i].Nested = true
 				break
 			}
 		}

@@ -92,8 +92,8 @@ func TestRemovedRepositoriesLeaveNoEmptyDirectories(t *testing.T) {
 				refs := staticRefs{images: []prune.Image{kept}, streams: []prune.Stream{{Repository: "keep/app", Manifests: testfixture.TagHistory(kept)}}}
 
 				store := &storage.Store{Driver: d, Workers: workers, Log: quietLogger()}
-				if sum := pruneDelete(t, store, refs, workers); sum.Repositories != 4 {
-					t.Fatalf("deleted %d repositories, want 4", sum.Repositories)
+				if sum := pruneDelete(t, store, refs, workers); sum.Count[prune.KindRepository] != 4 {
+					t.Fatalf("deleted %d repositories, want 4", sum.Count[prune.KindRepository])
 				}
 				for _, p := range []string{"ns/parentgone/kid", "keep/gone", "deep/a/b/c"} {
 					if exists(t, d, storage.RepositoryPath(p)) {
@@ -142,8 +142,8 @@ func TestRemovingARepositoryKeepsNonEmptyParents(t *testing.T) {
 			logger := logrus.New()
 			logger.SetOutput(&log)
 			store := &storage.Store{Driver: d, Workers: 4, Log: logger}
-			if sum := pruneDelete(t, store, refs, 4); sum.Repositories != 2 {
-				t.Fatalf("deleted %d repositories, want 2", sum.Repositories)
+			if sum := pruneDelete(t, store, refs, 4); sum.Count[prune.KindRepository] != 2 {
+				t.Fatalf("deleted %d repositories, want 2", sum.Count[prune.KindRepository])
 			}
 			if !exists(t, d, stray) {
 				t.Error("the stray file next to a removed repository was removed")
@@ -224,8 +224,8 @@ func TestInvalidRepositoryNameIsPruned(t *testing.T) {
 
 			log.Reset()
 			sum := pruneDelete(t, store, refs, 4)
-			if sum.Repositories != 2 || sum.Blobs != 1 {
-				t.Errorf("deleted %d repositories and %d blobs, want 2 and 1 (the orphan)", sum.Repositories, sum.Blobs)
+			if sum.Count[prune.KindRepository] != 2 || sum.Count[prune.KindBlob] != 1 {
+				t.Errorf("deleted %d repositories and %d blobs, want 2 and 1 (the orphan)", sum.Count[prune.KindRepository], sum.Count[prune.KindBlob])
 			}
 			for _, r := range []string{"ns/BadName", "UPPER"} {
 				if exists(t, d, storage.RepositoryPath(r)) {
@@ -268,7 +268,7 @@ func TestInvalidNameYoungDataStays(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if sum != (prune.Summary{}) || !exists(t, d, storage.LayerLinkPath("ns/BadName", img.Layers[0])) {
+			if sum.Total() != 0 || !exists(t, d, storage.LayerLinkPath("ns/BadName", img.Layers[0])) {
 				t.Errorf("young data of ns/BadName: deleted %+v", sum)
 			}
 		})

@@ -251,7 +251,7 @@ type countingRemover struct {
 	n int
 }
 
-func (c *countingRemover) DeleteBlob(context.Context, prune.BlobAction) error {
+func (c *countingRemover) Delete(context.Context, prune.Object) error {
 	c.n++
 	return nil
 }

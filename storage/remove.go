@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path"
 	"strings"
 	"time"
@@ -31,24 +32,96 @@ func (s *Store) remove(ctx context.Context, p string) error {
 	})
 }
 
-// DeleteRepository removes a repository. A repository with nested repositories below it loses
-// only its own data directories.
-func (s *Store) DeleteRepository(ctx context.Context, a prune.RepositoryAction) error {
-	if !a.OnlyDataDirs {
-		if err := s.remove(ctx, RepositoryPath(a.Name)); err != nil {
+// Delete removes one object of a plan: the path paths.go gives its kind.
+func (s *Store) Delete(ctx context.Context, o prune.Object) error {
+	switch o.Kind {
+	case prune.KindRepository:
+		return s.deleteRepository(ctx, o)
+	case prune.KindTag:
+		// The current link first, then the rest. Removing a directory is not atomic, and the
+		// other order could leave a current link whose index entry is gone, which a later run
+		// would read as a tag whose index all stays; this order leaves at worst an index
+		// without a current link, a tag no one serves, which the next run removes.
+		if err := s.remove(ctx, TagCurrentPath(o.Repository, o.Name)); err != nil {
 			return err
 		}
-		s.removeEmptyParents(ctx, path.Dir(RepositoryPath(a.Name)))
+		return s.remove(ctx, TagPath(o.Repository, o.Name))
+	case prune.KindTagIndexEntry:
+		return s.remove(ctx, TagIndexEntryPath(o.Repository, o.Name, o.Digest))
+	case prune.KindManifestLink:
+		return s.remove(ctx, ManifestRevisionPath(o.Repository, o.Digest))
+	case prune.KindLayerLink:
+		return s.remove(ctx, LayerLinkDirPath(o.Repository, o.Digest))
+	case prune.KindUpload:
+		return s.remove(ctx, UploadPath(o.Repository, o.Name))
+	case prune.KindBlob:
+		return s.remove(ctx, BlobDirPath(o.Digest))
+	}
+	return fmt.Errorf("no storage path for a %s", o.Kind)
+}
+
+// deleteRepository removes a repository. A repository with nested repositories below it
+// loses only its own data directories.
+func (s *Store) deleteRepository(ctx context.Context, o prune.Object) error {
+	if !o.Nested {
+		if err := s.remove(ctx, RepositoryPath(o.Repository)); err != nil {
+			return err
+		}
+		s.removeEmptyParents(ctx, path.Dir(RepositoryPath(o.Repository)))
 		return nil
 	}
 	for _, dir := range RepositoryDataDirs {
-		if err := s.remove(ctx, RepositoryDataPath(a.Name, dir)); err != nil {
+		if err := s.remove(ctx, RepositoryDataPath(o.Repository, dir)); err != nil {
 			return err
 		}
 	}
 	// The nested repositories may be gone too (removed at the same time, by another worker):
 	// then the repository's own directory is empty.
-	s.removeEmptyParents(ctx, RepositoryPath(a.Name))
+	s.removeEmptyParents(ctx, RepositoryPath(o.Repository))
+	return nil
+}
+
+// Stored tells whether an object of a plan is still in storage: whether any of the paths
+// that make it up is there.
+func (s *Store) Stored(ctx context.Context, o prune.Object) (bool, error) {
+	paths := storedPaths(o)
+	if len(paths) == 0 {
+		return false, fmt.Errorf("no storage path for a %s", o.Kind)
+	}
+	for _, p := range paths {
+		_, err := s.Driver.Stat(ctx, p)
+		var notFound driver.PathNotFoundError
+		if errors.As(err, &notFound) {
+			continue
+		}
+		return err == nil, err
+	}
+	return false, nil
+}
+
+// storedPaths are the paths whose presence (any of them) says an object is still stored.
+func storedPaths(o prune.Object) []string {
+	switch o.Kind {
+	case prune.KindRepository:
+		// A repository goes whole, or (with nested ones) data directory by data directory.
+		var paths []string
+		for _, dir := range RepositoryDataDirs {
+			paths = append(paths, RepositoryDataPath(o.Repository, dir))
+		}
+		return paths
+	case prune.KindTag:
+		return []string{TagPath(o.Repository, o.Name)}
+	case prune.KindTagIndexEntry:
+		return []string{TagIndexEntryPath(o.Repository, o.Name, o.Digest)}
+	case prune.KindManifestLink:
+		return []string{ManifestRevisionPath(o.Repository, o.Digest)}
+	case prune.KindLayerLink:
+		return []string{LayerLinkDirPath(o.Repository, o.Digest)}
+	case prune.KindUpload:
+		return []string{UploadPath(o.Repository, o.Name)}
+	case prune.KindBlob:
+		return []string{BlobDataPath(o.Digest)}
+	}
 	return nil
 }
 
@@ -85,40 +158,4 @@ func (s *Store) removeEmptyParents(ctx context.Context, dir string) {
 			return
 		}
 	}
-}
-
-// DeleteTag removes a tag: its current link first, then the rest. Removing a directory is not
-// atomic, and the other order could leave a current link whose index entry is gone, which a
-// later run would read as a tag whose index all stays; this order leaves at worst an index
-// without a current link, a tag no one serves, which the next run removes.
-func (s *Store) DeleteTag(ctx context.Context, a prune.TagAction) error {
-	if err := s.remove(ctx, TagCurrentPath(a.Repository, a.Tag)); err != nil {
-		return err
-	}
-	return s.remove(ctx, TagPath(a.Repository, a.Tag))
-}
-
-// DeleteTagIndexEntry removes one entry of a tag's index.
-func (s *Store) DeleteTagIndexEntry(ctx context.Context, a prune.TagIndexAction) error {
-	return s.remove(ctx, TagIndexEntryPath(a.Repository, a.Tag, a.Digest))
-}
-
-// DeleteManifestLink removes a manifest revision link.
-func (s *Store) DeleteManifestLink(ctx context.Context, a prune.LinkAction) error {
-	return s.remove(ctx, ManifestRevisionPath(a.Repository, a.Digest))
-}
-
-// DeleteLayerLink removes a layer link.
-func (s *Store) DeleteLayerLink(ctx context.Context, a prune.LinkAction) error {
-	return s.remove(ctx, LayerLinkDirPath(a.Repository, a.Digest))
-}
-
-// DeleteUpload removes an unfinished upload.
-func (s *Store) DeleteUpload(ctx context.Context, a prune.UploadAction) error {
-	return s.remove(ctx, UploadPath(a.Repository, a.ID))
-}
-
-// DeleteBlob removes a blob.
-func (s *Store) DeleteBlob(ctx context.Context, a prune.BlobAction) error {
-	return s.remove(ctx, BlobDirPath(a.Digest))
 }

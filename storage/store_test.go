@@ -147,15 +147,16 @@ func runPrune(t *testing.T, s *scenario, store *storage.Store, dryRun bool, log 
 		Workers: 4,
 		Log:     logger,
 	}
-	if !dryRun {
-		cfg.Remover = store
+	cfg.Remover = store
+	if dryRun {
+		cfg.Remover = prune.DryRun{}
 	}
 	_, sum, err := prune.Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("prune: %v", err)
 	}
 	var out bytes.Buffer
-	prune.WriteSummary(&out, sum, dryRun)
+	prune.WriteSummary(&out, sum)
 	return sum, out.String()
 }
 
@@ -193,8 +194,8 @@ func TestPruneOnDrivers(t *testing.T) {
 			if out != wantOut {
 				t.Errorf("check output:\n%s\nwant:\n%s", out, wantOut)
 			}
-			if sum.BlobBytes != wantBytes {
-				t.Errorf("check would free %d bytes, want %d", sum.BlobBytes, wantBytes)
+			if sum.Bytes[prune.KindBlob] != wantBytes {
+				t.Errorf("check would free %d bytes, want %d", sum.Bytes[prune.KindBlob], wantBytes)
 			}
 			for _, dg := range s.goneBlobs {
 				if !strings.Contains(log.String(), "Would delete blob: "+dg.String()) {
@@ -240,7 +241,7 @@ func TestPruneOnDrivers(t *testing.T) {
 			// A second run finds nothing more.
 			log.Reset()
 			sum, _ = runPrune(t, s, store, false, &log)
-			if sum != (prune.Summary{}) {
+			if sum.Total() != 0 {
 				t.Errorf("second run deleted %+v, want nothing", sum)
 			}
 		})

@@ -41,7 +41,7 @@ func TestInterruptedTagDeletion(t *testing.T) {
 				store := &storage.Store{Driver: d, Workers: 2, Log: logrus.New()}
 				var log bytes.Buffer
 				sum, _ := runPrune(t, s, store, false, &log)
-				if sum.Tags != 1 || sum.ManifestLinks != 1 || sum.Blobs != 3 {
+				if sum.Count[prune.KindTag] != 1 || sum.Count[prune.KindManifestLink] != 1 || sum.Count[prune.KindBlob] != 3 {
 					t.Errorf("deleted %+v, want the tag, one manifest link and 3 blobs", sum)
 				}
 				inv, err := store.Inventory(ctx)
@@ -101,7 +101,7 @@ func TestDeleteTagRemovesCurrentLinkFirst(t *testing.T) {
 	reg := testfixture.New(t, d.StorageDriver)
 	reg.Image("ns/app", "t0", "cfg", "layer")
 	store := &storage.Store{Driver: d}
-	if err := store.DeleteTag(context.Background(), prune.TagAction{Repository: "ns/app", Tag: "t0"}); err != nil {
+	if err := store.Delete(context.Background(), prune.Object{Kind: prune.KindTag, Repository: "ns/app", Name: "t0"}); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{

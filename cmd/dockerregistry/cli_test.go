@@ -125,18 +125,24 @@ func TestReportNotCreatedByRefusedRun(t *testing.T) {
 // TestReportWriteFailureSaysWhatWasDeleted: a delete whose report cannot be written says, on
 // its one error line, what it deleted.
 func TestReportWriteFailureSaysWhatWasDeleted(t *testing.T) {
-	sum := prune.Summary{Blobs: 12, BlobBytes: 3 << 20, Repositories: 3, ManifestLinks: 4, Tags: 2, LayerLinks: 7, Uploads: 1, UploadBytes: 10}
+	var sum prune.Summary
+	sum.Count[prune.KindBlob], sum.Bytes[prune.KindBlob], sum.Count[prune.KindRepository], sum.Count[prune.KindManifestLink] = 12, 3<<20, 3, 4
+	sum.Count[prune.KindTag], sum.Count[prune.KindLayerLink], sum.Count[prune.KindUpload], sum.Bytes[prune.KindUpload] = 2, 7, 1, 10
 	opts := options{maintenanceOptions: maintenanceOptions{report: "/dev/full"}}
-	err := writePruneReport(opts, nil, nil, sum, false, nil)
+	err := writePruneReport(opts, nil, nil, sum, nil)
 	want := "the prune deleted 12 blobs (3 MiB), 3 repositories, 4 manifest links, 2 tags, 0 tag index entries, 7 layer links, 1 uploads (10 B); writing the report /dev/full failed: "
 	if err == nil || !strings.HasPrefix(err.Error(), want) || !strings.Contains(err.Error(), "no space left on device") || strings.Contains(err.Error(), "\n") {
 		t.Errorf("error %q, want one line starting %q", err, want)
 	}
-	err = writePruneReport(opts, nil, nil, prune.Summary{Blobs: 2}, true, nil)
+	check := prune.Summary{DryRun: true}
+	check.Count[prune.KindBlob] = 2
+	err = writePruneReport(opts, nil, nil, check, nil)
 	if err == nil || !strings.HasPrefix(err.Error(), "the check deleted nothing; writing the report /dev/full failed: ") {
 		t.Errorf("check: error %q", err)
 	}
-	err = writePruneReport(opts, nil, nil, prune.Summary{Blobs: 1}, false, fmt.Errorf("deleting blob sha256:aa: boom"))
+	var oneBlob prune.Summary
+	oneBlob.Count[prune.KindBlob] = 1
+	err = writePruneReport(opts, nil, nil, oneBlob, fmt.Errorf("deleting blob sha256:aa: boom"))
 	if err == nil || !strings.HasPrefix(err.Error(), "deleting blob sha256:aa: boom; the prune deleted 1 blobs (0 B), ") || strings.Contains(err.Error(), "\n") {
 		t.Errorf("failed delete: error %q", err)
 	}

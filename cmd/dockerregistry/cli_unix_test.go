@@ -28,7 +28,9 @@ func TestReportToPipeWithoutReader(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	done := make(chan error, 1)
-	go func() { done <- writePruneReport(opts, nil, nil, prune.Summary{Repositories: 1}, false, nil) }()
+	var sum prune.Summary
+	sum.Count[prune.KindRepository] = 1
+	go func() { done <- writePruneReport(opts, nil, nil, sum, nil) }()
 	select {
 	case err := <-done:
 		if err == nil || !strings.HasPrefix(err.Error(), "the prune deleted 0 blobs (0 B), 1 repositories, ") || !strings.Contains(err.Error(), "no such device or address") {

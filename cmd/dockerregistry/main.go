@@ -296,6 +296,7 @@ func runPrune(ctx context.Context, cfg *config.Config, opts options, stdout, std
 		MaxDeleteRatio: opts.maxDeleteRatio,
 		Log:            log,
 	}
+	pcfg.Remover = prune.DryRun{}
 	if !dryRun {
 		pcfg.Remover = inval.Wrap(store)
 		pcfg.BeforeSweep = lock.Confirm
@@ -312,7 +313,7 @@ func runPrune(ctx context.Context, cfg *config.Config, opts options, stdout, std
 	// still says what it removed. A run that failed before the sweep deleted nothing, and
 	// prints no counts that a script could take for a clean result.
 	if plan != nil && !errors.Is(err, prune.ErrWouldDeleteEverything) {
-		prune.WriteSummary(stdout, sum, dryRun)
+		prune.WriteSummary(stdout, sum)
 		entries := inval.Invalidated()
 		if dryRun && err == nil {
 			entries, err = inval.Count(ctx, plan, opts.workers)
@@ -321,7 +322,7 @@ func runPrune(ctx context.Context, cfg *config.Config, opts options, stdout, std
 			inval.WriteSummary(stdout, entries, dryRun)
 		}
 	}
-	err = writePruneReport(opts, drv, plan, sum, dryRun, err)
+	err = writePruneReport(opts, store, plan, sum, err)
 	if err != nil {
 		return fail(err)
 	}

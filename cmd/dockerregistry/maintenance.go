@@ -271,11 +271,12 @@ func explainDigest(ctx context.Context, cfg *config.Config, opts options, drv dr
 		return fmt.Errorf("reading storage: %w", err)
 	}
 	popts := prune.Options{Now: now, KeepYoungerThan: opts.keepYoungerThan, UploadPurgeAge: opts.uploadPurgeAge}
-	plan, err := prune.DecideAndResolve(ctx, refs, inv, popts, store)
-	if err != nil {
+	// Deciding reads the current links of the tags it cannot decide without; Explain then
+	// decides again, over the tags as read.
+	if _, err := prune.DecideAndResolve(ctx, refs, inv, popts, store); err != nil {
 		return fmt.Errorf("reading storage: %w", err)
 	}
-	prune.WriteExplanation(w, prune.Explain(target, usage, refs, inv, plan, popts))
+	prune.WriteExplanation(w, prune.Explain(target, usage, refs, inv, popts))
 	return nil
 }
 
