@@ -1,9 +1,10 @@
 package bench
 
 import (
+	"cmp"
 	"fmt"
 	"io"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 )
@@ -111,7 +112,7 @@ func syscallSummary(c map[string]int) string {
 			all = append(all, kv{k, v})
 		}
 	}
-	sort.Slice(all, func(i, j int) bool { return all[i].v > all[j].v })
+	slices.SortFunc(all, func(a, b kv) int { return cmp.Compare(b.v, a.v) })
 	var parts []string
 	if t, ok := c["total"]; ok {
 		parts = append(parts, fmt.Sprintf("total=%d", t))

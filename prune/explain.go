@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"sort"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -165,19 +164,11 @@ func (e *Explainer) Build() (*References, *Usage) {
 		e.closeOverLists()
 	}
 	u := &Usage{Target: e.target, Users: e.users, Tags: e.tags}
-	sort.Slice(u.Users, func(i, j int) bool {
-		a, b := u.Users[i], u.Users[j]
-		return a.Image < b.Image || a.Image == b.Image && a.Role < b.Role
+	slices.SortFunc(u.Users, func(a, b ImageUse) int {
+		return cmp.Or(cmp.Compare(a.Image, b.Image), cmp.Compare(a.Role, b.Role))
 	})
-	sort.SliceStable(u.Tags, func(i, j int) bool {
-		a, b := u.Tags[i], u.Tags[j]
-		if a.Repository != b.Repository {
-			return a.Repository < b.Repository
-		}
-		if a.Tag != b.Tag {
-			return a.Tag < b.Tag
-		}
-		return a.Position < b.Position
+	slices.SortStableFunc(u.Tags, func(a, b TagPosition) int {
+		return cmp.Or(cmp.Compare(a.Repository, b.Repository), cmp.Compare(a.Tag, b.Tag), cmp.Compare(a.Position, b.Position))
 	})
 	return e.refs.Build(), u
 }

@@ -2,8 +2,9 @@ package prune
 
 import (
 	"bytes"
+	"cmp"
 	"reflect"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 
@@ -11,7 +12,7 @@ import (
 )
 
 func sortUses(u []ImageUse) {
-	sort.Slice(u, func(i, j int) bool { return u[i].Image < u[j].Image })
+	slices.SortFunc(u, func(a, b ImageUse) int { return cmp.Compare(a.Image, b.Image) })
 }
 
 // explainWorld: a layer used by an image tagged twice, and by the child of an index tagged once.

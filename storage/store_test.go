@@ -7,7 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -301,16 +301,9 @@ func sorted(ds []digest.Digest) []digest.Digest {
 		return nil
 	}
 	out := append([]digest.Digest(nil), ds...)
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	slices.Sort(out)
 	// de-duplicate: shared config and layer digests appear once in storage
-	j := 0
-	for i := range out {
-		if i == 0 || out[i] != out[i-1] {
-			out[j] = out[i]
-			j++
-		}
-	}
-	return out[:j]
+	return slices.Compact(out)
 }
 
 // TestInventorySkipsOddEntries puts files in storage that the registry never writes: they are
