@@ -233,7 +233,7 @@ func (d *decision) failClosed(repo *Repository) {
 	}
 	for i := range repo.Tags {
 		t := &repo.Tags[i]
-		if !t.CurrentKnown && (t.CurrentLinkMissing || len(t.Index) == 0) {
+		if t.State == TagUnlisted || t.State == TagUnread && len(t.Index) == 0 {
 			// The index does not say what the tag points at: read its current link, so that
 			// the blob it names stays too.
 			d.unresolved(repo, t)
@@ -257,12 +257,12 @@ func (d *decision) tag(rr *RepositoryReferences, repo *Repository, t Tag, keptMa
 	entry := func(m digest.Digest, why Reason) {
 		d.settle(Object{Kind: KindTagIndexEntry, Repository: repo.Name, Name: t.Name, Digest: m}, why)
 	}
-	if t.CurrentKnown && t.CurrentLinkMissing && !d.young(t.ModTime) {
+	if t.State == TagNoCurrentLink && !d.young(t.ModTime) {
 		d.settle(tag, ReasonNoCurrentLink)
 		return
 	}
-	if !t.CurrentKnown && !d.young(t.ModTime) {
-		if t.CurrentLinkMissing || len(t.Index) == 0 {
+	if !t.read() && !d.young(t.ModTime) {
+		if t.State == TagUnlisted || len(t.Index) == 0 {
 			// A tag without a current link or without an index is the remains of an
 			// interrupted deletion: its index does not tell what it points at, so the link
 			// is read.
@@ -295,7 +295,7 @@ func (d *decision) tag(rr *RepositoryReferences, repo *Repository, t Tag, keptMa
 			d.unresolved(repo, &t)
 			return
 		}
-		t.Current, t.CurrentKnown = m, true
+		t.Current, t.State = m, TagRead
 	}
 	tag.Digest = t.Current
 	// A tag stays while the manifest it points at stays; a tag whose current link could not
@@ -315,7 +315,7 @@ func (d *decision) tag(rr *RepositoryReferences, repo *Repository, t Tag, keptMa
 		for _, m := range t.Index {
 			switch {
 			case m == t.Current:
-			case d.young(t.ModTime) || !t.CurrentKnown: // young, not read: its whole index stays (held above)
+			case d.young(t.ModTime) || !t.read(): // young, not read: its whole index stays (held above)
 				entry(m, ReasonYoung)
 			case keptManifests.Has(m):
 				entry(m, ReasonNamesKept)
@@ -355,7 +355,7 @@ func youngHolds(repo *Repository, rr *RepositoryReferences, refs *References, yo
 		if !young(t.ModTime) {
 			continue
 		}
-		if t.CurrentKnown {
+		if t.read() {
 			if t.Current != "" {
 				held = append(held, t.Current)
 			}

@@ -175,7 +175,7 @@ func TestDecide(t *testing.T) {
 			inv: Inventory{
 				Blobs: blobs("m1", "c1", "l1", "l2"),
 				Repositories: []Repository{{Name: "ns/app", Manifests: links("m1"), Layers: links("c1", "l1", "l2"),
-					Tags: []Tag{{Name: "latest", Current: dg("m1"), CurrentKnown: true, Index: []digest.Digest{dg("m1")}, ModTime: old}}}},
+					Tags: []Tag{{Name: "latest", Current: dg("m1"), State: TagRead, Index: []digest.Digest{dg("m1")}, ModTime: old}}}},
 			},
 			want: planNames{},
 		},
@@ -206,8 +206,8 @@ func TestDecide(t *testing.T) {
 				Repositories: []Repository{{
 					Name: "ns/app", Manifests: links("m1", "m2", "m3"), Layers: links("c1", "l1", "c2", "l2", "c3", "l3"),
 					Tags: []Tag{
-						{Name: "latest", Current: dg("m1"), CurrentKnown: true, Index: []digest.Digest{dg("m1"), dg("m2"), dg("m3")}, ModTime: old},
-						{Name: "v3", Current: dg("m3"), CurrentKnown: true, Index: []digest.Digest{dg("m3")}, ModTime: old},
+						{Name: "latest", Current: dg("m1"), State: TagRead, Index: []digest.Digest{dg("m1"), dg("m2"), dg("m3")}, ModTime: old},
+						{Name: "v3", Current: dg("m3"), State: TagRead, Index: []digest.Digest{dg("m3")}, ModTime: old},
 					},
 				}},
 			},
@@ -431,7 +431,7 @@ func TestDecide(t *testing.T) {
 			inv: Inventory{
 				Blobs: blobs("m1", "c1", "l1", "m2"),
 				Repositories: []Repository{{Name: "ns/app", Manifests: links("m1", "m2"), Layers: links("c1", "l1"),
-					Tags: []Tag{{Name: "new", Current: dg("m2"), CurrentKnown: true, Index: []digest.Digest{dg("m2")}, ModTime: fresh}}}},
+					Tags: []Tag{{Name: "new", Current: dg("m2"), State: TagRead, Index: []digest.Digest{dg("m2")}, ModTime: fresh}}}},
 			},
 			want: planNames{},
 		},
@@ -442,7 +442,7 @@ func TestDecide(t *testing.T) {
 			inv: Inventory{
 				Blobs: blobs("m1", "c1", "l1"),
 				Repositories: []Repository{{Name: "ns/app", Manifests: links("m1"), Layers: links("c1", "l1"),
-					Tags: []Tag{{Name: "odd", CurrentKnown: true, Index: []digest.Digest{dg("m1"), dg("x")}, ModTime: old}}}},
+					Tags: []Tag{{Name: "odd", State: TagRead, Index: []digest.Digest{dg("m1"), dg("x")}, ModTime: old}}}},
 			},
 			// The tag stays; only the index entry of a manifest the repository no longer has goes.
 			want: planNames{TagIndexEntries: []string{"ns/app:odd@x"}},
@@ -559,7 +559,7 @@ func TestDecide(t *testing.T) {
 			inv: Inventory{
 				Blobs: blobs("m1", "c1", "l1", "m2"),
 				Repositories: []Repository{{Name: "ns/app", Manifests: links("m1", "m2"), Layers: links("c1", "l1"),
-					Tags: []Tag{{Name: "t0", Current: dg("m2"), CurrentKnown: true, ModTime: old, CurrentModTime: old}}}},
+					Tags: []Tag{{Name: "t0", Current: dg("m2"), State: TagRead, ModTime: old, CurrentModTime: old}}}},
 			},
 			want: planNames{Tags: []string{"ns/app:t0"}, ManifestLinks: []string{"ns/app@m2"}, Blobs: []string{"m2"}},
 		},
@@ -570,7 +570,7 @@ func TestDecide(t *testing.T) {
 			inv: Inventory{
 				Blobs: blobs("m1", "c1", "l1"),
 				Repositories: []Repository{{Name: "ns/app", Manifests: links("m1"), Layers: links("c1", "l1"),
-					Tags: []Tag{{Name: "t0", Index: []digest.Digest{dg("m1")}, ModTime: old, CurrentLinkMissing: true}}}},
+					Tags: []Tag{{Name: "t0", State: TagUnlisted, Index: []digest.Digest{dg("m1")}, ModTime: old}}}},
 			},
 			want: planNames{Unresolved: []string{"ns/app:t0"}},
 		},
@@ -581,7 +581,7 @@ func TestDecide(t *testing.T) {
 			inv: Inventory{
 				Blobs: blobs("m1", "c1", "l1"),
 				Repositories: []Repository{{Name: "ns/app", Manifests: links("m1"), Layers: links("c1", "l1"),
-					Tags: []Tag{{Name: "t0", CurrentKnown: true, Index: []digest.Digest{dg("m1")}, ModTime: old, CurrentLinkMissing: true}}}},
+					Tags: []Tag{{Name: "t0", State: TagNoCurrentLink, Index: []digest.Digest{dg("m1")}, ModTime: old}}}},
 			},
 			want: planNames{Tags: []string{"ns/app:t0"}},
 		},
@@ -592,7 +592,7 @@ func TestDecide(t *testing.T) {
 			inv: Inventory{
 				Blobs: blobs("m1", "c1", "l1"),
 				Repositories: []Repository{{Name: "ns/app", Manifests: links("m1"), Layers: links("c1", "l1"),
-					Tags: []Tag{{Name: "t0", CurrentKnown: true, Index: []digest.Digest{dg("m1")}, ModTime: fresh, CurrentLinkMissing: true}}}},
+					Tags: []Tag{{Name: "t0", State: TagNoCurrentLink, Index: []digest.Digest{dg("m1")}, ModTime: fresh}}}},
 			},
 			want: planNames{},
 		},

@@ -69,7 +69,7 @@ func TestResolve(t *testing.T) {
 			Repositories: []Repository{{
 				Name: "ns/app", Manifests: links("outer", "inner", "m1", "m2", "m3"),
 				Layers: links("c1", "l1", "c2", "l2", "c3", "l3", "old"),
-				Tags:   []Tag{{Name: "latest", Current: dg("outer"), CurrentKnown: true, Index: []digest.Digest{dg("outer")}, ModTime: old}},
+				Tags:   []Tag{{Name: "latest", Current: dg("outer"), State: TagRead, Index: []digest.Digest{dg("outer")}, ModTime: old}},
 			}},
 		}
 	}
@@ -321,7 +321,7 @@ func TestReviewedShapes(t *testing.T) {
 		inv := &Inventory{Blobs: blobs("L", "C", "cC", "lC"), Repositories: []Repository{
 			{Name: "ns/a", Manifests: links("L", "C"), Layers: links("cC", "lC")},
 			{Name: "ns/b", Manifests: links("C"), Layers: links("cC", "lC"),
-				Tags: []Tag{{Name: "arm", Current: dg("C"), CurrentKnown: true, Index: []digest.Digest{dg("C")}, ModTime: old}}},
+				Tags: []Tag{{Name: "arm", Current: dg("C"), State: TagRead, Index: []digest.Digest{dg("C")}, ModTime: old}}},
 		}}
 		if got := names(Decide(refs, inv, opts()), all); !reflect.DeepEqual(got, planNames{}) {
 			t.Errorf("plan %+v, want ns/b's tag, manifest link and layer links kept", got)
@@ -339,7 +339,7 @@ func TestReviewedShapes(t *testing.T) {
 			t.Fatalf("plan %+v, want the tag read first", got)
 		}
 		tag := inv.Tag(TagRef{Repository: "ns/app", Tag: "odd"})
-		tag.Current, tag.CurrentKnown = dg("X"), true
+		tag.Current, tag.State = dg("X"), TagRead
 		if got := names(Decide(refs, inv, opts()), all); !reflect.DeepEqual(got, planNames{}) {
 			t.Errorf("plan %+v, want X kept for the tag", got)
 		}
@@ -347,7 +347,7 @@ func TestReviewedShapes(t *testing.T) {
 	t.Run("a tag whose manifest the repository does not link says so", func(t *testing.T) {
 		refs := refsOf([]Image{img("C", "cC")}, []Stream{stream("ns/app", "C")})
 		inv := &Inventory{Blobs: blobs("C", "cC"), Repositories: []Repository{{Name: "ns/app", Layers: links("cC"),
-			Tags: []Tag{{Name: "t", Current: dg("C"), CurrentKnown: true, Index: []digest.Digest{dg("C")}, ModTime: old}}}}}
+			Tags: []Tag{{Name: "t", Current: dg("C"), State: TagRead, Index: []digest.Digest{dg("C")}, ModTime: old}}}}}
 		plan := Decide(refs, inv, opts())
 		if tags := plan.Of(KindTag); len(tags) != 1 || tags[0].Why() != "the repository does not link the manifest it points at" {
 			t.Errorf("tags %+v", tags)

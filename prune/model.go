@@ -73,25 +73,42 @@ type Link struct {
 // Tag is a tag in storage: the manifest its current link names, and its index of manifests.
 //
 // Reading the current link costs a request per tag (a GET on object storage), so the
-// inventory leaves it unread (CurrentKnown false); Decide asks for the tags it cannot decide
-// from the index alone, and only those are read.
+// inventory leaves it unread (TagUnread); Decide asks for the tags it cannot decide from the
+// index alone, and only those are read.
 type Tag struct {
 	Name string
-	// Current is the manifest the current link names; empty when the link is missing or
-	// unreadable, which leaves the tag alone.
-	Current      digest.Digest
-	CurrentKnown bool
-	Index        []digest.Digest
-	ModTime      time.Time // newest modification time of its links
+	// State is what is known of the current link; storage sets it.
+	State TagState
+	// Current is the manifest the current link names, once read; empty when the link's
+	// content is not a digest, which leaves the tag alone.
+	Current digest.Digest
+	Index   []digest.Digest
+	ModTime time.Time // newest modification time of its links
 	// CurrentModTime and IndexModTimes (one per Index entry) are the modification times of
 	// the current link and of the index entries, for likelyCurrent.
 	CurrentModTime time.Time
 	IndexModTimes  []time.Time
-	// CurrentLinkMissing says the tag has no current link: the walk listed its directory
-	// without one, or a read found none. Distribution serves no such tag; it is what an
-	// interrupted deletion or tagging leaves.
-	CurrentLinkMissing bool
 }
+
+// TagState is what is known of a tag's current link.
+type TagState uint8
+
+const (
+	// TagUnread: the walk listed the current link and did not read it; the index may tell
+	// what it names.
+	TagUnread TagState = iota
+	// TagUnlisted: the walk listed the tag without a current link (or without its time): a
+	// read settles whether it has one.
+	TagUnlisted
+	// TagRead: the current link was read into Current.
+	TagRead
+	// TagNoCurrentLink: a read found no current link. Distribution serves no such tag; it is
+	// what an interrupted deletion or tagging leaves.
+	TagNoCurrentLink
+)
+
+// read tells whether the current link was read (or found missing by a read).
+func (t *Tag) read() bool { return t.State >= TagRead }
 
 // likelyCurrent names the manifest the current link points at without reading it, when the
 // times tell: distribution tags a manifest by writing its index entry, then the current

@@ -24,8 +24,8 @@ func TestReasonsAreTrueOnTheirOwn(t *testing.T) {
 			{Name: "a/b/c", Manifests: links("m3"), Layers: links("c3", "l3")},
 			{Name: "ns/BadName", Manifests: links("m3")},
 			{Name: "ns/app", Manifests: links("m1", "m2", "m3"), Layers: links("c3", "l3"), Tags: []Tag{
-				{Name: "v1", Current: dg("m1"), CurrentKnown: true, Index: []digest.Digest{dg("m1")}, ModTime: old},
-				{Name: "v2", Current: dg("m2"), CurrentKnown: true, Index: []digest.Digest{dg("m2")}, ModTime: old},
+				{Name: "v1", Current: dg("m1"), State: TagRead, Index: []digest.Digest{dg("m1")}, ModTime: old},
+				{Name: "v2", Current: dg("m2"), State: TagRead, Index: []digest.Digest{dg("m2")}, ModTime: old},
 			}},
 			{Name: "ns/gone", Manifests: links("m3")},
 		},

@@ -22,8 +22,8 @@ type InventorySource interface {
 	Inventory(ctx context.Context) (*Inventory, error)
 }
 
-// TagResolver reads the current links of tags in an inventory, setting Current and
-// CurrentKnown. The storage package implements it.
+// TagResolver reads the current links of tags in an inventory, setting their State and
+// Current. The storage package implements it.
 type TagResolver interface {
 	ResolveTags(ctx context.Context, inv *Inventory, tags []TagRef) error
 }
@@ -35,7 +35,7 @@ func (leaveAlone) ResolveTags(_ context.Context, inv *Inventory, tags []TagRef) 
 	for _, ref := range tags {
 		if t := inv.Tag(ref); t != nil {
 			// Not read, so not known to be missing either: the tag is left alone.
-			t.Current, t.CurrentKnown, t.CurrentLinkMissing = "", true, false
+			t.Current, t.State = "", TagRead
 		}
 	}
 	return nil

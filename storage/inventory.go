@@ -399,8 +399,10 @@ func (sh *repoShard) add(e Entry, fi driver.FileInfo) *repoBuilder {
 // build finishes a repository once the walk is over (and its tags' current links are read).
 func (b *repoBuilder) build() prune.Repository {
 	for _, t := range b.tags {
-		// No current link listed (or one without a time, which a read then settles).
-		t.CurrentLinkMissing = t.CurrentModTime.IsZero()
+		if t.CurrentModTime.IsZero() {
+			// No current link listed (or one without a time): a read settles it.
+			t.State = prune.TagUnlisted
+		}
 		b.repo.Tags = append(b.repo.Tags, *t)
 	}
 	for _, u := range b.uploads {
@@ -437,7 +439,7 @@ var _ prune.TagResolver = (*Store)(nil)
 
 // ResolveTags reads the current links of the tags named, one small read each, in parallel. A
 // link with garbage content leaves the tag's Current empty, which keeps the tag untouched; a
-// missing link marks the tag CurrentLinkMissing, which removes it; any other storage error
+// missing link marks the tag TagNoCurrentLink, which removes it; any other storage error
 // fails.
 func (s *Store) ResolveTags(ctx context.Context, inv *prune.Inventory, refs []prune.TagRef) error {
 	g, ctx := errgroup.WithContext(ctx)
@@ -454,7 +456,7 @@ func (s *Store) ResolveTags(ctx context.Context, inv *prune.Inventory, refs []pr
 			var notFound driver.PathNotFoundError
 			switch {
 			case errors.As(err, &notFound):
-				t.Current, t.CurrentKnown, t.CurrentLinkMissing = "", true, true
+				t.Current, t.State = "", prune.TagNoCurrentLink
 				return nil
 			case err != nil:
 				return fmt.Errorf("reading tag link %s: %w", p, err)
@@ -463,7 +465,7 @@ func (s *Store) ResolveTags(ctx context.Context, inv *prune.Inventory, refs []pr
 			if err != nil {
 				s.log().WithField("path", p).WithError(err).Warn("leaving a tag with an unreadable current link alone")
 			}
-			t.Current, t.CurrentKnown, t.CurrentLinkMissing = dgst, true, false
+			t.Current, t.State = dgst, prune.TagRead
 			return nil
 		})
 	}

@@ -354,13 +354,13 @@ func TestInventorySkipsOddEntries(t *testing.T) {
 	if len(r.Manifests) != 1 || r.Manifests[0].Digest != img.Manifest || len(r.Layers) != 2 {
 		t.Errorf("ns/app: got %+v", r)
 	}
-	if len(r.Tags) != 1 || r.Tags[0].CurrentKnown {
+	if len(r.Tags) != 1 || r.Tags[0].State != prune.TagUnread {
 		t.Fatalf("tags: got %+v, want one, its current link not read yet", r.Tags)
 	}
 	if err := store.ResolveTags(context.Background(), inv, []prune.TagRef{{Repository: "ns/app", Tag: "latest"}, {Repository: "ns/none", Tag: "x"}}); err != nil {
 		t.Fatal(err)
 	}
-	if tg := inv.Tag(prune.TagRef{Repository: "ns/app", Tag: "latest"}); !tg.CurrentKnown || tg.Current != "" {
+	if tg := inv.Tag(prune.TagRef{Repository: "ns/app", Tag: "latest"}); tg.State != prune.TagRead || tg.Current != "" {
 		t.Errorf("tag with a garbage link: got %+v, want a known, empty Current", tg)
 	}
 	if n := strings.Count(log.String(), "skipping"); n != len(odd) {
