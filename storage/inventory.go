@@ -119,7 +119,7 @@ func (s *walker) flatInventory(ctx context.Context) (*prune.Inventory, error) {
 		case strings.HasPrefix(p, RepositoriesPath+"/"):
 			s.visitRepositoryFile(repos, fi)
 		}
-		// Anything else under the root (the prune marker) is not the inventory's.
+		// Anything else under the root (the prune marker and lock) is not the inventory's.
 		return nil
 	})
 	if err != nil {
