@@ -2,8 +2,8 @@
 //
 // Two caches exist, as in distribution (storage.cache.blobdescriptor):
 //
-//   - redis: shared by every registry replica. The prune removes, right before and right after each deletion,
-//     the entries that describe what it deleted (RedisInvalidator, Invalidating).
+//   - redis: shared by every registry replica. The prune removes, right before and right after
+//     each deletion, the entries that describe what it deleted (Invalidation, RedisInvalidator).
 //   - inmemory: private to each registry process, which the pruner cannot reach. The prune
 //     writes a marker object in storage (storage.PruneMarkerPath) when its sweep starts and
 //     again when it ends; every serving registry polls the marker (one Stat every few

@@ -10,7 +10,7 @@
 //	    pollinterval: 5s   # REGISTRY_OPENSHIFT_CACHE_POLLINTERVAL overrides it
 //
 // kubeconfig names the kubeconfig file used to reach the image API when the process has no
-// KUBECONFIG environment variable; see KubeConfig for the full order.
+// KUBECONFIG environment variable; see imageapi.RESTConfig for the full order.
 package config
 
 import (
@@ -28,9 +28,10 @@ import (
 // PathEnv names the configuration file when no argument does.
 const PathEnv = "REGISTRY_CONFIGURATION_PATH"
 
-// Environment variables for the read-only maintenance mode. Distribution's parser turns the
-// first into a map its server then rejects ("readonly config key must contain additional
-// keys"), and mangles the JSON form the registry operator sets; Load handles both itself.
+// Environment variables that Parse handles itself. Distribution's parser turns the first into
+// a map its server then rejects ("readonly config key must contain additional keys") and
+// mangles the JSON form the registry operator sets; it warns that the openshift ones are
+// unrecognized; and of the log levels it accepts only four, so the others are mapped to them.
 const (
 	readOnlyEnv        = "REGISTRY_STORAGE_MAINTENANCE_READONLY"
 	readOnlyEnabledEnv = "REGISTRY_STORAGE_MAINTENANCE_READONLY_ENABLED"
@@ -41,8 +42,8 @@ const (
 
 // Config is the loaded configuration.
 type Config struct {
-	// Distribution is distribution's configuration, ready for its storage driver factory and
-	// its registry server.
+	// Distribution is distribution's configuration, ready for storage.OpenDriver and
+	// distribution's registry server.
 	Distribution *configuration.Configuration
 	OpenShift    OpenShift
 	// Path is the file it came from.

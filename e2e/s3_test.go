@@ -9,9 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/distribution/distribution/v3/configuration"
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
-	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
-	_ "github.com/distribution/distribution/v3/registry/storage/driver/s3-aws"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
 
@@ -48,7 +47,7 @@ func newS3Env(t *testing.T) *env {
 			t.Logf("stopping versitygw: %v", err)
 		}
 	})
-	drv, err := factory.Create(context.Background(), "s3aws", s3.DriverParameters(""))
+	drv, err := storage.OpenDriver(context.Background(), configuration.Storage{"s3aws": s3.DriverParameters("")}, "")
 	if err != nil {
 		t.Fatalf("distribution's s3 driver for %s: %v", s3.Endpoint, err)
 	}

@@ -8,12 +8,12 @@ import (
 	"time"
 
 	registrymiddleware "github.com/distribution/distribution/v3/registry/middleware/registry"
-	"github.com/distribution/distribution/v3/registry/storage"
-	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
+	diststorage "github.com/distribution/distribution/v3/registry/storage"
 	"github.com/sirupsen/logrus"
 
 	"github.com/hardprune/image-registry/cache"
 	"github.com/hardprune/image-registry/config"
+	"github.com/hardprune/image-registry/storage"
 )
 
 // PollIntervalEnv overrides openshift.cache.pollinterval: how often a registry with the
@@ -46,7 +46,7 @@ func setupInMemoryCache(ctx context.Context, cfg *config.Config) error {
 	}
 	provider := cache.NewResettableMemory(size)
 	delete(dcfg.Storage, "cache")
-	if err := registrymiddleware.RegisterOptions(storage.BlobDescriptorCacheProvider(provider)); err != nil {
+	if err := registrymiddleware.RegisterOptions(diststorage.BlobDescriptorCacheProvider(provider)); err != nil {
 		return err
 	}
 	log := logrus.WithField("component", "blob descriptor cache")
@@ -55,9 +55,9 @@ func setupInMemoryCache(ctx context.Context, cfg *config.Config) error {
 		return nil
 	}
 	// A driver of our own: the app's is not reachable, and a Stat needs no middleware.
-	drv, err := factory.Create(ctx, dcfg.Storage.Type(), dcfg.Storage.Parameters())
+	drv, err := storage.OpenDriver(ctx, dcfg.Storage, "to watch for prunes")
 	if err != nil {
-		return fmt.Errorf("creating the %s storage driver to watch for prunes: %w", dcfg.Storage.Type(), err)
+		return err
 	}
 	w := &cache.MarkerWatcher{Driver: drv, Interval: interval, OnChange: provider.Reset, Log: log}
 	go w.Run(ctx)

@@ -14,15 +14,10 @@ import (
 	storagemiddleware "github.com/distribution/distribution/v3/registry/storage/driver/middleware"
 	"github.com/sirupsen/logrus"
 
-	// The storage drivers an administrator's configuration may name.
-	_ "github.com/distribution/distribution/v3/registry/storage/driver/azure"
-	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
-	_ "github.com/distribution/distribution/v3/registry/storage/driver/gcs"
-	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
-	_ "github.com/distribution/distribution/v3/registry/storage/driver/s3-aws"
-
 	"github.com/hardprune/image-registry/config"
 	"github.com/hardprune/image-registry/imageapi"
+	// Registers the storage drivers an administrator's configuration may name.
+	_ "github.com/hardprune/image-registry/storage"
 )
 
 func init() {

@@ -49,11 +49,6 @@ func (s *Store) log() logrus.FieldLogger {
 	return s.Log
 }
 
-// flatListing names the drivers whose Walk is one flat, paged listing of every key below a
-// prefix (1000 keys a request on S3). Splitting their walk by directory would only add
-// requests, so they walk each root whole; the others walk directory shards in parallel.
-var flatListing = map[string]bool{"s3aws": true, "gcs": true, "azure": true}
-
 // Inventory walks the blobs and the repositories. Sizes and modification times come from the
 // walk itself. Files the registry cannot have written are logged and skipped; any storage error
 // fails the inventory, since a partial one could make a referenced blob look unlinked.
@@ -61,7 +56,7 @@ func (s *Store) Inventory(ctx context.Context) (*prune.Inventory, error) {
 	phase := progress.Start(s.log(), "inventory")
 	defer phase.Done()
 	w := &walker{Store: s, phase: phase, digests: &interner{}}
-	if flatListing[s.Driver.Name()] {
+	if traitsOf(s.Driver.Name()).FlatListing {
 		return w.flatInventory(ctx)
 	}
 	g, ctx := errgroup.WithContext(ctx)
@@ -124,7 +119,7 @@ func (s *walker) flatInventory(ctx context.Context) (*prune.Inventory, error) {
 		case strings.HasPrefix(p, RepositoriesPath+"/"):
 			s.visitRepositoryFile(repos, fi)
 		}
-		// Anything else under the root (the prune marker) is not the inventory's.
+		// Anything else under the root (the prune marker and lock) is not the inventory's.
 		return nil
 	})
 	if err != nil {

@@ -16,7 +16,54 @@ import (
 )
 
 // The layout is distribution's (registry/storage/paths.go); we must read and write exactly the
-// same paths as the registry that serves this storage.
+// same paths as the registry that serves this storage. The paths are the storage driver's, so
+// below its rootdirectory setting where it has one. Each node is named with the function or
+// constant here that builds its path:
+//
+//	/docker/registry/v2                              RootPath
+//	├── blobs                                        BlobsPath
+//	│   └── <algorithm>
+//	│       └── <first two hex digits>               BlobPrefixPath
+//	│           └── <hex digest>                     BlobDirPath
+//	│               └── data                         BlobDataPath
+//	├── repositories                                 RepositoriesPath
+//	│   └── <name>/.../<name>                        RepositoryPath
+//	│       ├── _layers                              RepositoryDataPath
+//	│       │   └── <algorithm>
+//	│       │       └── <hex digest>                 LayerLinkDirPath
+//	│       │           └── link                     LayerLinkPath
+//	│       ├── _manifests                           RepositoryDataPath
+//	│       │   ├── revisions
+//	│       │   │   └── <algorithm>
+//	│       │   │       └── <hex digest>             ManifestRevisionPath
+//	│       │   │           └── link                 ManifestRevisionLinkPath
+//	│       │   └── tags
+//	│       │       └── <tag>                        TagPath
+//	│       │           ├── current                  TagCurrentPath
+//	│       │           │   └── link                 TagCurrentLinkPath
+//	│       │           └── index
+//	│       │               └── <algorithm>
+//	│       │                   └── <hex digest>     TagIndexEntryPath
+//	│       │                       └── link         TagIndexEntryLinkPath
+//	│       ├── _uploads                             RepositoryDataPath
+//	│       │   └── <upload id>                      UploadPath
+//	│       │       ├── data
+//	│       │       ├── startedat
+//	│       │       └── hashstates
+//	│       │           └── <algorithm>
+//	│       │               └── <offset>
+//	│       └── <name>/...                           a repository nested in this one
+//	└── hardprune                                    ours, not distribution's
+//	    ├── lock                                     PruneLockPath
+//	    └── marker                                   PruneMarkerPath
+//
+// The content is in the blobs: manifests, configs and layers alike, each stored once however
+// many repositories share it. A repository holds links, files whose whole content is a digest
+// (ParseLink): a layer link makes a blob readable through the repository, a revision link makes
+// a manifest part of it, a tag's current link names the manifest the tag points at now, and its
+// index entries the manifests it has pointed at. An upload is a blob being pushed: its data so
+// far, its start time and the states of its digest computation. ParsePath classifies the files
+// below blobs/ and repositories/ (EntryKind); the inventory leaves hardprune/ alone.
 const (
 	// RootPath is the prefix of every path the registry writes.
 	RootPath = "/docker/registry/v2"
@@ -117,14 +164,15 @@ func UploadPath(repo, id string) string {
 
 // PruneMarkerPath is the object -prune=delete writes when its sweep starts and again when it
 // ends; serving registries poll it and drop their in-memory blob descriptor cache when it
-// changes. It lies outside BlobsPath and RepositoriesPath, so no inventory walk (ours or
-// distribution's catalog, upload purger and garbage collector) ever meets it.
+// changes. It lies outside BlobsPath and RepositoriesPath, where every inventory looks (ours,
+// and distribution's catalog, upload purger and garbage collector), so none takes it for
+// registry data.
 func PruneMarkerPath() string {
 	return path.Join(RootPath, "hardprune", "marker")
 }
 
 // PruneLockPath is the object -prune=delete holds while it runs, so that only one prune at a
-// time deletes from a storage (see Lock). It lies next to the marker, outside every walk.
+// time deletes from a storage (see Lock). It lies next to the marker, for the same reason.
 func PruneLockPath() string {
 	return path.Join(RootPath, "hardprune", "lock")
 }

@@ -138,7 +138,7 @@ func storedPaths(o prune.Object) []string {
 //
 // A failure leaves an empty directory, which is harmless: it is logged, not returned.
 func (s *Store) removeEmptyParents(ctx context.Context, dir string) {
-	if flatListing[s.Driver.Name()] {
+	if traitsOf(s.Driver.Name()).FlatListing {
 		return
 	}
 	for ; strings.HasPrefix(dir, RepositoriesPath+"/"); dir = path.Dir(dir) {

@@ -39,6 +39,8 @@ func (s staticRefs) References(context.Context) (*prune.References, error) {
 	return b.Build(), nil
 }
 
+// drivers returns a driver that runs here for each way of storing that storage.DriverTraits
+// tells apart: the two local drivers, and an object store's flat listing.
 func drivers(t *testing.T) map[string]driver.StorageDriver {
 	return map[string]driver.StorageDriver{
 		"inmemory":   inmemory.New(),

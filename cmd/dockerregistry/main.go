@@ -18,7 +18,6 @@ import (
 	"time"
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
-	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
 	"github.com/sirupsen/logrus"
 
 	"github.com/hardprune/image-registry/cache"
@@ -221,9 +220,9 @@ func openStorage(ctx context.Context, cfg *config.Config, stderr io.Writer) (*lo
 	if err != nil {
 		return nil, nil, err
 	}
-	drv, err := factory.Create(ctx, cfg.Distribution.Storage.Type(), cfg.Distribution.Storage.Parameters())
+	drv, err := storage.OpenDriver(ctx, cfg.Distribution.Storage, "")
 	if err != nil {
-		return nil, nil, fmt.Errorf("creating the %s storage driver: %w", cfg.Distribution.Storage.Type(), err)
+		return nil, nil, err
 	}
 	return log, drv, nil
 }

@@ -65,12 +65,9 @@ func StartImageAPIServer(ctx context.Context, dir string, log io.Writer, opts Im
 	if authArgs == nil {
 		authArgs = []string{"--insecure-allow-all"}
 	}
-	for attempt := 1; ; attempt++ {
-		ports, err := freePorts(1)
-		if err != nil {
-			return nil, err
-		}
-		url := "https://127.0.0.1:" + strconv.Itoa(ports[0])
+	var url string
+	p, err := startOnFreePorts(1, func(ports []int) (*Process, error) {
+		url = "https://127.0.0.1:" + strconv.Itoa(ports[0])
 		args := []string{
 			"--etcd-servers=" + opts.EtcdEndpoint,
 			"--bind-address=127.0.0.1",
@@ -80,25 +77,23 @@ func StartImageAPIServer(ctx context.Context, dir string, log io.Writer, opts Im
 			"--cert-dir=" + certDir,
 		}
 		args = append(append(args, authArgs...), opts.ExtraArgs...)
-		p, err := startProcess(dir, "imageapiserver", log, binary, args...)
-		if err != nil {
-			return nil, err
+		return startProcess(dir, "imageapiserver", log, binary, args...)
+	}, func(p *Process) error {
+		if err := p.waitReady(ctx, url+"/readyz", ""); err != nil {
+			return fmt.Errorf("imageapiserver: %w", err)
 		}
-		err = p.waitReady(ctx, url+"/readyz", "")
-		if err == nil {
-			s := &ImageAPIServer{Process: p, URL: url, CAFile: filepath.Join(certDir, "apiserver.crt"), Token: opts.Token,
-				Kubeconfig: filepath.Join(dir, "kubeconfig")}
-			if err := writeKubeconfig(s.Kubeconfig, s.URL, s.CAFile, s.Token); err != nil {
-				_ = p.Stop()
-				return nil, err
-			}
-			return s, nil
-		}
-		_ = p.Stop()
-		if !errors.Is(err, errAddressInUse) || attempt == 3 {
-			return nil, fmt.Errorf("imageapiserver: %w", err)
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	s := &ImageAPIServer{Process: p, URL: url, CAFile: filepath.Join(certDir, "apiserver.crt"), Token: opts.Token,
+		Kubeconfig: filepath.Join(dir, "kubeconfig")}
+	if err := writeKubeconfig(s.Kubeconfig, s.URL, s.CAFile, s.Token); err != nil {
+		_ = p.Stop()
+		return nil, err
+	}
+	return s, nil
 }
 
 // writeKubeconfig writes a kubeconfig (as JSON, which is valid YAML and

@@ -2,7 +2,6 @@ package harness
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -28,18 +27,15 @@ func StartEtcd(ctx context.Context, dir string, log io.Writer) (*Etcd, error) {
 		return nil, err
 	}
 	dataDir := filepath.Join(dir, "etcd-data")
-	for attempt := 1; ; attempt++ {
-		ports, err := freePorts(2)
-		if err != nil {
-			return nil, err
-		}
-		client := "http://127.0.0.1:" + strconv.Itoa(ports[0])
+	var client string
+	p, err := startOnFreePorts(2, func(ports []int) (*Process, error) {
+		client = "http://127.0.0.1:" + strconv.Itoa(ports[0])
 		peer := "http://127.0.0.1:" + strconv.Itoa(ports[1])
 		// A failed attempt may have initialized the data dir for other ports.
 		if err := os.RemoveAll(dataDir); err != nil {
 			return nil, err
 		}
-		p, err := startProcess(dir, "etcd", log, binary,
+		return startProcess(dir, "etcd", log, binary,
 			"--name=e2e",
 			"--data-dir="+dataDir,
 			"--listen-client-urls="+client,
@@ -51,16 +47,14 @@ func StartEtcd(ctx context.Context, dir string, log io.Writer) (*Etcd, error) {
 			"--logger=zap",
 			"--log-outputs=stderr",
 		)
-		if err != nil {
-			return nil, err
+	}, func(p *Process) error {
+		if err := p.waitReady(ctx, client+"/health", `"health":"true"`); err != nil {
+			return fmt.Errorf("etcd: %w", err)
 		}
-		err = p.waitReady(ctx, client+"/health", `"health":"true"`)
-		if err == nil {
-			return &Etcd{Process: p, Endpoint: client, DataDir: dataDir}, nil
-		}
-		_ = p.Stop()
-		if !errors.Is(err, errAddressInUse) || attempt == 3 {
-			return nil, fmt.Errorf("etcd: %w", err)
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return &Etcd{Process: p, Endpoint: client, DataDir: dataDir}, nil
 }

@@ -131,12 +131,9 @@ func StartKubeAPIServer(ctx context.Context, dir string, log io.Writer, opts Kub
 		return nil, err
 	}
 
-	for attempt := 1; ; attempt++ {
-		ports, err := freePorts(1)
-		if err != nil {
-			return nil, err
-		}
-		url := "https://127.0.0.1:" + strconv.Itoa(ports[0])
+	var url string
+	p, err := startOnFreePorts(1, func(ports []int) (*Process, error) {
+		url = "https://127.0.0.1:" + strconv.Itoa(ports[0])
 		args := []string{
 			"--etcd-servers=" + opts.EtcdEndpoint,
 			"--etcd-prefix=" + opts.EtcdPrefix,
@@ -157,28 +154,26 @@ func StartKubeAPIServer(ctx context.Context, dir string, log io.Writer, opts Kub
 			"--endpoint-reconciler-type=none",
 		}
 		args = append(args, opts.ExtraArgs...)
-		p, err := startProcess(dir, "kube-apiserver", log, binary, args...)
-		if err != nil {
-			return nil, err
-		}
+		return startProcess(dir, "kube-apiserver", log, binary, args...)
+	}, func(p *Process) error {
 		// /readyz needs RBAC's bootstrap roles for anonymous users; the admin
 		// token (system:masters) is allowed from the start.
-		err = p.waitReadyToken(ctx, url+"/readyz", tokens[KubeAdminUser])
-		if err == nil {
-			s := &KubeAPIServer{Process: p, URL: url, CAFile: filepath.Join(certDir, "apiserver.crt"),
-				AdminToken: tokens[KubeAdminUser], Tokens: tokens,
-				Kubeconfig: filepath.Join(confDir, "admin.kubeconfig")}
-			if err := writeKubeKubeconfig(s.Kubeconfig, s.URL, s.CAFile, s.AdminToken); err != nil {
-				_ = p.Stop()
-				return nil, err
-			}
-			return s, nil
+		if err := p.waitReadyToken(ctx, url+"/readyz", tokens[KubeAdminUser]); err != nil {
+			return fmt.Errorf("kube-apiserver: %w", err)
 		}
-		_ = p.Stop()
-		if !errors.Is(err, errAddressInUse) || attempt == 3 {
-			return nil, fmt.Errorf("kube-apiserver: %w", err)
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	s := &KubeAPIServer{Process: p, URL: url, CAFile: filepath.Join(certDir, "apiserver.crt"),
+		AdminToken: tokens[KubeAdminUser], Tokens: tokens,
+		Kubeconfig: filepath.Join(confDir, "admin.kubeconfig")}
+	if err := writeKubeKubeconfig(s.Kubeconfig, s.URL, s.CAFile, s.AdminToken); err != nil {
+		_ = p.Stop()
+		return nil, err
+	}
+	return s, nil
 }
 
 // DelegatedAuthArgs returns the imageapiserver flags (ImageAPIServerOptions.AuthArgs)

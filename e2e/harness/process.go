@@ -134,8 +134,8 @@ func (p *Process) logMentions(s string) bool {
 	return bytes.Contains(data, []byte(s))
 }
 
-// errAddressInUse marks a start-up that lost a race for its free port; the
-// Start functions retry with new ports.
+// errAddressInUse marks a start-up that lost a race for its free port;
+// startOnFreePorts retries with new ports.
 var errAddressInUse = errors.New("address already in use")
 
 // waitReady polls url until it answers 200 (and the body contains want, if
@@ -186,9 +186,38 @@ func withDefaultTimeout(ctx context.Context) (context.Context, context.CancelFun
 	return context.WithTimeout(ctx, DefaultStartTimeout)
 }
 
+// startAttempts is how many times startOnFreePorts starts a child.
+const startAttempts = 3
+
+// startOnFreePorts starts a child on n free loopback ports and waits until it serves: start
+// starts it on the ports, ready waits for it. A port free when chosen may still be taken
+// before the child binds it; when ready says so (errAddressInUse), the child is started again
+// on new ports, startAttempts times in all. A child that is not ready is stopped, and the
+// error of start or ready is returned as it is.
+func startOnFreePorts(n int, start func(ports []int) (*Process, error), ready func(*Process) error) (*Process, error) {
+	for attempt := 1; ; attempt++ {
+		ports, err := freePorts(n)
+		if err != nil {
+			return nil, err
+		}
+		p, err := start(ports)
+		if err != nil {
+			return nil, err
+		}
+		err = ready(p)
+		if err == nil {
+			return p, nil
+		}
+		_ = p.Stop()
+		if !errors.Is(err, errAddressInUse) || attempt == startAttempts {
+			return nil, err
+		}
+	}
+}
+
 // freePorts returns n distinct free TCP ports on 127.0.0.1. They are free
 // when this returns; another process may still take one before the child
-// binds it, hence the retries in the Start functions.
+// binds it, hence startOnFreePorts.
 func freePorts(n int) ([]int, error) {
 	ports := make([]int, 0, n)
 	for range n {

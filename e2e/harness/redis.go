@@ -3,7 +3,6 @@ package harness
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -46,13 +45,10 @@ func StartRedis(ctx context.Context, dir string, log io.Writer) (*Redis, error) 
 	if err != nil {
 		return nil, err
 	}
-	for attempt := 1; ; attempt++ {
-		ports, err := freePorts(1)
-		if err != nil {
-			return nil, err
-		}
-		addr := "127.0.0.1:" + strconv.Itoa(ports[0])
-		p, err := startProcess(dir, "redis", log, binary,
+	var addr string
+	p, err := startOnFreePorts(1, func(ports []int) (*Process, error) {
+		addr = "127.0.0.1:" + strconv.Itoa(ports[0])
+		return startProcess(dir, "redis", log, binary,
 			"--port", strconv.Itoa(ports[0]),
 			"--bind", "127.0.0.1",
 			"--dir", dir,
@@ -61,18 +57,16 @@ func StartRedis(ctx context.Context, dir string, log io.Writer) (*Redis, error) 
 			"--daemonize", "no",
 			"--protected-mode", "yes",
 		)
-		if err != nil {
-			return nil, err
+	}, func(p *Process) error {
+		if err := waitRedis(ctx, p, addr); err != nil {
+			return fmt.Errorf("redis: %w", err)
 		}
-		err = waitRedis(ctx, p, addr)
-		if err == nil {
-			return &Redis{Process: p, Addr: addr}, nil
-		}
-		_ = p.Stop()
-		if !errors.Is(err, errAddressInUse) || attempt == 3 {
-			return nil, fmt.Errorf("redis: %w", err)
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return &Redis{Process: p, Addr: addr}, nil
 }
 
 // waitRedis sends PING until the answer is +PONG, the process exits, or ctx ends.

@@ -96,35 +96,24 @@ func StartRegistry(ctx context.Context, dir string, log io.Writer, opts Registry
 	if err != nil {
 		return nil, err
 	}
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		ports, err := freePorts(1)
-		if err != nil {
-			return nil, err
-		}
-		host := "127.0.0.1:" + strconv.Itoa(ports[0])
-		configPath := filepath.Join(dir, "registry-config.yml")
+	configPath := filepath.Join(dir, "registry-config.yml")
+	var host string
+	p, err := startOnFreePorts(1, func(ports []int) (*Process, error) {
+		host = "127.0.0.1:" + strconv.Itoa(ports[0])
 		if err := WriteRegistryConfigStorage(configPath, host, storage, opts.Kubeconfig); err != nil {
 			return nil, err
 		}
 		if err := appendFile(configPath, opts.Config); err != nil {
 			return nil, err
 		}
-		p, err := startProcessEnv(dir, "registry", log, append(isolatedEnv(), opts.Env...), binary, configPath)
-		if err != nil {
-			return nil, err
-		}
-		if err := p.waitReady(ctx, "http://"+host+"/v2/", ""); err != nil {
-			_ = p.Stop()
-			lastErr = err
-			if errors.Is(err, errAddressInUse) {
-				continue
-			}
-			return nil, err
-		}
-		return &Registry{Process: p, Host: host, ConfigPath: configPath}, nil
+		return startProcessEnv(dir, "registry", log, append(isolatedEnv(), opts.Env...), binary, configPath)
+	}, func(p *Process) error {
+		return p.waitReady(ctx, "http://"+host+"/v2/", "")
+	})
+	if err != nil {
+		return nil, err
 	}
-	return nil, lastErr
+	return &Registry{Process: p, Host: host, ConfigPath: configPath}, nil
 }
 
 // PruneResult is what one run of dockerregistry -prune=... printed.

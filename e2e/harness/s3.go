@@ -2,7 +2,6 @@ package harness
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -60,32 +59,21 @@ func StartS3(ctx context.Context, dir string, log io.Writer) (*S3, error) {
 		return nil, err
 	}
 	env := []string{"ROOT_ACCESS_KEY=" + S3AccessKey, "ROOT_SECRET_KEY=" + S3SecretKey}
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		ports, err := freePorts(1)
-		if err != nil {
-			return nil, err
-		}
-		addr := "127.0.0.1:" + strconv.Itoa(ports[0])
+	var addr string
+	p, err := startOnFreePorts(1, func(ports []int) (*Process, error) {
+		addr = "127.0.0.1:" + strconv.Itoa(ports[0])
 		// --default-etag: objects written straight into the backend directory (the benchmark's
 		// generator does that for speed) have no stored ETag.
-		p, err := startProcessEnv(dir, "versitygw", log, env, binary,
+		return startProcessEnv(dir, "versitygw", log, env, binary,
 			"--port", addr, "--region", S3Region, "--health", "/health", "--quiet",
 			"posix", "--default-etag", "00000000000000000000000000000000", root)
-		if err != nil {
-			return nil, err
-		}
-		if err := p.waitReady(ctx, "http://"+addr+"/health", ""); err != nil {
-			_ = p.Stop()
-			lastErr = err
-			if errors.Is(err, errAddressInUse) {
-				continue
-			}
-			return nil, err
-		}
-		return &S3{Process: p, Endpoint: "http://" + addr, Bucket: S3Bucket, AccessKey: S3AccessKey, SecretKey: S3SecretKey, Root: root}, nil
+	}, func(p *Process) error {
+		return p.waitReady(ctx, "http://"+addr+"/health", "")
+	})
+	if err != nil {
+		return nil, err
 	}
-	return nil, lastErr
+	return &S3{Process: p, Endpoint: "http://" + addr, Bucket: S3Bucket, AccessKey: S3AccessKey, SecretKey: S3SecretKey, Root: root}, nil
 }
 
 // BucketDir is the posix directory holding the bucket's objects.
