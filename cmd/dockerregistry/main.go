@@ -229,9 +229,27 @@ func openStorage(ctx context.Context, cfg *config.Config, stderr io.Writer) (*lo
 }
 
 // connectImageAPI is how every mode reaches the image API: the credentials the configuration
-// leads to, each request bounded by -prune-api-timeout.
+// leads to, each request bounded by -prune-api-timeout, lists paged by -prune-page-size.
 func connectImageAPI(cfg *config.Config, opts options, log logrus.FieldLogger) (*imageapi.Connection, error) {
-	return imageapi.Connect(cfg.OpenShift.KubeConfig, imageapi.ConnectOptions{Timeout: opts.apiTimeout, Log: log})
+	return imageapi.Connect(cfg.OpenShift.KubeConfig, imageapi.ConnectOptions{Timeout: opts.apiTimeout, PageSize: opts.pageSize, Log: log})
+}
+
+// pruneConfig is the prune the options ask for, from what api references and store holds. It
+// is a dry run: a delete run adds its Remover.
+func pruneConfig(opts options, api *imageapi.Connection, store *storage.Store, log logrus.FieldLogger) prune.Config {
+	return prune.Config{
+		References: api.Lister,
+		Inventory:  store,
+		Options: prune.Options{
+			Now:             time.Now(),
+			KeepYoungerThan: opts.keepYoungerThan,
+			UploadPurgeAge:  opts.uploadPurgeAge,
+		},
+		Workers:        opts.workers,
+		AllowDeleteAll: opts.allowDeleteAll,
+		MaxDeleteRatio: opts.maxDeleteRatio,
+		Log:            log,
+	}
 }
 
 func runPrune(ctx context.Context, cfg *config.Config, opts options, stdout, stderr io.Writer) int {
@@ -283,19 +301,7 @@ func runPrune(ctx context.Context, cfg *config.Config, opts options, stdout, std
 	defer inval.Close()
 
 	store := &storage.Store{Driver: drv, Workers: opts.workers, Log: log, Root: storageRoot(cfg)}
-	pcfg := prune.Config{
-		References: &imageapi.Source{Client: api.Client, PageSize: opts.pageSize, Log: log},
-		Inventory:  store,
-		Options: prune.Options{
-			Now:             time.Now(),
-			KeepYoungerThan: opts.keepYoungerThan,
-			UploadPurgeAge:  opts.uploadPurgeAge,
-		},
-		Workers:        opts.workers,
-		AllowDeleteAll: opts.allowDeleteAll,
-		MaxDeleteRatio: opts.maxDeleteRatio,
-		Log:            log,
-	}
+	pcfg := pruneConfig(opts, api, store, log)
 	if !dryRun {
 		pcfg.Remover = inval.Wrap(store)
 		pcfg.BeforeSweep = lock.Confirm
