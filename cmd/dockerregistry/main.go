@@ -314,17 +314,23 @@ func runPrune(ctx context.Context, cfg *config.Config, opts options, stdout, std
 			err = errors.Join(err, ferr)
 		}
 	}
-	// The summary is printed whenever the sweep started, so an interrupted or failed delete
-	// still says what it removed. A run that failed before the sweep deleted nothing, and
-	// prints no counts that a script could take for a clean result.
-	if plan != nil && !errors.Is(err, prune.ErrWouldDeleteEverything) {
+	// The counts are printed once the run reached its sweep, so that an interrupted or failed
+	// delete still says what it removed. A run stopped before (reading, deciding, or by the
+	// wrong-cluster interlock) deleted nothing, and prints no counts that a script could take
+	// for a clean result.
+	reachedSweep := plan != nil && !errors.Is(err, prune.ErrWouldDeleteEverything)
+	if reachedSweep {
 		prune.WriteSummary(stdout, sum, dryRun)
-		entries := inval.Invalidated()
-		if dryRun && err == nil {
-			entries, err = inval.Count(ctx, plan, opts.workers)
-		}
-		if err == nil || !dryRun {
-			inval.WriteSummary(stdout, entries, dryRun)
+		switch {
+		case !dryRun:
+			// The cache entries the delete removed, however far it got.
+			inval.WriteSummary(stdout, inval.Invalidated(), dryRun)
+		case err == nil:
+			// The cache entries the check's plan would remove; a failed check counts none.
+			var entries int
+			if entries, err = inval.Count(ctx, plan, opts.workers); err == nil {
+				inval.WriteSummary(stdout, entries, dryRun)
+			}
 		}
 	}
 	err = writePruneReport(opts, drv, plan, sum, dryRun, err)
