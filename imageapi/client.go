@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	imageclient "github.com/openshift/client-go/image/clientset/versioned/typed/image/v1"
 	"github.com/sirupsen/logrus"
 	"k8s.io/client-go/rest"
 )
@@ -32,14 +31,16 @@ type ConnectOptions struct {
 	// answer; a read (GET) that times out is tried again, up to 3 attempts in all. Zero means
 	// DefaultRequestTimeout.
 	Timeout time.Duration
+	// PageSize is how many objects a list request asks for; zero means DefaultPageSize.
+	PageSize int64
 	// Log receives, at warning level, the requests that time out and, every
-	// WaitReportInterval, those still waiting.
+	// WaitReportInterval, those still waiting; and the Lister's warnings.
 	Log logrus.FieldLogger
 }
 
-// Connection is a client of the image API and where it came from.
+// Connection reads the image API, and says where it came from.
 type Connection struct {
-	Client imageclient.ImageV1Interface
+	*Lister
 	// Host is the API server's address, as the kubeconfig or service account names it.
 	Host string
 	// Source says where the credentials came from (see RESTConfig).
@@ -62,7 +63,7 @@ func Connect(configKubeconfig string, opts ConnectOptions) (*Connection, error) 
 	if err != nil {
 		return nil, fmt.Errorf("creating the image API client: %w", err)
 	}
-	return &Connection{Client: client, Host: restCfg.Host, Source: source}, nil
+	return &Connection{Lister: &Lister{Client: client, PageSize: opts.PageSize, Log: opts.Log}, Host: restCfg.Host, Source: source}, nil
 }
 
 // BoundedTransport returns a wrapper of an image API client's transport (for

@@ -3,6 +3,7 @@ package imageapi
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	imagev1 "github.com/openshift/api/image/v1"
 	imageclient "github.com/openshift/client-go/image/clientset/versioned/typed/image/v1"
@@ -13,13 +14,14 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/hardprune/image-registry/prune"
 )
 
-// Lister walks whole Image and ImageStream objects page by page, for the maintenance modes
-// that need more of them than the prune's digests (the tag positions of -prune-explain, the
-// references and annotations of -restore).
+// Lister reads the Images and ImageStreams page by page: the references of the prune, and for
+// the maintenance modes more of them than the prune's digests (the tag positions of
+// -prune-explain, the references and annotations of -restore).
 type Lister struct {
 	Client   imageclient.ImageV1Interface
 	PageSize int64
@@ -71,13 +73,27 @@ func (l *Lister) EachImageStream(ctx context.Context, fn func(*imagev1.ImageStre
 	return nil
 }
 
-// Restarting runs pass, a whole listing that starts from fresh state each time, again when the
-// API server expires its continue token mid-way (as Source.References does): a partial
-// listing is never used.
-func (l *Lister) Restarting(ctx context.Context, pass func(context.Context) error) error {
+// Pass is one listing of every Image and every ImageStream, each handed over with its
+// reduction as its page arrives. Image and Stream are never called at the same time.
+type Pass struct {
+	// Start is called before each attempt, to start from fresh state: a listing whose continue
+	// token the API server expired mid-way starts over, and a partial listing is never used.
+	Start  func()
+	Image  func(*imagev1.Image, prune.Image) error
+	Stream func(*imagev1.ImageStream, prune.StreamTags) error
+	// ImagesFirst hands over every Image before the first ImageStream, for passes that need
+	// them so; otherwise the two are listed at the same time, and the pass takes as long as
+	// the longer listing, not the sum of both.
+	ImagesFirst bool
+}
+
+// Walk runs p over the image API, starting over (up to 3 attempts in all) when the API server
+// expires its continue token.
+func (l *Lister) Walk(ctx context.Context, p Pass) error {
 	var lastErr error
 	for attempt := 1; attempt <= maxListAttempts; attempt++ {
-		err := pass(ctx)
+		p.Start()
+		err := l.walkOnce(ctx, p)
 		if err == nil {
 			return nil
 		}
@@ -90,6 +106,43 @@ func (l *Lister) Restarting(ctx context.Context, pass func(context.Context) erro
 	return fmt.Errorf("listing kept expiring after %d attempts: %w", maxListAttempts, lastErr)
 }
 
+// walkOnce is one attempt of Walk.
+func (l *Lister) walkOnce(ctx context.Context, p Pass) error {
+	var mu sync.Mutex // the pass is fed from both listings
+	images := func(ctx context.Context) error {
+		return l.EachImage(ctx, func(img *imagev1.Image) error {
+			reduced, err := ReduceImage(img)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			return p.Image(img, reduced)
+		})
+	}
+	streams := func(ctx context.Context) error {
+		return l.EachImageStream(ctx, func(is *imagev1.ImageStream) error {
+			tags, err := TagHistories(is)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			return p.Stream(is, tags)
+		})
+	}
+	if p.ImagesFirst {
+		if err := images(ctx); err != nil {
+			return err
+		}
+		return streams(ctx)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return images(gctx) })
+	g.Go(func() error { return streams(gctx) })
+	return g.Wait()
+}
+
 // TagHistories reduces an ImageStream to its repository and, tag by tag, the manifests of its
 // history, newest first, keeping the positions that ReduceStream forgets.
 func TagHistories(is *imagev1.ImageStream) (prune.StreamTags, error) {
@@ -98,7 +151,9 @@ func TagHistories(is *imagev1.ImageStream) (prune.StreamTags, error) {
 		th := prune.TagHistory{Tag: tag.Tag}
 		for i, item := range tag.Items {
 			if item.Image == "" {
-				continue // a reference tag: nothing stored here (see ReduceStream)
+				// A reference tag (spec.tags[].reference: true) records only a
+				// dockerImageReference to another registry: it names nothing stored here.
+				continue
 			}
 			d, err := digest.Parse(item.Image)
 			if err != nil {

@@ -9,38 +9,27 @@ import (
 	"github.com/hardprune/image-registry/prune"
 )
 
-// Explain lists every Image and ImageStream like Source.References, and keeps besides, for
-// target alone, the Images that use it and the tag history items that name them. It is the
-// listing pass of -prune-explain; the prune's own pass keeps none of this.
+// Explain lists every Image and ImageStream like References, and keeps besides, for target
+// alone, the Images that use it and the tag history items that name them. It is the listing
+// pass of -prune-explain; the prune's own pass keeps none of this.
 func (l *Lister) Explain(ctx context.Context, target digest.Digest) (*prune.References, *prune.Usage, error) {
-	var (
-		refs  *prune.References
-		usage *prune.Usage
-	)
-	err := l.Restarting(ctx, func(ctx context.Context) error {
-		e := prune.NewExplainer(target)
-		if err := l.EachImage(ctx, func(img *imagev1.Image) error {
-			reduced, err := ReduceImage(img)
-			if err != nil {
-				return err
-			}
-			e.AddImage(reduced)
+	var e *prune.Explainer
+	err := l.Walk(ctx, Pass{
+		Start: func() { e = prune.NewExplainer(target) },
+		Image: func(_ *imagev1.Image, img prune.Image) error {
+			e.AddImage(img)
 			return nil
-		}); err != nil {
-			return err
-		}
-		if err := l.EachImageStream(ctx, func(is *imagev1.ImageStream) error {
-			st, err := TagHistories(is)
-			if err != nil {
-				return err
-			}
+		},
+		Stream: func(_ *imagev1.ImageStream, st prune.StreamTags) error {
 			e.AddStream(st)
 			return nil
-		}); err != nil {
-			return err
-		}
-		refs, usage = e.Build()
-		return nil
+		},
+		// The Explainer finds the tags keeping the target from the Images that use it.
+		ImagesFirst: true,
 	})
-	return refs, usage, err
+	if err != nil {
+		return nil, nil, err
+	}
+	refs, usage := e.Build()
+	return refs, usage, nil
 }

@@ -96,20 +96,9 @@ func configDigest(img *imagev1.Image) (digest.Digest, error) {
 
 // ReduceStream keeps the repository of an ImageStream and the manifests of its tag histories.
 func ReduceStream(is *imagev1.ImageStream) (prune.Stream, error) {
-	out := prune.Stream{Repository: is.Namespace + "/" + is.Name}
-	for _, tag := range is.Status.Tags {
-		for i, item := range tag.Items {
-			if item.Image == "" {
-				// A reference tag (spec.tags[].reference: true) records only a
-				// dockerImageReference to another registry: it names nothing stored here.
-				continue
-			}
-			d, err := digest.Parse(item.Image)
-			if err != nil {
-				return prune.Stream{}, fmt.Errorf("image stream %s tag %q item %d: image %q is not a digest: %w", out.Repository, tag.Tag, i, item.Image, ErrMalformed)
-			}
-			out.Manifests = append(out.Manifests, d)
-		}
+	tags, err := TagHistories(is)
+	if err != nil {
+		return prune.Stream{}, err
 	}
-	return out, nil
+	return tags.Stream(), nil
 }

@@ -3,7 +3,6 @@ package imageapi
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	imagev1 "github.com/openshift/api/image/v1"
 	imageclient "github.com/openshift/client-go/image/clientset/versioned/typed/image/v1"
@@ -11,7 +10,6 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/sirupsen/logrus"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/hardprune/image-registry/prune"
 )
@@ -22,14 +20,10 @@ const DefaultPageSize = 500
 // maxListAttempts bounds the restarts after an expired continue token.
 const maxListAttempts = 3
 
-// Source reads the references from the image API.
-type Source struct {
-	Client   imageclient.ImageV1Interface
-	PageSize int64
-	Log      logrus.FieldLogger
-}
-
-var _ prune.ReferenceSource = (*Source)(nil)
+var (
+	_ prune.ReferenceSource = (*Lister)(nil)
+	_ prune.ExplainSource   = (*Lister)(nil)
+)
 
 // NewClient builds an image API client that speaks JSON: protobuf bodies from some API servers
 // do not decode into the image types.
@@ -43,24 +37,32 @@ func NewClient(cfg *rest.Config) (imageclient.ImageV1Interface, error) {
 	return imageclient.NewForConfig(cfg)
 }
 
-// References lists every Image and ImageStream. If the API server expires the continue token
-// mid-listing, the whole listing starts over: a partial listing is never used.
-func (s *Source) References(ctx context.Context) (*prune.References, error) {
-	l := &Lister{Client: s.Client, PageSize: s.PageSize, Log: s.Log}
-	var refs *prune.References
-	err := l.Restarting(ctx, func(ctx context.Context) error {
-		var err error
-		refs, err = s.list(ctx, l)
-		return err
+// References lists every Image and ImageStream, the two listings at the same time, reducing
+// each object to its digests as its page arrives.
+func (l *Lister) References(ctx context.Context) (*prune.References, error) {
+	var (
+		b               *prune.ReferenceBuilder
+		images, streams int
+	)
+	err := l.Walk(ctx, Pass{
+		Start: func() { b, images, streams = prune.NewReferenceBuilder(), 0, 0 },
+		Image: func(_ *imagev1.Image, img prune.Image) error {
+			b.AddImage(img)
+			images++
+			return nil
+		},
+		Stream: func(is *imagev1.ImageStream, st prune.StreamTags) error {
+			logReferenceItems(l.log(), is)
+			b.AddStream(st.Stream())
+			streams++
+			return nil
+		},
 	})
-	return refs, err
-}
-
-func (s *Source) log() logrus.FieldLogger {
-	if s.Log == nil {
-		return logrus.StandardLogger()
+	if err != nil {
+		return nil, err
 	}
-	return s.Log
+	l.log().WithFields(logrus.Fields{"images": images, "imagestreams": streams}).Debug("listed the image API")
+	return b.Build(), nil
 }
 
 // pageSize is the page size asked for: n, or DefaultPageSize when n is not positive.
@@ -69,47 +71,6 @@ func pageSize(n int64) int64 {
 		return DefaultPageSize
 	}
 	return n
-}
-
-// list reads the Images and the ImageStreams, the two listings at the same time, reducing
-// each object to its digests as its page arrives.
-func (s *Source) list(ctx context.Context, l *Lister) (*prune.References, error) {
-	b := prune.NewReferenceBuilder()
-	var mu sync.Mutex // the builder is filled from both listings
-	var images, streams int
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		return l.EachImage(gctx, func(img *imagev1.Image) error {
-			reduced, err := ReduceImage(img)
-			if err != nil {
-				return err
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			b.AddImage(reduced)
-			images++
-			return nil
-		})
-	})
-	g.Go(func() error {
-		return l.EachImageStream(gctx, func(is *imagev1.ImageStream) error {
-			reduced, err := ReduceStream(is)
-			if err != nil {
-				return err
-			}
-			logReferenceItems(s.log(), is)
-			mu.Lock()
-			defer mu.Unlock()
-			b.AddStream(reduced)
-			streams++
-			return nil
-		})
-	})
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	s.log().WithFields(logrus.Fields{"images": images, "imagestreams": streams}).Debug("listed the image API")
-	return b.Build(), nil
 }
 
 // explain adds what to do to the API errors administrators meet most.

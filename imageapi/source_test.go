@@ -135,7 +135,7 @@ func TestSourcePagesAndRestartsOnExpiry(t *testing.T) {
 	client := fake.NewSimpleClientset(&stream)
 	// Calls 1 and 2 read pages 0 and 1; call 3 (page 2) expires; calls 4-6 read all three again.
 	client.PrependReactor("list", "images", pagedImages(images, map[int]error{3: expired}, &calls))
-	src := &Source{Client: client.ImageV1(), PageSize: 2}
+	src := &Lister{Client: client.ImageV1(), PageSize: 2}
 	refs, err := src.References(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -173,7 +173,7 @@ func TestSourceFailsWholeOnErrors(t *testing.T) {
 				failOn = map[int]error{2: tt.err, 4: tt.err, 6: tt.err}
 			}
 			client.PrependReactor("list", "images", pagedImages(images, failOn, &calls))
-			refs, err := (&Source{Client: client.ImageV1(), PageSize: 2}).References(context.Background())
+			refs, err := (&Lister{Client: client.ImageV1(), PageSize: 2}).References(context.Background())
 			if err == nil || refs != nil {
 				t.Fatalf("got refs=%v err=%v, want an error and no references", refs, err)
 			}

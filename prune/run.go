@@ -86,6 +86,24 @@ type Config struct {
 	Log       logrus.FieldLogger
 }
 
+// manifestReader is where manifests are read from storage: Manifests, else the Inventory when
+// it can, else nowhere (nil).
+func (cfg Config) manifestReader() ManifestReader {
+	if cfg.Manifests != nil {
+		return cfg.Manifests
+	}
+	manifests, _ := cfg.Inventory.(ManifestReader)
+	return manifests
+}
+
+// tagResolver reads tags through the Inventory when it can; otherwise they are left alone.
+func (cfg Config) tagResolver() TagResolver {
+	if resolver, ok := cfg.Inventory.(TagResolver); ok {
+		return resolver
+	}
+	return leaveAlone{}
+}
+
 // DefaultMaxDeleteRatio is the default of Config.MaxDeleteRatio.
 const DefaultMaxDeleteRatio = 0.5
 
@@ -137,19 +155,14 @@ func Run(ctx context.Context, cfg Config) (*Plan, Summary, error) {
 		return nil, none, err
 	}
 
-	manifests := cfg.Manifests
-	if manifests == nil {
-		manifests, _ = cfg.Inventory.(ManifestReader)
-	}
-	if err := refs.Resolve(ctx, manifests, cfg.Workers); err != nil {
+	if err := refs.Resolve(ctx, cfg.manifestReader(), cfg.Workers); err != nil {
 		return nil, none, fmt.Errorf("reading manifests from storage (nothing was deleted): %w", err)
 	}
 	for _, repo := range refs.FailingClosed() {
 		log.Warnf("repository %s keeps every link and tag this run: what its image stream uses is not fully known (%s)", repo, refs.Repository(repo).unknownWhy())
 	}
 
-	resolver, _ := cfg.Inventory.(TagResolver)
-	plan, err := DecideAndResolve(ctx, refs, inv, cfg.Options, resolver)
+	plan, err := DecideAndResolve(ctx, refs, inv, cfg.Options, cfg.tagResolver())
 	if err != nil {
 		return nil, none, fmt.Errorf("reading tags (nothing was deleted): %w", err)
 	}

@@ -195,15 +195,21 @@ func (s *Store) shardDirs(ctx context.Context, root string, depth int, file func
 
 // walk runs the driver's Walk, treating a missing root as empty storage.
 func (s *Store) walk(ctx context.Context, root string, f driver.WalkFn) error {
-	err := s.Driver.Walk(ctx, root, f)
+	_, err := s.walkFound(ctx, root, f)
+	return err
+}
+
+// walkFound is walk, telling besides whether root exists.
+func (s *Store) walkFound(ctx context.Context, root string, f driver.WalkFn) (found bool, err error) {
+	err = s.Driver.Walk(ctx, root, f)
 	var notFound driver.PathNotFoundError
 	if errors.As(err, &notFound) && notFound.Path == root {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("walking %s: %w", root, err)
+		return true, fmt.Errorf("walking %s: %w", root, err)
 	}
-	return nil
+	return true, nil
 }
 
 func (s *walker) walkBlobs(ctx context.Context) ([]prune.Blob, error) {

@@ -228,9 +228,28 @@ func openStorage(ctx context.Context, cfg *config.Config, stderr io.Writer) (*lo
 }
 
 // connectImageAPI is how every mode reaches the image API: the credentials the configuration
-// leads to, each request bounded by -prune-api-timeout.
+// leads to, each request bounded by -prune-api-timeout, lists paged by -prune-page-size.
 func connectImageAPI(cfg *config.Config, opts options, log logrus.FieldLogger) (*imageapi.Connection, error) {
-	return imageapi.Connect(cfg.OpenShift.KubeConfig, imageapi.ConnectOptions{Timeout: opts.apiTimeout, Log: log})
+	return imageapi.Connect(cfg.OpenShift.KubeConfig, imageapi.ConnectOptions{Timeout: opts.apiTimeout, PageSize: opts.pageSize, Log: log})
+}
+
+// pruneConfig is the prune the options ask for, from what api references and store holds. It
+// is a dry run: a delete run adds its Remover.
+func pruneConfig(opts options, api *imageapi.Connection, store *storage.Store, log logrus.FieldLogger) prune.Config {
+	return prune.Config{
+		References: api.Lister,
+		Inventory:  store,
+		Options: prune.Options{
+			Now:             time.Now(),
+			KeepYoungerThan: opts.keepYoungerThan,
+			UploadPurgeAge:  opts.uploadPurgeAge,
+		},
+		Workers:        opts.workers,
+		AllowDeleteAll: opts.allowDeleteAll,
+		MaxDeleteRatio: opts.maxDeleteRatio,
+		Remover:        prune.DryRun{},
+		Log:            log,
+	}
 }
 
 func runPrune(ctx context.Context, cfg *config.Config, opts options, stdout, stderr io.Writer) int {
@@ -282,20 +301,7 @@ func runPrune(ctx context.Context, cfg *config.Config, opts options, stdout, std
 	defer inval.Close()
 
 	store := &storage.Store{Driver: drv, Workers: opts.workers, Log: log, Root: storageRoot(cfg)}
-	pcfg := prune.Config{
-		References: &imageapi.Source{Client: api.Client, PageSize: opts.pageSize, Log: log},
-		Inventory:  store,
-		Options: prune.Options{
-			Now:             time.Now(),
-			KeepYoungerThan: opts.keepYoungerThan,
-			UploadPurgeAge:  opts.uploadPurgeAge,
-		},
-		Workers:        opts.workers,
-		AllowDeleteAll: opts.allowDeleteAll,
-		MaxDeleteRatio: opts.maxDeleteRatio,
-		Log:            log,
-	}
-	pcfg.Remover = prune.DryRun{}
+	pcfg := pruneConfig(opts, api, store, log)
 	if !dryRun {
 		pcfg.Remover = inval.Wrap(store)
 		pcfg.BeforeSweep = lock.Confirm
@@ -308,17 +314,23 @@ func runPrune(ctx context.Context, cfg *config.Config, opts options, stdout, std
 			err = errors.Join(err, ferr)
 		}
 	}
-	// The summary is printed whenever the sweep started, so an interrupted or failed delete
-	// still says what it removed. A run that failed before the sweep deleted nothing, and
-	// prints no counts that a script could take for a clean result.
-	if plan != nil && !errors.Is(err, prune.ErrWouldDeleteEverything) {
+	// The counts are printed once the run reached its sweep, so that an interrupted or failed
+	// delete still says what it removed. A run stopped before (reading, deciding, or by the
+	// wrong-cluster interlock) deleted nothing, and prints no counts that a script could take
+	// for a clean result.
+	reachedSweep := plan != nil && !errors.Is(err, prune.ErrWouldDeleteEverything)
+	if reachedSweep {
 		prune.WriteSummary(stdout, sum)
-		entries := inval.Invalidated()
-		if dryRun && err == nil {
-			entries, err = inval.Count(ctx, plan, opts.workers)
-		}
-		if err == nil || !dryRun {
-			inval.WriteSummary(stdout, entries, dryRun)
+		switch {
+		case !dryRun:
+			// The cache entries the delete removed, however far it got.
+			inval.WriteSummary(stdout, inval.Invalidated(), dryRun)
+		case err == nil:
+			// The cache entries the check's plan would remove; a failed check counts none.
+			var entries int
+			if entries, err = inval.Count(ctx, plan, opts.workers); err == nil {
+				inval.WriteSummary(stdout, entries, dryRun)
+			}
 		}
 	}
 	err = writePruneReport(opts, store, plan, sum, err)

@@ -7,13 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"slices"
-	"sort"
-	"time"
 
-	driver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/opencontainers/go-digest"
-	imagev1 "github.com/openshift/api/image/v1"
 	"github.com/sirupsen/logrus"
 
 	"github.com/hardprune/image-registry/config"
@@ -126,204 +121,63 @@ func runMaintenance(ctx context.Context, cfg *config.Config, opts options, stdou
 	}
 	out := bufio.NewWriter(stdout)
 	defer out.Flush()
+	store := &storage.Store{Driver: drv, Workers: opts.workers, Log: log}
 	m := opts.maintenanceOptions
+	var api *imageapi.Connection
+	if m.explain != "" || m.restore != "" {
+		if api, err = connectImageAPI(cfg, opts, log); err != nil {
+			return fail(err)
+		}
+		log.WithFields(logrus.Fields{"credentials": api.Source, "server": api.Host}).Info("reading the image API")
+	}
+	code := 0
 	switch {
 	case m.listRepositories:
-		err = listRepositories(ctx, drv, out)
+		err = store.Repositories(ctx, printLine[string](out))
 	case m.listBlobs:
-		err = listBlobs(ctx, drv, out)
+		err = store.Blobs(ctx, printLine[digest.Digest](out))
 	case m.listManifests != "":
-		err = listManifests(ctx, drv, m.listManifests, out)
-	case m.explain != "":
-		err = explainDigest(ctx, cfg, opts, drv, log, out)
-	case m.restore != "":
-		var code int
-		code, err = runRestore(ctx, cfg, opts, drv, log, out)
-		if err == nil {
-			return code
+		err = store.Manifests(ctx, m.listManifests, printLine[digest.Digest](out))
+		if errors.Is(err, storage.ErrRepositoryNotFound) {
+			err = fmt.Errorf("%w (see -list-repositories)", err)
 		}
+	case m.explain != "":
+		err = explainDigest(ctx, opts, api, store, log, out)
+	case m.restore != "":
+		code, err = runRestore(ctx, opts, api, store, log, out)
 	}
 	if err != nil {
 		out.Flush()
 		return fail(err)
 	}
-	return 0
+	return code
 }
 
-// walkEntries walks root and calls fn with every file the registry writes below it. A missing
-// root is reported as notFound.
-func walkEntries(ctx context.Context, drv driver.StorageDriver, root string, fn func(storage.Entry, driver.FileInfo) error) (notFound bool, err error) {
-	err = drv.Walk(ctx, root, func(fi driver.FileInfo) error {
-		if fi.IsDir() {
-			return nil
-		}
-		e, err := storage.ParsePath(fi.Path())
-		if err != nil {
-			return nil // not the registry's: the prune's inventory warns about these
-		}
-		return fn(e, fi)
-	})
-	var nf driver.PathNotFoundError
-	if errors.As(err, &nf) && nf.Path == root {
-		return true, nil
+// printLine returns a function that prints its argument on w, one a line.
+func printLine[T any](w io.Writer) func(T) error {
+	return func(v T) error {
+		_, err := fmt.Fprintln(w, v)
+		return err
 	}
-	if err != nil {
-		return false, fmt.Errorf("walking %s: %w", root, err)
-	}
-	return false, nil
 }
 
-func listRepositories(ctx context.Context, drv driver.StorageDriver, w io.Writer) error {
-	repos := map[string]bool{}
-	_, err := walkEntries(ctx, drv, storage.RepositoriesPath, func(e storage.Entry, _ driver.FileInfo) error {
-		repos[e.Repository] = true
-		return nil
-	})
+// explainDigest says whether the prune would delete the digest of -prune-explain, and why.
+func explainDigest(ctx context.Context, opts options, api *imageapi.Connection, store *storage.Store, log logrus.FieldLogger, w io.Writer) error {
+	e, err := prune.ExplainRun(ctx, pruneConfig(opts, api, store, log), digest.Digest(opts.explain))
 	if err != nil {
 		return err
 	}
-	names := make([]string, 0, len(repos))
-	for r := range repos {
-		names = append(names, r)
-	}
-	sort.Strings(names)
-	for _, r := range names {
-		fmt.Fprintln(w, r)
-	}
-	return nil
-}
-
-// listBlobs streams the blobs as the walk finds them (in digest order on every driver we know),
-// so that millions take no memory.
-func listBlobs(ctx context.Context, drv driver.StorageDriver, w io.Writer) error {
-	_, err := walkEntries(ctx, drv, storage.BlobsPath, func(e storage.Entry, _ driver.FileInfo) error {
-		if e.Kind == storage.KindBlobData {
-			_, err := fmt.Fprintln(w, e.Digest)
-			return err
-		}
-		return nil
-	})
-	return err
-}
-
-func listManifests(ctx context.Context, drv driver.StorageDriver, repo string, w io.Writer) error {
-	var manifests []string
-	notFound, err := walkEntries(ctx, drv, storage.RepositoryPath(repo), func(e storage.Entry, _ driver.FileInfo) error {
-		if e.Kind == storage.KindManifestRevisionLink && e.Repository == repo {
-			manifests = append(manifests, e.Digest.String())
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	if notFound {
-		return fmt.Errorf("repository %s is not in storage (see -list-repositories)", repo)
-	}
-	sort.Strings(manifests)
-	for _, d := range manifests {
-		fmt.Fprintln(w, d)
-	}
-	return nil
-}
-
-// imageLister connects to the image API the way the prune does.
-func imageLister(cfg *config.Config, opts options, log logrus.FieldLogger) (*imageapi.Lister, error) {
-	api, err := connectImageAPI(cfg, opts, log)
-	if err != nil {
-		return nil, err
-	}
-	log.WithFields(logrus.Fields{"credentials": api.Source, "server": api.Host}).Info("reading the image API")
-	return &imageapi.Lister{Client: api.Client, PageSize: opts.pageSize, Log: log}, nil
-}
-
-// explainDigest runs the prune's decision, with its own listing pass that keeps what the API
-// says about the one digest, and explains the verdict.
-func explainDigest(ctx context.Context, cfg *config.Config, opts options, drv driver.StorageDriver, log logrus.FieldLogger, w io.Writer) error {
-	target := digest.Digest(opts.explain)
-	lister, err := imageLister(cfg, opts, log)
-	if err != nil {
-		return err
-	}
-	now := time.Now()
-	refs, usage, err := lister.Explain(ctx, target)
-	if err != nil {
-		return fmt.Errorf("reading the image API: %w", err)
-	}
-	store := &storage.Store{Driver: drv, Workers: opts.workers, Log: log}
-	inv, err := store.Inventory(ctx)
-	if err != nil {
-		return fmt.Errorf("reading storage: %w", err)
-	}
-	if err := refs.Resolve(ctx, store, opts.workers); err != nil {
-		return fmt.Errorf("reading storage: %w", err)
-	}
-	// The explanation names the tags pointing at the digest: read those tags' current links.
-	var tags []prune.TagRef
-	for _, r := range inv.Repositories {
-		for _, t := range r.Tags {
-			if slices.Contains(t.Index, target) {
-				tags = append(tags, prune.TagRef{Repository: r.Name, Tag: t.Name})
-			}
-		}
-	}
-	if err := store.ResolveTags(ctx, inv, tags); err != nil {
-		return fmt.Errorf("reading storage: %w", err)
-	}
-	popts := prune.Options{Now: now, KeepYoungerThan: opts.keepYoungerThan, UploadPurgeAge: opts.uploadPurgeAge}
-	// Deciding reads the current links of the tags it cannot decide without; Explain then
-	// decides again, over the tags as read.
-	if _, err := prune.DecideAndResolve(ctx, refs, inv, popts, store); err != nil {
-		return fmt.Errorf("reading storage: %w", err)
-	}
-	prune.WriteExplanation(w, prune.Explain(target, usage, refs, inv, popts))
+	prune.WriteExplanation(w, e)
 	return nil
 }
 
 // runRestore checks storage against the image API and, with -restore=recover, records what
 // the API lost. It returns 0 when they agree (after the recovery), exitProblems otherwise.
-func runRestore(ctx context.Context, cfg *config.Config, opts options, drv driver.StorageDriver, log logrus.FieldLogger, w io.Writer) (int, error) {
-	lister, err := imageLister(cfg, opts, log)
+func runRestore(ctx context.Context, opts options, api *imageapi.Connection, store *storage.Store, log logrus.FieldLogger, w io.Writer) (int, error) {
+	report, err := restore.Check(ctx, api.Lister, store)
 	if err != nil {
 		return 0, err
 	}
-	store := &storage.Store{Driver: drv, Workers: opts.workers, Log: log}
-	inv, err := store.Inventory(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("reading storage: %w", err)
-	}
-	var c *restore.Checker
-	err = lister.Restarting(ctx, func(ctx context.Context) error {
-		c = restore.NewChecker(inv)
-		if err := lister.EachImage(ctx, func(img *imagev1.Image) error {
-			reduced, err := imageapi.ReduceImage(img)
-			if err != nil {
-				return err
-			}
-			c.AddImage(reduced, imageapi.Managed(img))
-			return nil
-		}); err != nil {
-			return err
-		}
-		if err := lister.EachImageStream(ctx, func(is *imagev1.ImageStream) error {
-			st, err := imageapi.TagHistories(is)
-			if err != nil {
-				return err
-			}
-			c.AddStream(st, imageapi.LocalReference)
-			return nil
-		}); err != nil {
-			return err
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("reading the image API: %w", err)
-	}
-	if err := c.FollowLists(ctx, store); err != nil {
-		return 0, fmt.Errorf("reading storage: %w", err)
-	}
-	report := c.Report()
 	restore.WriteReport(w, report)
 	recs := report.Recoverable()
 	if opts.restore == "check" {
@@ -335,7 +189,7 @@ func runRestore(ctx context.Context, cfg *config.Config, opts options, drv drive
 		}
 		return 0, nil
 	}
-	r := &restore.Recoverer{Driver: drv, Client: lister.Client, Log: log}
+	r := &restore.Recoverer{Driver: store.Driver, Client: api.Client, Log: log}
 	res, err := r.Recover(ctx, w, recs)
 	fmt.Fprintf(w, "Recovered %d images, recorded %d lost-found tags\n", res.Images, res.Tags)
 	if res.Images > 0 || res.Tags > 0 {
