@@ -49,7 +49,7 @@ func (l *Lister) EachImage(ctx context.Context, fn func(*imagev1.Image) error) e
 		return fn(img)
 	})
 	if err != nil {
-		return fmt.Errorf("listing images: %w", explain(err))
+		return fmt.Errorf("listing images: %w", withRemedy(err))
 	}
 	return nil
 }
@@ -68,7 +68,7 @@ func (l *Lister) EachImageStream(ctx context.Context, fn func(*imagev1.ImageStre
 		return fn(is)
 	})
 	if err != nil {
-		return fmt.Errorf("listing image streams: %w", explain(err))
+		return fmt.Errorf("listing image streams: %w", withRemedy(err))
 	}
 	return nil
 }

@@ -73,8 +73,8 @@ func pageSize(n int64) int64 {
 	return n
 }
 
-// explain adds what to do to the API errors administrators meet most.
-func explain(err error) error {
+// withRemedy adds what to do to the API errors administrators meet most.
+func withRemedy(err error) error {
 	switch {
 	case apierrors.IsForbidden(err):
 		return fmt.Errorf("%w (the pruner's identity needs the cluster role system:image-pruner: oc adm policy add-cluster-role-to-user system:image-pruner -z registry -n openshift-image-registry)", err)

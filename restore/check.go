@@ -4,10 +4,12 @@
 package restore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 
@@ -136,8 +138,9 @@ type Checker struct {
 // NewChecker starts a check against inv. Its blobs are sorted by digest (the storage
 // inventory returns them so; others are sorted in place).
 func NewChecker(inv *prune.Inventory) *Checker {
-	if !sort.SliceIsSorted(inv.Blobs, func(i, j int) bool { return inv.Blobs[i].Digest < inv.Blobs[j].Digest }) {
-		sort.Slice(inv.Blobs, func(i, j int) bool { return inv.Blobs[i].Digest < inv.Blobs[j].Digest })
+	byDigest := func(a, b prune.Blob) int { return cmp.Compare(a.Digest, b.Digest) }
+	if !slices.IsSortedFunc(inv.Blobs, byDigest) {
+		slices.SortFunc(inv.Blobs, byDigest)
 	}
 	c := &Checker{inv: inv, repos: map[string]*prune.Repository{}, images: prune.NewDigestSet(), children: prune.NewDigestSet(),
 		broken: map[digest.Digest]bool{}, named: map[string]*prune.DigestSet{}, lists: map[digest.Digest][]digest.Digest{}, report: Report{Unadoptable: map[string]string{}}}

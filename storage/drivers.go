@@ -3,6 +3,8 @@ package storage
 import (
 	"context"
 	"fmt"
+	"path"
+	"strings"
 
 	"github.com/distribution/distribution/v3/configuration"
 	driver "github.com/distribution/distribution/v3/registry/storage/driver"
@@ -31,6 +33,24 @@ func OpenDriver(ctx context.Context, cfg configuration.Storage, purpose string) 
 		return nil, fmt.Errorf("creating %s: %w", what, err)
 	}
 	return drv, nil
+}
+
+// Location says where the configured driver keeps its data, for messages: a directory, or
+// s3://<bucket>/<rootdirectory>.
+func Location(cfg configuration.Storage) string {
+	params := cfg.Parameters()
+	root, _ := params["rootdirectory"].(string)
+	switch cfg.Type() {
+	case "filesystem":
+		if root == "" {
+			root = "/var/lib/registry" // distribution's default
+		}
+	case "s3", "s3aws":
+		if bucket, _ := params["bucket"].(string); bucket != "" {
+			root = "s3://" + bucket + path.Join("/", root)
+		}
+	}
+	return strings.TrimSuffix(root, "/")
 }
 
 // DriverTraits is what the inventory and the deletion must know of how a driver stores.

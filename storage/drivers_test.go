@@ -45,3 +45,21 @@ func TestOpenDriverSaysWhichDriverAndWhy(t *testing.T) {
 		t.Fatalf("OpenDriver(inmemory): %v, %v", drv, err)
 	}
 }
+
+// Location names where the configured storage is, as the messages about a wrong root say it.
+func TestLocation(t *testing.T) {
+	for _, tt := range []struct {
+		cfg  configuration.Storage
+		want string
+	}{
+		{configuration.Storage{"filesystem": {}}, "/var/lib/registry"},
+		{configuration.Storage{"filesystem": {"rootdirectory": "/data/"}}, "/data"},
+		{configuration.Storage{"s3": {"bucket": "images", "rootdirectory": "/registry/"}}, "s3://images/registry"},
+		{configuration.Storage{"s3aws": {"bucket": "images"}}, "s3://images"},
+		{configuration.Storage{"inmemory": {}}, ""},
+	} {
+		if got := Location(tt.cfg); got != tt.want {
+			t.Errorf("Location(%v) = %q, want %q", tt.cfg, got, tt.want)
+		}
+	}
+}

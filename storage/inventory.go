@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -258,7 +259,7 @@ func finishBlobs(shards []*[]prune.Blob) []prune.Blob {
 	for _, sh := range shards {
 		blobs = append(blobs, *sh...)
 	}
-	sort.Slice(blobs, func(i, j int) bool { return blobs[i].Digest < blobs[j].Digest })
+	slices.SortFunc(blobs, func(a, b prune.Blob) int { return cmp.Compare(a.Digest, b.Digest) })
 	return blobs
 }
 
@@ -362,7 +363,7 @@ func finishRepositories(shards []*repoShard) []prune.Repository {
 			repos = append(repos, b.build())
 		}
 	}
-	sort.Slice(repos, func(i, j int) bool { return repos[i].Name < repos[j].Name })
+	slices.SortFunc(repos, func(a, b prune.Repository) int { return cmp.Compare(a.Name, b.Name) })
 	markNested(repos)
 	return repos
 }
@@ -409,8 +410,8 @@ func (b *repoBuilder) build() prune.Repository {
 	for _, u := range b.uploads {
 		b.repo.Uploads = append(b.repo.Uploads, *u)
 	}
-	sort.Slice(b.repo.Tags, func(i, j int) bool { return b.repo.Tags[i].Name < b.repo.Tags[j].Name })
-	sort.Slice(b.repo.Uploads, func(i, j int) bool { return b.repo.Uploads[i].ID < b.repo.Uploads[j].ID })
+	slices.SortFunc(b.repo.Tags, func(x, y prune.Tag) int { return cmp.Compare(x.Name, y.Name) })
+	slices.SortFunc(b.repo.Uploads, func(x, y prune.Upload) int { return cmp.Compare(x.ID, y.ID) })
 	// Exact-size copies: appending left up to half of each slice unused, and an inventory
 	// holds hundreds of thousands of links for the whole run.
 	b.repo.Manifests = slices.Clone(b.repo.Manifests)
@@ -421,7 +422,7 @@ func (b *repoBuilder) build() prune.Repository {
 }
 
 func sortLinks(ls []prune.Link) {
-	sort.Slice(ls, func(i, j int) bool { return ls[i].Digest < ls[j].Digest })
+	slices.SortFunc(ls, func(a, b prune.Link) int { return cmp.Compare(a.Digest, b.Digest) })
 }
 
 func (b *repoBuilder) tag(name string, mt time.Time) *prune.Tag {

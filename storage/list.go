@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 
 	driver "github.com/distribution/distribution/v3/registry/storage/driver"
@@ -66,7 +67,7 @@ func (s *Store) Manifests(ctx context.Context, repo string, fn func(digest.Diges
 	if !found {
 		return fmt.Errorf("repository %s is %w", repo, ErrRepositoryNotFound)
 	}
-	sort.Slice(manifests, func(i, j int) bool { return manifests[i] < manifests[j] })
+	slices.Sort(manifests)
 	for _, d := range manifests {
 		if err := fn(d); err != nil {
 			return err

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 
@@ -54,7 +54,7 @@ func TestListings(t *testing.T) {
 	for _, b := range inv.Blobs {
 		stored = append(stored, b.Digest)
 	}
-	sort.Slice(blobs, func(i, j int) bool { return blobs[i] < blobs[j] })
+	slices.Sort(blobs)
 	if !reflect.DeepEqual(blobs, stored) {
 		t.Errorf("Blobs = %v, want the inventory's %v", blobs, stored)
 	}

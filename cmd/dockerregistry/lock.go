@@ -4,14 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path"
-	"strings"
 	"time"
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/sirupsen/logrus"
 
-	"github.com/hardprune/image-registry/config"
 	"github.com/hardprune/image-registry/storage"
 )
 
@@ -57,21 +54,4 @@ func lockLost(lock *storage.Lock, err error) error {
 		return err
 	}
 	return fmt.Errorf("%w; %v", lock.Err(), err)
-}
-
-// storageRoot says where the configured driver keeps its data, for messages.
-func storageRoot(cfg *config.Config) string {
-	params := cfg.Distribution.Storage.Parameters()
-	root, _ := params["rootdirectory"].(string)
-	switch cfg.Distribution.Storage.Type() {
-	case "filesystem":
-		if root == "" {
-			root = "/var/lib/registry" // distribution's default
-		}
-	case "s3", "s3aws":
-		if bucket, _ := params["bucket"].(string); bucket != "" {
-			root = "s3://" + bucket + path.Join("/", root)
-		}
-	}
-	return strings.TrimSuffix(root, "/")
 }

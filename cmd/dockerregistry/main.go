@@ -300,7 +300,7 @@ func runPrune(ctx context.Context, cfg *config.Config, opts options, stdout, std
 	}
 	defer inval.Close()
 
-	store := &storage.Store{Driver: drv, Workers: opts.workers, Log: log, Root: storageRoot(cfg)}
+	store := &storage.Store{Driver: drv, Workers: opts.workers, Log: log, Root: storage.Location(cfg.Distribution.Storage)}
 	pcfg := pruneConfig(opts, api, store, log)
 	if !dryRun {
 		pcfg.Remover = inval.Wrap(store)
