@@ -26,7 +26,18 @@ func TestHarnessSmoke(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	res, err := Run(ctx, Config{Size: Sizes["tiny"], Runs: 1, GCRuns: 1, S3GCRuns: 1, Backends: []string{"filesystem", "s3"}, WorkDir: t.TempDir(), Log: testWriter{t}})
+	res, err := Run(
+		ctx,
+		Config{
+			Size:     Sizes["tiny"],
+			Runs:     1,
+			GCRuns:   1,
+			S3GCRuns: 1,
+			Backends: []string{"filesystem", "s3"},
+			WorkDir:  t.TempDir(),
+			Log:      testWriter{t},
+		},
+	)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -115,6 +115,12 @@ func TestPruneInputsDecide(t *testing.T) {
 	images, streams, inv := ds.PruneInputs(time.Now().Add(-48 * time.Hour))
 	plan := prune.Decide(buildRefs(images, streams), inv, prune.Options{Now: time.Now(), KeepYoungerThan: time.Hour})
 	if len(plan.Of(prune.KindBlob)) != ds.OrphanBlobs || len(inv.Blobs) != ds.StoredBlobs {
-		t.Fatalf("Decide: %d blobs of %d go, want %d of %d", len(plan.Of(prune.KindBlob)), len(inv.Blobs), ds.OrphanBlobs, ds.StoredBlobs)
+		t.Fatalf(
+			"Decide: %d blobs of %d go, want %d of %d",
+			len(plan.Of(prune.KindBlob)),
+			len(inv.Blobs),
+			ds.OrphanBlobs,
+			ds.StoredBlobs,
+		)
 	}
 }

@@ -121,10 +121,20 @@ func Generate(size Size) *Dataset {
 		for k := range sharedPerImage {
 			im.shared = append(im.shared, ds.pool[(seq*7+k*13)%poolN])
 		}
-		cfg, _ := json.Marshal(map[string]any{"architecture": "amd64", "os": "linux", "config": map[string]any{"Labels": map[string]string{"bench": fmt.Sprint(seq)}}})
+		cfg, _ := json.Marshal(
+			map[string]any{
+				"architecture": "amd64",
+				"os":           "linux",
+				"config":       map[string]any{"Labels": map[string]string{"bench": fmt.Sprint(seq)}},
+			},
+		)
 		im.config = newBlob(cfg)
 		m := map[string]any{"schemaVersion": 2, "mediaType": mediaTypeManifest,
-			"config": map[string]any{"mediaType": mediaTypeConfig, "size": len(im.config.content), "digest": im.config.digest}}
+			"config": map[string]any{
+				"mediaType": mediaTypeConfig,
+				"size":      len(im.config.content),
+				"digest":    im.config.digest,
+			}}
 		var ls []map[string]any
 		for _, l := range im.layers() {
 			ls = append(ls, map[string]any{"mediaType": mediaTypeLayer, "size": len(l.content), "digest": l.digest})
@@ -137,7 +147,12 @@ func Generate(size Size) *Dataset {
 
 	namespaces := max(1, size.Repositories/100)
 	for i := range size.Repositories {
-		r := &repo{namespace: fmt.Sprintf("ns%d", i%namespaces), name: fmt.Sprintf("repo%d", i), hasStream: i < liveRepos, tags: []string{"latest", "v1"}}
+		r := &repo{
+			namespace: fmt.Sprintf("ns%d", i%namespaces),
+			name:      fmt.Sprintf("repo%d", i),
+			hasStream: i < liveRepos,
+			tags:      []string{"latest", "v1"},
+		}
 		r.live = make([][]*image, len(r.tags))
 		ds.repos = append(ds.repos, r)
 	}
@@ -310,7 +325,10 @@ func (ds *Dataset) WriteStorage(ctx context.Context, root string, workers int) e
 						return
 					}
 				}
-				err = send(storage.TagIndexEntryLinkPath(name, r.tags[tag], im.manifest.digest), link(im.manifest.digest))
+				err = send(
+					storage.TagIndexEntryLinkPath(name, r.tags[tag], im.manifest.digest),
+					link(im.manifest.digest),
+				)
 			})
 			if err != nil {
 				return err
@@ -389,9 +407,19 @@ func apiImage(r *repo, im *image) *imagev1.Image {
 		DockerImageMetadataVersion:   "1.0",
 	}
 	for _, l := range im.layers() {
-		img.DockerImageLayers = append(img.DockerImageLayers, imagev1.ImageLayer{Name: l.digest.String(), LayerSize: int64(len(l.content)), MediaType: mediaTypeLayer})
+		img.DockerImageLayers = append(
+			img.DockerImageLayers,
+			imagev1.ImageLayer{Name: l.digest.String(), LayerSize: int64(len(l.content)), MediaType: mediaTypeLayer},
+		)
 	}
-	meta, _ := json.Marshal(map[string]any{"kind": "DockerImage", "apiVersion": "1.0", "Id": im.config.digest.String(), "Size": len(im.config.content)})
+	meta, _ := json.Marshal(
+		map[string]any{
+			"kind":       "DockerImage",
+			"apiVersion": "1.0",
+			"Id":         im.config.digest.String(),
+			"Size":       len(im.config.content),
+		},
+	)
 	img.DockerImageMetadata = runtime.RawExtension{Raw: meta}
 	return img
 }

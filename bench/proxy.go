@@ -26,7 +26,11 @@ type CountingProxy struct {
 
 // StartCountingProxy listens on a free loopback port and forwards to upstream. The Host
 // header is passed on unchanged, so S3 signatures (which cover it) still verify.
-func StartCountingProxy(upstream *url.URL, transport http.RoundTripper, classify func(*http.Request) string) (*CountingProxy, error) {
+func StartCountingProxy(
+	upstream *url.URL,
+	transport http.RoundTripper,
+	classify func(*http.Request) string,
+) (*CountingProxy, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err

@@ -34,9 +34,23 @@ func (r *Result) writeTimes() string {
 func (r *Result) WriteMarkdown(w io.Writer) {
 	ds := r.Dataset
 	fmt.Fprintf(w, "## Hard-prune benchmark: size %q\n\n", r.Config.Size.Name)
-	fmt.Fprintf(w, "%d blobs (%d orphaned, %d referenced digests), %d repositories (%d with an image stream), %d Images, %d storage objects (blobs and links); %d CPUs; medians of %d runs (garbage-collect: %d, on S3: %d); page cache warm. Generation: storage written in %s, API objects created in %s.\n\n",
-		ds.StoredBlobs, ds.OrphanBlobs, ds.ReferencedBlobs, len(ds.repos), ds.Streams, ds.Images, ds.Objects, r.CPUs,
-		r.Config.Runs, r.Config.GCRuns, r.Config.S3GCRuns, r.writeTimes(), r.APITime.Round(time.Millisecond))
+	fmt.Fprintf(
+		w,
+		"%d blobs (%d orphaned, %d referenced digests), %d repositories (%d with an image stream), %d Images, %d storage objects (blobs and links); %d CPUs; medians of %d runs (garbage-collect: %d, on S3: %d); page cache warm. Generation: storage written in %s, API objects created in %s.\n\n",
+		ds.StoredBlobs,
+		ds.OrphanBlobs,
+		ds.ReferencedBlobs,
+		len(ds.repos),
+		ds.Streams,
+		ds.Images,
+		ds.Objects,
+		r.CPUs,
+		r.Config.Runs,
+		r.Config.GCRuns,
+		r.Config.S3GCRuns,
+		r.writeTimes(),
+		r.APITime.Round(time.Millisecond),
+	)
 
 	wantAPI := ceilDiv(ds.Images, APIPageSize) + ceilDiv(ds.Streams, APIPageSize)
 	memTarget := int64(150<<20) + 100*int64(ds.ReferencedBlobs)
@@ -60,23 +74,58 @@ func (r *Result) WriteMarkdown(w io.Writer) {
 		row("`-prune=check` objects/s", fmt.Sprintf("%.0f", float64(ds.Objects)/p.Wall.Seconds()), "", nil)
 		if b.Find != nil {
 			ratio := p.Wall.Seconds() / b.Find.Wall.Seconds()
-			row("`find <root> -type f` wall time", fmt.Sprintf("%s (runs: %s)", secs(b.Find.Wall), walls(b.Find.Walls)), "", nil)
+			row(
+				"`find <root> -type f` wall time",
+				fmt.Sprintf("%s (runs: %s)", secs(b.Find.Wall), walls(b.Find.Walls)),
+				"",
+				nil,
+			)
 			row("ours / find", fmt.Sprintf("%.2fx", ratio), "≤ 1.5x", boolp(ratio <= 1.5))
 		}
 		if b.GC != nil {
 			ratio := b.GC.Wall.Seconds() / p.Wall.Seconds()
-			row("`registry garbage-collect --dry-run` wall time", fmt.Sprintf("%s (runs: %s), peak RSS %s", secs(b.GC.Wall), walls(b.GC.Walls), mib(b.GC.PeakRSS)), "", nil)
-			row("garbage-collect / ours", fmt.Sprintf("%.1fx", ratio), "≫ 1 (wide margin; ≥ 5x here)", boolp(ratio >= 5))
+			row(
+				"`registry garbage-collect --dry-run` wall time",
+				fmt.Sprintf("%s (runs: %s), peak RSS %s", secs(b.GC.Wall), walls(b.GC.Walls), mib(b.GC.PeakRSS)),
+				"",
+				nil,
+			)
+			row(
+				"garbage-collect / ours",
+				fmt.Sprintf("%.1fx", ratio),
+				"≫ 1 (wide margin; ≥ 5x here)",
+				boolp(ratio >= 5),
+			)
 		}
-		row("`-prune=check` peak RSS", mib(p.PeakRSS), fmt.Sprintf("≤ %s (150 MiB + 100 B × %d referenced digests)", mib(memTarget), ds.ReferencedBlobs), boolp(p.PeakRSS <= memTarget))
+		row(
+			"`-prune=check` peak RSS",
+			mib(p.PeakRSS),
+			fmt.Sprintf("≤ %s (150 MiB + 100 B × %d referenced digests)", mib(memTarget), ds.ReferencedBlobs),
+			boolp(p.PeakRSS <= memTarget),
+		)
 		apiTotal := p.API.Total()
-		row("image API requests", fmt.Sprintf("%d (%s)", apiTotal, p.API), fmt.Sprintf("%d = ⌈%d/500⌉ + ⌈%d/500⌉ lists, nothing per repository", wantAPI, ds.Images, ds.Streams), boolp(apiTotal <= wantAPI))
+		row(
+			"image API requests",
+			fmt.Sprintf("%d (%s)", apiTotal, p.API),
+			fmt.Sprintf("%d = ⌈%d/500⌉ + ⌈%d/500⌉ lists, nothing per repository", wantAPI, ds.Images, ds.Streams),
+			boolp(apiTotal <= wantAPI),
+		)
 		if b.Backend == "s3" {
 			want := ceilDiv(ds.Objects, 1000) // a dry run deletes nothing
 			got := p.Storage.Total()
-			row("S3 requests", fmt.Sprintf("%d (%s)", got, p.Storage), fmt.Sprintf("≤ %.0f = 1.2 × (⌈%d objects/1000⌉ lists + 0 deletes)", 1.2*float64(want), ds.Objects), boolp(float64(got) <= 1.2*float64(want)))
+			row(
+				"S3 requests",
+				fmt.Sprintf("%d (%s)", got, p.Storage),
+				fmt.Sprintf("≤ %.0f = 1.2 × (⌈%d objects/1000⌉ lists + 0 deletes)", 1.2*float64(want), ds.Objects),
+				boolp(float64(got) <= 1.2*float64(want)),
+			)
 			if b.GC != nil {
-				row("S3 requests of garbage-collect", fmt.Sprintf("%d (%s)", b.GC.Storage.Total(), b.GC.Storage), "", nil)
+				row(
+					"S3 requests of garbage-collect",
+					fmt.Sprintf("%d (%s)", b.GC.Storage.Total(), b.GC.Storage),
+					"",
+					nil,
+				)
 			}
 		}
 		if b.Backend == "filesystem" {
@@ -86,7 +135,12 @@ func (r *Result) WriteMarkdown(w io.Writer) {
 				row("storage requests", "not counted on the filesystem (run with -strace for system call counts)", "", nil)
 			}
 		}
-		row("blobs found to delete", fmt.Sprint(p.Found), fmt.Sprintf("%d (the generated orphans)", ds.OrphanBlobs), boolp(p.Found == ds.OrphanBlobs))
+		row(
+			"blobs found to delete",
+			fmt.Sprint(p.Found),
+			fmt.Sprintf("%d (the generated orphans)", ds.OrphanBlobs),
+			boolp(p.Found == ds.OrphanBlobs),
+		)
 		fmt.Fprintln(w)
 	}
 }

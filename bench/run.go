@@ -106,7 +106,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	defer etcd.Stop()
-	api, err := harness.StartImageAPIServer(ctx, mkdir(cfg.WorkDir, "imageapiserver"), nil, harness.ImageAPIServerOptions{EtcdEndpoint: etcd.Endpoint})
+	api, err := harness.StartImageAPIServer(
+		ctx,
+		mkdir(cfg.WorkDir, "imageapiserver"),
+		nil,
+		harness.ImageAPIServerOptions{EtcdEndpoint: etcd.Endpoint},
+	)
 	if err != nil {
 		return nil, err
 	}
@@ -129,8 +134,18 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	start := time.Now()
 	ds := Generate(cfg.Size)
 	res.Dataset = ds
-	logf("generated %s: %d blobs (%d orphaned, %d referenced), %d repositories, %d images, %d streams, %d objects in %s",
-		cfg.Size.Name, ds.StoredBlobs, ds.OrphanBlobs, ds.ReferencedBlobs, len(ds.repos), ds.Images, ds.Streams, ds.Objects, time.Since(start).Round(time.Millisecond))
+	logf(
+		"generated %s: %d blobs (%d orphaned, %d referenced), %d repositories, %d images, %d streams, %d objects in %s",
+		cfg.Size.Name,
+		ds.StoredBlobs,
+		ds.OrphanBlobs,
+		ds.ReferencedBlobs,
+		len(ds.repos),
+		ds.Images,
+		ds.Streams,
+		ds.Objects,
+		time.Since(start).Round(time.Millisecond),
+	)
 	start = time.Now()
 	if err := ds.CreateAPIObjects(ctx, client, 32); err != nil {
 		return nil, err
@@ -176,7 +191,11 @@ func apiCountingProxy(api *harness.ImageAPIServer, dir string) (*CountingProxy, 
 	if err != nil {
 		return nil, "", err
 	}
-	p, err := StartCountingProxy(upstream, &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 64}, ClassifyAPI)
+	p, err := StartCountingProxy(
+		upstream,
+		&http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 64},
+		ClassifyAPI,
+	)
 	if err != nil {
 		return nil, "", err
 	}
@@ -194,7 +213,14 @@ current-context: c
 	return p, kubeconfig, nil
 }
 
-func runFilesystem(ctx context.Context, cfg Config, res *Result, binary, kubeconfig string, apiProxy *CountingProxy, logf func(string, ...any)) (*BackendResult, error) {
+func runFilesystem(
+	ctx context.Context,
+	cfg Config,
+	res *Result,
+	binary, kubeconfig string,
+	apiProxy *CountingProxy,
+	logf func(string, ...any),
+) (*BackendResult, error) {
 	root := mkdir(cfg.WorkDir, "filesystem")
 	start := time.Now()
 	if err := res.Dataset.WriteStorage(ctx, root, 8); err != nil {
@@ -229,7 +255,14 @@ func runFilesystem(ctx context.Context, cfg Config, res *Result, binary, kubecon
 	return br, nil
 }
 
-func runS3(ctx context.Context, cfg Config, res *Result, binary, kubeconfig string, apiProxy *CountingProxy, logf func(string, ...any)) (*BackendResult, error) {
+func runS3(
+	ctx context.Context,
+	cfg Config,
+	res *Result,
+	binary, kubeconfig string,
+	apiProxy *CountingProxy,
+	logf func(string, ...any),
+) (*BackendResult, error) {
 	s3, err := harness.StartS3(ctx, mkdir(cfg.WorkDir, "versitygw"), nil)
 	if err != nil {
 		return nil, err
@@ -273,24 +306,38 @@ func checkFound(ds *Dataset, found int) error {
 
 var wouldDelete = regexp.MustCompile(`(?m)^Would delete (\d+) blobs$`)
 
-func measurePrune(ctx context.Context, cfg Config, binary, storageYAML, kubeconfig string, apiProxy, storageProxy *CountingProxy, logf func(string, ...any)) (Measure, error) {
+func measurePrune(
+	ctx context.Context,
+	cfg Config,
+	binary, storageYAML, kubeconfig string,
+	apiProxy, storageProxy *CountingProxy,
+	logf func(string, ...any),
+) (Measure, error) {
 	configPath := filepath.Join(cfg.WorkDir, "prune-config.yml")
 	if err := harness.WriteRegistryConfigStorage(configPath, "127.0.0.1:0", storageYAML, kubeconfig); err != nil {
 		return Measure{}, err
 	}
 	var found int
-	m, err := measure(ctx, cfg.Runs, logf, "dockerregistry -prune=check", []*CountingProxy{apiProxy, storageProxy}, func() *exec.Cmd {
-		cmd := exec.CommandContext(ctx, binary, "-prune=check", "-prune-keep-younger-than=0s", configPath)
-		cmd.Env = append(os.Environ(), "KUBECONFIG=", "REGISTRY_LOG_LEVEL=warning")
-		return cmd
-	}, func(stdout []byte) error {
-		mm := wouldDelete.FindSubmatch(stdout)
-		if mm == nil {
-			return fmt.Errorf("no \"Would delete N blobs\" line in:\n%s", stdout)
-		}
-		found, _ = strconv.Atoi(string(mm[1]))
-		return nil
-	})
+	m, err := measure(
+		ctx,
+		cfg.Runs,
+		logf,
+		"dockerregistry -prune=check",
+		[]*CountingProxy{apiProxy, storageProxy},
+		func() *exec.Cmd {
+			cmd := exec.CommandContext(ctx, binary, "-prune=check", "-prune-keep-younger-than=0s", configPath)
+			cmd.Env = append(os.Environ(), "KUBECONFIG=", "REGISTRY_LOG_LEVEL=warning")
+			return cmd
+		},
+		func(stdout []byte) error {
+			mm := wouldDelete.FindSubmatch(stdout)
+			if mm == nil {
+				return fmt.Errorf("no \"Would delete N blobs\" line in:\n%s", stdout)
+			}
+			found, _ = strconv.Atoi(string(mm[1]))
+			return nil
+		},
+	)
 	m.Found = found
 	if apiProxy != nil {
 		m.API = m.counts[0]
@@ -306,7 +353,13 @@ func measureGC(ctx context.Context, cfg Config, storageYAML string, logf func(st
 	return measureGCWith(ctx, cfg, storageYAML, nil, logf)
 }
 
-func measureGCWith(ctx context.Context, cfg Config, storageYAML string, storageProxy *CountingProxy, logf func(string, ...any)) (*Measure, error) {
+func measureGCWith(
+	ctx context.Context,
+	cfg Config,
+	storageYAML string,
+	storageProxy *CountingProxy,
+	logf func(string, ...any),
+) (*Measure, error) {
 	if cfg.GCRuns < 1 {
 		return nil, nil
 	}
@@ -315,13 +368,24 @@ func measureGCWith(ctx context.Context, cfg Config, storageYAML string, storageP
 		return nil, err
 	}
 	configPath := filepath.Join(cfg.WorkDir, "distribution-config.yml")
-	content := "version: 0.1\nlog:\n  level: error\nstorage:\n" + indentLines(storageYAML, "  ") + "  delete:\n    enabled: true\n"
+	content := "version: 0.1\nlog:\n  level: error\nstorage:\n" + indentLines(
+		storageYAML,
+		"  ",
+	) + "  delete:\n    enabled: true\n"
 	if err := os.WriteFile(configPath, []byte(content), 0o600); err != nil {
 		return nil, err
 	}
-	m, err := measure(ctx, cfg.GCRuns, logf, "registry garbage-collect --dry-run", []*CountingProxy{storageProxy}, func() *exec.Cmd {
-		return exec.CommandContext(ctx, gcBinary, "garbage-collect", "--dry-run", configPath)
-	}, nil)
+	m, err := measure(
+		ctx,
+		cfg.GCRuns,
+		logf,
+		"registry garbage-collect --dry-run",
+		[]*CountingProxy{storageProxy},
+		func() *exec.Cmd {
+			return exec.CommandContext(ctx, gcBinary, "garbage-collect", "--dry-run", configPath)
+		},
+		nil,
+	)
 	if err != nil {
 		return nil, err
 	}
@@ -346,7 +410,15 @@ type measured struct {
 
 // measure runs newCmd runs times, with the proxies' counts reset before each run, and keeps
 // the medians. check, if set, inspects each run's standard output.
-func measure(ctx context.Context, runs int, logf func(string, ...any), what string, proxies []*CountingProxy, newCmd func() *exec.Cmd, check func(stdout []byte) error) (measured, error) {
+func measure(
+	ctx context.Context,
+	runs int,
+	logf func(string, ...any),
+	what string,
+	proxies []*CountingProxy,
+	newCmd func() *exec.Cmd,
+	check func(stdout []byte) error,
+) (measured, error) {
 	type run struct {
 		wall   time.Duration
 		rss    int64
@@ -402,7 +474,10 @@ func measure(ctx context.Context, runs int, logf func(string, ...any), what stri
 		rss[i], walls[i] = r.rss, r.wall
 	}
 	slices.Sort(rss)
-	return measured{Measure: Measure{Runs: runs, Wall: med.wall, PeakRSS: rss[len(rss)/2], Walls: walls}, counts: med.counts}, nil
+	return measured{
+		Measure: Measure{Runs: runs, Wall: med.wall, PeakRSS: rss[len(rss)/2], Walls: walls},
+		counts:  med.counts,
+	}, nil
 }
 
 // limitedBuffer keeps at most max bytes: the first ones, or (keepTail) the last ones.
@@ -440,7 +515,18 @@ func straceCounts(ctx context.Context, cfg Config, binary, storageYAML, kubeconf
 		return nil, err
 	}
 	out := filepath.Join(cfg.WorkDir, "strace.txt")
-	cmd := exec.CommandContext(ctx, strace, "-f", "-c", "-o", out, binary, "-prune=check", "-prune-keep-younger-than=0s", configPath)
+	cmd := exec.CommandContext(
+		ctx,
+		strace,
+		"-f",
+		"-c",
+		"-o",
+		out,
+		binary,
+		"-prune=check",
+		"-prune-keep-younger-than=0s",
+		configPath,
+	)
 	cmd.Env = append(os.Environ(), "KUBECONFIG=", "REGISTRY_LOG_LEVEL=warning")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("%w: %s", err, b)

@@ -34,7 +34,10 @@ func BenchmarkInventoryWalk(b *testing.B) {
 	root := benchTree(b)
 	for _, workers := range []int{2, 4, 8, 16} {
 		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
-			store := &storage.Store{Driver: filesystem.New(filesystem.DriverParameters{RootDirectory: root, MaxThreads: 100}), Workers: workers}
+			store := &storage.Store{
+				Driver:  filesystem.New(filesystem.DriverParameters{RootDirectory: root, MaxThreads: 100}),
+				Workers: workers,
+			}
 			for b.Loop() {
 				inv, err := store.Inventory(context.Background())
 				if err != nil {

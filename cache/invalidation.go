@@ -38,7 +38,11 @@ type Invalidation struct {
 // NewInvalidation prepares the cache side of a prune over drv with the registry configuration
 // cfg. With a Redis cache it connects and pings the server first, so that a prune that could
 // not invalidate stops before it deletes anything. Close releases the connection.
-func NewInvalidation(ctx context.Context, cfg *configuration.Configuration, drv driver.StorageDriver) (*Invalidation, error) {
+func NewInvalidation(
+	ctx context.Context,
+	cfg *configuration.Configuration,
+	drv driver.StorageDriver,
+) (*Invalidation, error) {
 	inval := &Invalidation{Driver: drv}
 	if BlobDescriptorCache(cfg) != "redis" {
 		return inval, nil
@@ -51,8 +55,11 @@ func NewInvalidation(ctx context.Context, cfg *configuration.Configuration, drv 
 	defer cancel()
 	if err := client.Ping(pctx).Err(); err != nil {
 		client.Close()
-		return nil, fmt.Errorf("reaching the Redis blob descriptor cache at %s (the prune must remove the entries of what it deletes): %w",
-			strings.Join(cfg.Redis.Options.Addrs, ","), err)
+		return nil, fmt.Errorf(
+			"reaching the Redis blob descriptor cache at %s (the prune must remove the entries of what it deletes): %w",
+			strings.Join(cfg.Redis.Options.Addrs, ","),
+			err,
+		)
 	}
 	inval.Redis = &RedisInvalidator{Client: client}
 	return inval, nil
@@ -85,7 +92,10 @@ func (inval *Invalidation) Finish(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	if err := WriteMarker(ctx, inval.Driver, MarkerFinished, inval.now()); err != nil {
-		return fmt.Errorf("%w; registries with an in-memory blob descriptor cache may keep descriptors of deleted blobs until restarted", err)
+		return fmt.Errorf(
+			"%w; registries with an in-memory blob descriptor cache may keep descriptors of deleted blobs until restarted",
+			err,
+		)
 	}
 	return nil
 }
@@ -162,7 +172,12 @@ var redisBackoff = wait.Backoff{Steps: 4, Duration: 200 * time.Millisecond, Fact
 // tells the administrator what is left to remove by hand. It does not follow ctx's
 // cancellation (a stopped run still finishes the deletion under way, so its entries must go
 // too), only a timeout.
-func (inval *Invalidation) invalidate(ctx context.Context, what, keys string, deleted bool, f func(context.Context) (int, error)) error {
+func (inval *Invalidation) invalidate(
+	ctx context.Context,
+	what, keys string,
+	deleted bool,
+	f func(context.Context) (int, error),
+) error {
 	if inval.Redis == nil {
 		return nil
 	}
@@ -179,9 +194,19 @@ func (inval *Invalidation) invalidate(ctx context.Context, what, keys string, de
 	case err == nil:
 		return nil
 	case deleted:
-		return fmt.Errorf("%s is deleted from storage, but its Redis cache entries are not (remove %s by hand, or flush the cache, before pushes resume): %w", what, keys, err)
+		return fmt.Errorf(
+			"%s is deleted from storage, but its Redis cache entries are not (remove %s by hand, or flush the cache, before pushes resume): %w",
+			what,
+			keys,
+			err,
+		)
 	default:
-		return fmt.Errorf("removing the Redis cache entries of %s (%s) before deleting it; it is not deleted: %w", what, keys, err)
+		return fmt.Errorf(
+			"removing the Redis cache entries of %s (%s) before deleting it; it is not deleted: %w",
+			what,
+			keys,
+			err,
+		)
 	}
 }
 
@@ -189,7 +214,12 @@ func (inval *Invalidation) invalidate(ctx context.Context, what, keys string, de
 // run killed right after the deletion: the next run no longer sees the object, so nothing
 // would ever remove its entries. The one after covers a read that cached the object again in
 // between. An entry removed while its object still exists costs a cache miss, nothing more.
-func (inval *Invalidation) around(ctx context.Context, what, keys string, f func(context.Context) (int, error), del func() error) error {
+func (inval *Invalidation) around(
+	ctx context.Context,
+	what, keys string,
+	f func(context.Context) (int, error),
+	del func() error,
+) error {
 	if err := inval.invalidate(ctx, what, keys, false, f); err != nil {
 		return err
 	}
@@ -213,10 +243,20 @@ func (i *invalidating) Delete(ctx context.Context, o prune.Object) error {
 	r := i.inval.Redis
 	switch o.Kind {
 	case prune.KindRepository:
-		return i.inval.around(ctx, "the repository", repositorySetKey(o.Repository)+" and "+repositorySetKey(o.Repository)+"::*",
-			func(ctx context.Context) (int, error) { return r.Repository(ctx, o.Repository) }, del)
+		return i.inval.around(
+			ctx,
+			"the repository",
+			repositorySetKey(o.Repository)+" and "+repositorySetKey(o.Repository)+"::*",
+			func(ctx context.Context) (int, error) { return r.Repository(ctx, o.Repository) },
+			del,
+		)
 	case prune.KindManifestLink, prune.KindLayerLink:
-		keys := fmt.Sprintf("member %s of %s, and %s", o.Digest, repositorySetKey(o.Repository), repositoryBlobKey(o.Repository, o.Digest))
+		keys := fmt.Sprintf(
+			"member %s of %s, and %s",
+			o.Digest,
+			repositorySetKey(o.Repository),
+			repositoryBlobKey(o.Repository, o.Digest),
+		)
 		return i.inval.around(ctx, "the "+o.Kind.String(), keys,
 			func(ctx context.Context) (int, error) { return r.Link(ctx, o.Repository, o.Digest) }, del)
 	case prune.KindBlob:

@@ -143,7 +143,13 @@ func (r *RedisInvalidator) Link(ctx context.Context, repo string, dgst digest.Di
 	srem := pipe.SRem(ctx, repositorySetKey(repo), dgst.String())
 	del := pipe.Del(ctx, repositoryBlobKey(repo, dgst))
 	if _, err := pipe.Exec(ctx); err != nil {
-		return 0, fmt.Errorf("redis SREM %s %s, DEL %s: %w", repositorySetKey(repo), dgst, repositoryBlobKey(repo, dgst), err)
+		return 0, fmt.Errorf(
+			"redis SREM %s %s, DEL %s: %w",
+			repositorySetKey(repo),
+			dgst,
+			repositoryBlobKey(repo, dgst),
+			err,
+		)
 	}
 	return int(srem.Val() + del.Val()), nil
 }
@@ -154,7 +160,12 @@ func (r *RedisInvalidator) CountLink(ctx context.Context, repo string, dgst dige
 	member := pipe.SIsMember(ctx, repositorySetKey(repo), dgst.String())
 	exists := pipe.Exists(ctx, repositoryBlobKey(repo, dgst))
 	if _, err := pipe.Exec(ctx); err != nil {
-		return 0, fmt.Errorf("redis SISMEMBER %s, EXISTS %s: %w", repositorySetKey(repo), repositoryBlobKey(repo, dgst), err)
+		return 0, fmt.Errorf(
+			"redis SISMEMBER %s, EXISTS %s: %w",
+			repositorySetKey(repo),
+			repositoryBlobKey(repo, dgst),
+			err,
+		)
 	}
 	n := int(exists.Val())
 	if member.Val() {
@@ -171,7 +182,11 @@ func (r *RedisInvalidator) Repository(ctx context.Context, repo string) (int, er
 	if err != nil {
 		return 0, err
 	}
-	n, err := r.forEachKey(ctx, keys, func(pipe redis.Pipeliner, key string) *redis.IntCmd { return pipe.Del(ctx, key) })
+	n, err := r.forEachKey(
+		ctx,
+		keys,
+		func(pipe redis.Pipeliner, key string) *redis.IntCmd { return pipe.Del(ctx, key) },
+	)
 	if err != nil {
 		return 0, fmt.Errorf("redis DEL of the keys of repository %s: %w", repo, err)
 	}
@@ -184,7 +199,11 @@ func (r *RedisInvalidator) CountRepository(ctx context.Context, repo string) (in
 	if err != nil {
 		return 0, err
 	}
-	n, err := r.forEachKey(ctx, keys, func(pipe redis.Pipeliner, key string) *redis.IntCmd { return pipe.Exists(ctx, key) })
+	n, err := r.forEachKey(
+		ctx,
+		keys,
+		func(pipe redis.Pipeliner, key string) *redis.IntCmd { return pipe.Exists(ctx, key) },
+	)
 	if err != nil {
 		return 0, fmt.Errorf("redis EXISTS of the keys of repository %s: %w", repo, err)
 	}
@@ -212,7 +231,11 @@ func (r *RedisInvalidator) repositoryKeys(ctx context.Context, repo string) ([]s
 const pipelineBatch = 500
 
 // forEachKey runs one command a key, in pipelines of pipelineBatch, and sums the replies.
-func (r *RedisInvalidator) forEachKey(ctx context.Context, keys []string, cmd func(redis.Pipeliner, string) *redis.IntCmd) (int, error) {
+func (r *RedisInvalidator) forEachKey(
+	ctx context.Context,
+	keys []string,
+	cmd func(redis.Pipeliner, string) *redis.IntCmd,
+) (int, error) {
 	total := 0
 	for len(keys) > 0 {
 		batch := keys[:min(len(keys), pipelineBatch)]

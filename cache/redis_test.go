@@ -46,7 +46,15 @@ func TestRedisInvalidationAgainstDistributionsCache(t *testing.T) {
 	defer inval.Close()
 	provider := rediscache.NewRedisBlobDescriptorCacheProvider(inval.Redis.Client)
 
-	layer, manifest, shared, doomed := digest.FromString("layer"), digest.FromString("manifest"), digest.FromString("shared"), digest.FromString("doomed")
+	layer, manifest, shared, doomed := digest.FromString(
+		"layer",
+	), digest.FromString(
+		"manifest",
+	), digest.FromString(
+		"shared",
+	), digest.FromString(
+		"doomed",
+	)
 	set := func(repo string, dgsts ...digest.Digest) {
 		t.Helper()
 		svc, err := provider.RepositoryScoped(repo)
@@ -159,7 +167,8 @@ func TestRedisDownFailsTheDeletion(t *testing.T) {
 	}
 	rm := inval.Wrap(&storage.Store{Driver: inval.Driver})
 	err = rm.Delete(ctx, prune.Object{Kind: prune.KindBlob, Digest: dgst})
-	if err == nil || !strings.Contains(err.Error(), "blobs::"+dgst.String()) || !strings.Contains(err.Error(), "it is not deleted") {
+	if err == nil || !strings.Contains(err.Error(), "blobs::"+dgst.String()) ||
+		!strings.Contains(err.Error(), "it is not deleted") {
 		t.Fatalf("DeleteBlob with Redis down: %v", err)
 	}
 	// The entries go first: a blob whose entries could not be removed stays, so that no
@@ -168,13 +177,18 @@ func TestRedisDownFailsTheDeletion(t *testing.T) {
 		t.Errorf("the blob was deleted although its cache entries were not: %v", err)
 	}
 
-	if _, err := NewInvalidation(ctx, redisConfig(srv.Addr), inmemory.New()); err == nil || !strings.Contains(err.Error(), srv.Addr) {
+	if _, err := NewInvalidation(ctx, redisConfig(srv.Addr), inmemory.New()); err == nil ||
+		!strings.Contains(err.Error(), srv.Addr) {
 		t.Fatalf("NewInvalidation with Redis down: %v", err)
 	}
 }
 
 func TestNoRedisNoCount(t *testing.T) {
-	inval, err := NewInvalidation(context.Background(), &configuration.Configuration{Storage: configuration.Storage{"inmemory": nil}}, inmemory.New())
+	inval, err := NewInvalidation(
+		context.Background(),
+		&configuration.Configuration{Storage: configuration.Storage{"inmemory": nil}},
+		inmemory.New(),
+	)
 	if err != nil || inval.Redis != nil {
 		t.Fatalf("%v %v", inval, err)
 	}

@@ -37,12 +37,42 @@ func TestReadOnlyForms(t *testing.T) {
 		{name: "config key", file: base + "  maintenance:\n    readonly:\n      enabled: true\n", want: true},
 		{name: "config key false", file: base + "  maintenance:\n    readonly:\n      enabled: false\n", want: false},
 		{name: "operator JSON env", file: base, env: map[string]string{readOnlyEnv: `{"enabled":true}`}, want: true},
-		{name: "operator JSON env false", file: base, env: map[string]string{readOnlyEnv: `{"enabled":false}`}, want: false},
-		{name: "distribution's _ENABLED env", file: base, env: map[string]string{readOnlyEnabledEnv: "true"}, want: true},
-		{name: "env overrides the file", file: base + "  maintenance:\n    readonly:\n      enabled: true\n", env: map[string]string{readOnlyEnabledEnv: "false"}, want: false},
-		{name: "env with other maintenance keys", file: base + "  maintenance:\n    uploadpurging:\n      enabled: false\n", env: map[string]string{readOnlyEnv: `{"enabled":true}`}, want: true},
-		{name: "bad _ENABLED value", file: base, env: map[string]string{readOnlyEnabledEnv: "yes please"}, errHas: readOnlyEnabledEnv},
-		{name: "bad JSON value", file: base, env: map[string]string{readOnlyEnv: `{"enabled":"maybe"}`}, errHas: readOnlyEnv},
+		{
+			name: "operator JSON env false",
+			file: base,
+			env:  map[string]string{readOnlyEnv: `{"enabled":false}`},
+			want: false,
+		},
+		{
+			name: "distribution's _ENABLED env",
+			file: base,
+			env:  map[string]string{readOnlyEnabledEnv: "true"},
+			want: true,
+		},
+		{
+			name: "env overrides the file",
+			file: base + "  maintenance:\n    readonly:\n      enabled: true\n",
+			env:  map[string]string{readOnlyEnabledEnv: "false"},
+			want: false,
+		},
+		{
+			name: "env with other maintenance keys",
+			file: base + "  maintenance:\n    uploadpurging:\n      enabled: false\n",
+			env:  map[string]string{readOnlyEnv: `{"enabled":true}`},
+			want: true,
+		},
+		{
+			name:   "bad _ENABLED value",
+			file:   base,
+			env:    map[string]string{readOnlyEnabledEnv: "yes please"},
+			errHas: readOnlyEnabledEnv,
+		},
+		{
+			name:   "bad JSON value",
+			file:   base,
+			env:    map[string]string{readOnlyEnv: `{"enabled":"maybe"}`},
+			errHas: readOnlyEnv,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -93,7 +93,8 @@ func headsAnswered(t *testing.T, reg *harness.Registry, repo string, d v1.Hash) 
 	var out []string
 	status := regexp.MustCompile(`http\.response\.status=(\d+)`)
 	for _, line := range strings.Split(string(data), "\n") {
-		if strings.Contains(line, "http.request.method=HEAD") && strings.Contains(line, "/v2/"+repo+"/blobs/"+d.String()) {
+		if strings.Contains(line, "http.request.method=HEAD") &&
+			strings.Contains(line, "/v2/"+repo+"/blobs/"+d.String()) {
 			if m := status.FindStringSubmatch(line); m != nil {
 				out = append(out, m[1])
 			}
@@ -142,7 +143,8 @@ func TestPruneInvalidatesRedisCache(t *testing.T) {
 	blobs := blobsOf(t, img)
 	layer := blobs[2]
 	// The registry cached what it served, in Redis under distribution's keys.
-	if n, err := rc.Exists(ctx, "blobs::"+layer.String(), "repository::ns/cached::blobs::"+layer.String()).Result(); err != nil || n != 2 {
+	if n, err := rc.Exists(ctx, "blobs::"+layer.String(), "repository::ns/cached::blobs::"+layer.String()).Result(); err != nil ||
+		n != 2 {
 		t.Fatalf("the layer is not in the Redis cache (%d keys, %v)", n, err)
 	}
 
@@ -163,7 +165,13 @@ func TestPruneInvalidatesRedisCache(t *testing.T) {
 	if res.ExitCode != 0 || m == nil || m[1] != "Invalidated" || m[2] != wouldInvalidate ||
 		!strings.Contains(res.Stdout, "Deleted 0 uploads (0 B)\nInvalidated") ||
 		!strings.HasPrefix(res.Stdout, fmt.Sprintf("Deleted %d blobs\n", len(blobs))) {
-		t.Errorf("delete (check said %s entries): exit %d\n%s\n%s", wouldInvalidate, res.ExitCode, res.Stdout, res.Stderr)
+		t.Errorf(
+			"delete (check said %s entries): exit %d\n%s\n%s",
+			wouldInvalidate,
+			res.ExitCode,
+			res.Stdout,
+			res.Stderr,
+		)
 	}
 	t.Logf("delete run:\n%s", res.Stdout)
 	for _, h := range blobs {
@@ -248,7 +256,10 @@ func TestPruneResetsInMemoryCache(t *testing.T) {
 			}
 		}
 		if len(claimed) == 0 {
-			t.Logf("the replica stopped claiming the pruned blobs %s after the prune", time.Since(pruned).Round(100*time.Millisecond))
+			t.Logf(
+				"the replica stopped claiming the pruned blobs %s after the prune",
+				time.Since(pruned).Round(100*time.Millisecond),
+			)
 			break
 		}
 		if time.Now().After(deadline) {

@@ -52,14 +52,16 @@ func TestSilentImageAPI(t *testing.T) {
 			if res.ExitCode != 1 || len(errs) != 1 || res.Stdout != "" {
 				t.Errorf("exit %d after %s\nstdout:\n%s\nstderr:\n%s", res.ExitCode, elapsed, res.Stdout, res.Stderr)
 			}
-			if len(errs) == 1 && (!strings.HasPrefix(errs[0], tt.prefix) || !strings.Contains(errs[0], "no answer from the image API at http://127.0.0.1:")) {
+			if len(errs) == 1 &&
+				(!strings.HasPrefix(errs[0], tt.prefix) || !strings.Contains(errs[0], "no answer from the image API at http://127.0.0.1:")) {
 				t.Errorf("error line %q", errs[0])
 			}
 			// 3 attempts of 2s each, and the start-up: far less than the bound.
 			if elapsed > 30*time.Second {
 				t.Errorf("took %s", elapsed)
 			}
-			if !strings.Contains(res.Stderr, "level=warning") || !strings.Contains(res.Stderr, "did not answer within 2s (listing image") {
+			if !strings.Contains(res.Stderr, "level=warning") ||
+				!strings.Contains(res.Stderr, "did not answer within 2s (listing image") {
 				t.Errorf("the wait was not reported at the default log level:\n%s", res.Stderr)
 			}
 			if e.snapshot() != before {
@@ -110,7 +112,8 @@ func TestSilentImageAPIWaitIsReported(t *testing.T) {
 				t.Fatalf("the run ended before it reported the wait:\n%s", strings.Join(stderr, "\n"))
 			}
 			stderr = append(stderr, l)
-			waiting = strings.Contains(l, "level=warning") && strings.Contains(l, "still waiting for the image API at http://127.0.0.1:") &&
+			waiting = strings.Contains(l, "level=warning") &&
+				strings.Contains(l, "still waiting for the image API at http://127.0.0.1:") &&
 				strings.Contains(l, "(listing image")
 		case <-time.After(40 * time.Second):
 			t.Fatalf("no report of the wait after %s:\n%s", time.Since(start), strings.Join(stderr, "\n"))
@@ -131,8 +134,16 @@ func TestSilentImageAPIWaitIsReported(t *testing.T) {
 		code = exit.ExitCode()
 	}
 	errs := errorLines(strings.Join(stderr, "\n"))
-	if code != 1 || len(errs) != 1 || !strings.HasPrefix(errs[0], "error: reading the image API (nothing was deleted): ") || stdout.Len() != 0 {
-		t.Errorf("after SIGINT: exit %d (%v)\nstdout:\n%s\nstderr:\n%s", code, err, stdout.String(), strings.Join(stderr, "\n"))
+	if code != 1 || len(errs) != 1 ||
+		!strings.HasPrefix(errs[0], "error: reading the image API (nothing was deleted): ") ||
+		stdout.Len() != 0 {
+		t.Errorf(
+			"after SIGINT: exit %d (%v)\nstdout:\n%s\nstderr:\n%s",
+			code,
+			err,
+			stdout.String(),
+			strings.Join(stderr, "\n"),
+		)
 	}
 	if e.snapshot() != before {
 		t.Fatal("storage changed")
@@ -157,7 +168,8 @@ func TestPruneReportAndOverrides(t *testing.T) {
 		{"no credentials", []string{"KUBECONFIG=" + filepath.Join(t.TempDir(), "missing")}, "loading KUBECONFIG="},
 	} {
 		res := e.prune(tt.env, "-prune=delete", noGrace, "-prune-report="+report)
-		if errs := errorLines(res.Stderr); res.ExitCode != 1 || len(errs) != 1 || !strings.Contains(errs[0], tt.errHas) {
+		if errs := errorLines(res.Stderr); res.ExitCode != 1 || len(errs) != 1 ||
+			!strings.Contains(errs[0], tt.errHas) {
 			t.Errorf("%s: exit %d\n%s", tt.name, res.ExitCode, res.Stderr)
 		}
 		if _, err := os.Stat(report); !os.IsNotExist(err) {
@@ -173,11 +185,15 @@ func TestPruneReportAndOverrides(t *testing.T) {
 		t.Errorf("-prune-ignore-read-only: no warning at the default level:\n%s", res.Stderr)
 	}
 	errs := errorLines(res.Stderr)
-	if res.ExitCode != 1 || len(errs) != 1 || !strings.HasPrefix(res.Stdout, "Deleted 0 blobs\n") || !strings.Contains(res.Stdout, "\nDeleted 1 repositories\n") {
+	if res.ExitCode != 1 || len(errs) != 1 || !strings.HasPrefix(res.Stdout, "Deleted 0 blobs\n") ||
+		!strings.Contains(res.Stdout, "\nDeleted 1 repositories\n") {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", res.ExitCode, res.Stdout, res.Stderr)
 	}
 	if !strings.HasPrefix(errs[0], "error: the prune deleted 0 blobs (0 B), 1 repositories, ") ||
-		!strings.Contains(errs[0], "; writing the report /dev/full failed: ") || !strings.Contains(errs[0], "no space left on device") {
+		!strings.Contains(
+			errs[0],
+			"; writing the report /dev/full failed: ",
+		) || !strings.Contains(errs[0], "no space left on device") {
 		t.Errorf("error line %q, want what was deleted, then the write error", errs[0])
 	}
 	if e.snapshot() == before {
@@ -202,12 +218,18 @@ func TestMalformedGOMEMLIMIT(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.ExitCode == 0 || res.Stdout != "" || !strings.HasPrefix(res.Stderr, "GOMEMLIMIT=garbage\nfatal error: malformed GOMEMLIMIT") {
+	if res.ExitCode == 0 || res.Stdout != "" ||
+		!strings.HasPrefix(res.Stderr, "GOMEMLIMIT=garbage\nfatal error: malformed GOMEMLIMIT") {
 		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", res.ExitCode, res.Stdout, res.Stderr)
 	}
 	// A value the runtime accepts is the administrator's limit; the run goes on (here to the
 	// missing credentials).
-	res, err = harness.RunPrune(ctx, []string{"GOMEMLIMIT=200MiB", "KUBECONFIG=" + filepath.Join(dir, "missing")}, "-prune=check", cfg)
+	res, err = harness.RunPrune(
+		ctx,
+		[]string{"GOMEMLIMIT=200MiB", "KUBECONFIG=" + filepath.Join(dir, "missing")},
+		"-prune=check",
+		cfg,
+	)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,7 +38,13 @@ func newCrashFixture(t *testing.T) *crashFixture {
 	for r := range 6 {
 		repo := fmt.Sprintf("r%d", r)
 		for i := range 3 {
-			img := image(t, fmt.Sprintf("%s-%d", repo, i), "base", fmt.Sprintf("%s-%d-a", repo, i), fmt.Sprintf("%s-%d-b", repo, i))
+			img := image(
+				t,
+				fmt.Sprintf("%s-%d", repo, i),
+				"base",
+				fmt.Sprintf("%s-%d-a", repo, i),
+				fmt.Sprintf("%s-%d-b", repo, i),
+			)
 			ref := fmt.Sprintf("ns/%s:t%d", repo, i)
 			d := e.mustPush(ref, img)
 			switch {
@@ -89,7 +95,15 @@ func (f *crashFixture) interrupt(t *testing.T, n int, sig syscall.Signal) (int, 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	env := append(append([]string(nil), f.e.regEnv...), "REGISTRY_LOG_LEVEL=info")
-	cmd, err := harness.PruneCommand(ctx, env, "-prune=delete", noGrace, anyShare, "-prune-workers=1", f.e.reg.ConfigPath)
+	cmd, err := harness.PruneCommand(
+		ctx,
+		env,
+		"-prune=delete",
+		noGrace,
+		anyShare,
+		"-prune-workers=1",
+		f.e.reg.ConfigPath,
+	)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +211,8 @@ func TestCrashSafety(t *testing.T) {
 				if !f.e.lockExists() {
 					t.Error("the killed run left no lock")
 				}
-				if res := f.e.prune(nil, "-prune=delete", noGrace, anyShare); res.ExitCode != 1 || !strings.Contains(res.Stderr, "another prune holds the storage lock") {
+				if res := f.e.prune(nil, "-prune=delete", noGrace, anyShare); res.ExitCode != 1 ||
+					!strings.Contains(res.Stderr, "another prune holds the storage lock") {
 					t.Errorf("a run right after a killed one: exit %d, want 1 (locked)\n%s", res.ExitCode, res.Stderr)
 				}
 			}
@@ -237,7 +252,12 @@ func TestGracefulStop(t *testing.T) {
 			}
 			reported, _ := strconv.Atoi(m[1])
 			if reported+f.goneStillStored() != len(f.gone) {
-				t.Errorf("reported %d blobs deleted, but %d of %d are gone", reported, len(f.gone)-f.goneStillStored(), len(f.gone))
+				t.Errorf(
+					"reported %d blobs deleted, but %d of %d are gone",
+					reported,
+					len(f.gone)-f.goneStillStored(),
+					len(f.gone),
+				)
 			}
 			if f.e.lockExists() {
 				t.Errorf("the run stopped by %s left its lock", sig)

@@ -26,7 +26,13 @@ func TestPruneExplain(t *testing.T) {
 	a2d := e.mustPush("ns/app:latest", a2)
 	a3d := e.mustPush("ns/app:latest", a3) // latest: [a3, a2]
 	amd := image(t, "amd64", "base", "amd64-only")
-	idx := mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: amd, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}})
+	idx := mutate.AppendManifests(
+		empty.Index,
+		mutate.IndexAddendum{
+			Add:        amd,
+			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}},
+		},
+	)
 	if err := remote.WriteIndex(e.ref("ns/multi:latest"), idx); err != nil {
 		t.Fatal(err)
 	}
@@ -58,10 +64,14 @@ func TestPruneExplain(t *testing.T) {
 	orphan := blobsOf(t, a1)[3]
 	res = e.prune(nil, "-prune-explain="+orphan.String(), noGrace)
 	t.Logf("explain an orphan:\n%s", res.Stdout)
-	if want := fmt.Sprintf("Blob %s (%s) would be deleted: no image references it\n", orphan, prune.FormatSize(e.blobSize(orphan))); res.ExitCode != 0 || !strings.HasPrefix(res.Stdout, want) {
+	if want := fmt.Sprintf("Blob %s (%s) would be deleted: no image references it\n", orphan, prune.FormatSize(e.blobSize(orphan))); res.ExitCode != 0 ||
+		!strings.HasPrefix(res.Stdout, want) {
 		t.Errorf("exit %d, output lacks %q", res.ExitCode, want)
 	}
-	if !strings.Contains(res.Stdout, "  layer link ns/app: would be deleted: not used by any image of image stream ns/app\n") {
+	if !strings.Contains(
+		res.Stdout,
+		"  layer link ns/app: would be deleted: not used by any image of image stream ns/app\n",
+	) {
 		t.Error("the orphan's layer link is not explained")
 	}
 
@@ -77,7 +87,8 @@ func TestPruneExplain(t *testing.T) {
 	// Within the default grace period the orphan stays, and says why.
 	res = e.prune(nil, "-prune-explain="+orphan.String())
 	t.Logf("explain an orphan within the grace period:\n%s", res.Stdout)
-	if !strings.Contains(res.Stdout, "would be kept:\n") || !strings.Contains(res.Stdout, "  - the grace period holds it: modified ") ||
+	if !strings.Contains(res.Stdout, "would be kept:\n") ||
+		!strings.Contains(res.Stdout, "  - the grace period holds it: modified ") ||
 		!strings.Contains(res.Stdout, "(-prune-keep-younger-than=1h0m0s)") {
 		t.Error("the grace period is not given as the reason")
 	}

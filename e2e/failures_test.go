@@ -97,7 +97,12 @@ func TestAPIFailuresDeleteNothing(t *testing.T) {
 			name: "forbidden on image streams",
 			fault: func(r *http.Request, _ int64) (int, string, bool) {
 				if strings.HasSuffix(r.URL.Path, "/imagestreams") {
-					return 403, fmt.Sprintf(statusJSON, `imagestreams.image.openshift.io is forbidden: User "system:serviceaccount:openshift-image-registry:registry" cannot list resource "imagestreams"`, "Forbidden", 403), true
+					return 403, fmt.Sprintf(
+						statusJSON,
+						`imagestreams.image.openshift.io is forbidden: User "system:serviceaccount:openshift-image-registry:registry" cannot list resource "imagestreams"`,
+						"Forbidden",
+						403,
+					), true
 				}
 				return 0, "", false
 			},
@@ -107,7 +112,12 @@ func TestAPIFailuresDeleteNothing(t *testing.T) {
 			name: "continue token that keeps expiring",
 			fault: func(r *http.Request, _ int64) (int, string, bool) {
 				if r.URL.Query().Get("continue") != "" {
-					return 410, fmt.Sprintf(statusJSON, "The provided continue parameter is too old", "Expired", 410), true
+					return 410, fmt.Sprintf(
+						statusJSON,
+						"The provided continue parameter is too old",
+						"Expired",
+						410,
+					), true
 				}
 				return 0, "", false
 			},
@@ -128,7 +138,12 @@ func TestAPIFailuresDeleteNothing(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			kc := faultyAPI(t, e, tt.fault)
-			res := e.prune([]string{"REGISTRY_OPENSHIFT_KUBECONFIG=" + kc}, "-prune=delete", noGrace, "-prune-page-size=2")
+			res := e.prune(
+				[]string{"REGISTRY_OPENSHIFT_KUBECONFIG=" + kc},
+				"-prune=delete",
+				noGrace,
+				"-prune-page-size=2",
+			)
 			if res.ExitCode != 1 {
 				t.Errorf("exit code %d, want 1", res.ExitCode)
 			}
@@ -137,7 +152,8 @@ func TestAPIFailuresDeleteNothing(t *testing.T) {
 			}
 			lines := strings.Split(strings.TrimSpace(res.Stderr), "\n")
 			last := lines[len(lines)-1]
-			if !strings.HasPrefix(last, "error: reading the image API (nothing was deleted): ") || !strings.Contains(last, tt.errHas) {
+			if !strings.HasPrefix(last, "error: reading the image API (nothing was deleted): ") ||
+				!strings.Contains(last, tt.errHas) {
 				t.Errorf("last line %q, want the nothing-deleted error naming %q", last, tt.errHas)
 			}
 			if e.snapshot() != before {
@@ -154,8 +170,14 @@ func TestAPIFailuresDeleteNothing(t *testing.T) {
 		}
 		return 0, "", false
 	})
-	res := e.prune([]string{"REGISTRY_OPENSHIFT_KUBECONFIG=" + kc, "REGISTRY_LOG_LEVEL=warning"}, "-prune=check", noGrace, "-prune-page-size=2")
-	if res.ExitCode != 0 || !strings.Contains(res.Stderr, "starting over") || !strings.HasPrefix(res.Stdout, "Would delete 0 blobs") {
+	res := e.prune(
+		[]string{"REGISTRY_OPENSHIFT_KUBECONFIG=" + kc, "REGISTRY_LOG_LEVEL=warning"},
+		"-prune=check",
+		noGrace,
+		"-prune-page-size=2",
+	)
+	if res.ExitCode != 0 || !strings.Contains(res.Stderr, "starting over") ||
+		!strings.HasPrefix(res.Stdout, "Would delete 0 blobs") {
 		t.Errorf("after one expiry: exit %d\nstdout:\n%s\nstderr:\n%s", res.ExitCode, res.Stdout, res.Stderr)
 	}
 	if !strings.Contains(res.Stdout, "Would delete 1 repositories") {
@@ -174,7 +196,8 @@ func TestMalformedImageDeletesNothing(t *testing.T) {
 	}
 	before := e.snapshot()
 	res := e.prune(nil, "-prune=delete", noGrace)
-	if res.ExitCode != 1 || !strings.Contains(res.Stderr, `layer 0 "not-a-digest" is not a digest`) || res.Stdout != "" {
+	if res.ExitCode != 1 || !strings.Contains(res.Stderr, `layer 0 "not-a-digest" is not a digest`) ||
+		res.Stdout != "" {
 		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", res.ExitCode, res.Stdout, res.Stderr)
 	}
 	if e.snapshot() != before {
@@ -204,7 +227,8 @@ func TestReadOnlyEnvironmentForms(t *testing.T) {
 		})
 	}
 	e.startRegistry()
-	if res := e.prune(nil, "-prune=delete", noGrace); res.ExitCode != 1 || !strings.Contains(res.Stderr, "not read-only") {
+	if res := e.prune(nil, "-prune=delete", noGrace); res.ExitCode != 1 ||
+		!strings.Contains(res.Stderr, "not read-only") {
 		t.Errorf("delete in a writable pod: exit %d\n%s", res.ExitCode, res.Stderr)
 	}
 	if res := e.prune(nil, "-prune=delete", noGrace, "-prune-ignore-read-only"); res.ExitCode != 0 {

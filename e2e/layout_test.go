@@ -75,7 +75,11 @@ func TestOddStorageLayouts(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(wrong, "docker/registry/v2"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	copyTree(t, filepath.Join(e.storageDir, "docker/registry/v2/blobs"), filepath.Join(wrong, "docker/registry/v2/blobs"))
+	copyTree(
+		t,
+		filepath.Join(e.storageDir, "docker/registry/v2/blobs"),
+		filepath.Join(wrong, "docker/registry/v2/blobs"),
+	)
 	res = e.prune([]string{"REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=" + wrong}, "-prune=check", noGrace)
 	want := "storage has no repositories/ directory below " + wrong + "/docker/registry/v2: is rootdirectory right?"
 	if n := strings.Count(res.Stderr, want); n != 1 {

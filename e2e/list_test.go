@@ -34,7 +34,12 @@ func TestListModes(t *testing.T) {
 	got := strings.Split(strings.TrimSuffix(res.Stdout, "\n"), "\n")
 	sort.Strings(got)
 	if res.ExitCode != 0 || strings.Join(got, "\n") != strings.Join(wantLines, "\n") {
-		t.Errorf("-list-blobs: exit %d\n%s\nwant (any order):\n%s", res.ExitCode, res.Stdout, strings.Join(wantLines, "\n"))
+		t.Errorf(
+			"-list-blobs: exit %d\n%s\nwant (any order):\n%s",
+			res.ExitCode,
+			res.Stdout,
+			strings.Join(wantLines, "\n"),
+		)
 	}
 
 	res = e.prune(nil, "-list-manifests=ns/app")

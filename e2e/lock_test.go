@@ -97,12 +97,22 @@ func TestPruneLock(t *testing.T) {
 	t.Run("stale lock", func(t *testing.T) {
 		f.restore(t)
 		now := time.Now()
-		e.writeLock(t, storage.LockRecord{Owner: "dead-run", Host: "old-host", PID: 4242, Started: now.Add(-time.Hour), Expires: now.Add(-58 * time.Minute)})
+		e.writeLock(
+			t,
+			storage.LockRecord{
+				Owner:   "dead-run",
+				Host:    "old-host",
+				PID:     4242,
+				Started: now.Add(-time.Hour),
+				Expires: now.Add(-58 * time.Minute),
+			},
+		)
 		res := e.prune(nil, "-prune=delete", noGrace, anyShare)
 		if res.ExitCode != 0 || !strings.HasPrefix(res.Stdout, wantDeleted) {
 			t.Fatalf("exit %d\n%s\n%s", res.ExitCode, res.Stdout, res.Stderr)
 		}
-		if !strings.Contains(res.Stderr, "stale prune lock") || !strings.Contains(res.Stderr, "host old-host, pid 4242") {
+		if !strings.Contains(res.Stderr, "stale prune lock") ||
+			!strings.Contains(res.Stderr, "host old-host, pid 4242") {
 			t.Errorf("no warning naming the stale holder:\n%s", res.Stderr)
 		}
 		if e.lockExists() {
@@ -113,14 +123,27 @@ func TestPruneLock(t *testing.T) {
 	t.Run("live lock", func(t *testing.T) {
 		f.restore(t)
 		now := time.Now()
-		live := storage.LockRecord{Owner: "live-run", Host: "busy-host", PID: os.Getpid(), Started: now.Add(-5 * time.Second), Expires: now.Add(2 * time.Minute)}
+		live := storage.LockRecord{
+			Owner:   "live-run",
+			Host:    "busy-host",
+			PID:     os.Getpid(),
+			Started: now.Add(-5 * time.Second),
+			Expires: now.Add(2 * time.Minute),
+		}
 		e.writeLock(t, live)
 		before := e.readLock(t)
 		res := e.prune(nil, "-prune=delete", noGrace, anyShare)
 		lines := errorLines(res.Stderr)
 		holder := fmt.Sprintf("host busy-host, pid %d, started 5s ago", os.Getpid())
 		if res.ExitCode != 1 || res.Stdout != "" || len(lines) != 1 || !strings.Contains(lines[0], holder) {
-			t.Fatalf("exit %d, stdout %q, errors %q; want exit 1 and one line naming %q\n%s", res.ExitCode, res.Stdout, lines, holder, res.Stderr)
+			t.Fatalf(
+				"exit %d, stdout %q, errors %q; want exit 1 and one line naming %q\n%s",
+				res.ExitCode,
+				res.Stdout,
+				lines,
+				holder,
+				res.Stderr,
+			)
 		}
 		if n := f.goneStillStored(); n != len(f.gone) {
 			t.Errorf("a refused run deleted %d blobs", len(f.gone)-n)
@@ -144,7 +167,8 @@ func TestPruneLock(t *testing.T) {
 		if res.ExitCode != 0 || !strings.HasPrefix(res.Stdout, wantDeleted) {
 			t.Fatalf("forced: exit %d\n%s\n%s", res.ExitCode, res.Stdout, res.Stderr)
 		}
-		if !strings.Contains(res.Stderr, "-prune-force-unlock: removing the prune lock") || !strings.Contains(res.Stderr, "host busy-host, pid "+strconv.Itoa(os.Getpid())) {
+		if !strings.Contains(res.Stderr, "-prune-force-unlock: removing the prune lock") ||
+			!strings.Contains(res.Stderr, "host busy-host, pid "+strconv.Itoa(os.Getpid())) {
 			t.Errorf("no warning naming the removed holder:\n%s", res.Stderr)
 		}
 		if e.lockExists() {
@@ -211,9 +235,15 @@ func twoDeleteRunsAtOnce(t *testing.T, e *env, wantDeleted string) {
 	}
 	lines := errorLines(loser.stderr.String())
 	holder := fmt.Sprintf("host %s, pid %d, started ", host, winner.cmd.Process.Pid)
-	if len(lines) != 1 || !strings.Contains(lines[0], "another prune holds the storage lock") || !strings.Contains(lines[0], holder) ||
+	if len(lines) != 1 || !strings.Contains(lines[0], "another prune holds the storage lock") ||
+		!strings.Contains(lines[0], holder) ||
 		!strings.Contains(lines[0], "nothing was deleted") {
-		t.Errorf("the refused run's errors: %q, want one line naming %q\nstderr:\n%s", lines, holder, loser.stderr.String())
+		t.Errorf(
+			"the refused run's errors: %q, want one line naming %q\nstderr:\n%s",
+			lines,
+			holder,
+			loser.stderr.String(),
+		)
 	}
 	if e.lockExists() {
 		t.Error("the lock is still there after the runs")
@@ -242,9 +272,19 @@ func TestPruneLockS3(t *testing.T) {
 	twoDeleteRunsAtOnce(t, e, fmt.Sprintf("Deleted %d blobs\n", gone))
 
 	now := time.Now()
-	e.writeLock(t, storage.LockRecord{Owner: "live-run", Host: "busy-host", PID: 99, Started: now, Expires: now.Add(2 * time.Minute)})
+	e.writeLock(
+		t,
+		storage.LockRecord{
+			Owner:   "live-run",
+			Host:    "busy-host",
+			PID:     99,
+			Started: now,
+			Expires: now.Add(2 * time.Minute),
+		},
+	)
 	res := e.prune(nil, "-prune=delete", noGrace, anyShare)
-	if lines := errorLines(res.Stderr); res.ExitCode != 1 || len(lines) != 1 || !strings.Contains(lines[0], "host busy-host, pid 99") {
+	if lines := errorLines(res.Stderr); res.ExitCode != 1 || len(lines) != 1 ||
+		!strings.Contains(lines[0], "host busy-host, pid 99") {
 		t.Errorf("under a live lock: exit %d\n%s", res.ExitCode, res.Stderr)
 	}
 	res = e.prune(nil, "-prune=delete", noGrace, anyShare, "-prune-force-unlock")

@@ -86,7 +86,8 @@ func TestPermissions(t *testing.T) {
 			t.Fatalf("exit %d:\n%s", res.ExitCode, res.Stderr)
 		}
 		// gone's manifest, config and own layer; the shared base stays.
-		if !strings.HasPrefix(res.Stdout, "Deleted 3 blobs\n") || !strings.Contains(res.Stdout, "Deleted 1 repositories\n") {
+		if !strings.HasPrefix(res.Stdout, "Deleted 3 blobs\n") ||
+			!strings.Contains(res.Stdout, "Deleted 1 repositories\n") {
 			t.Errorf("delete output:\n%s", res.Stdout)
 		}
 		if err := e.pullsIdentical("ns/app:latest", image(t, "kept", "base", "kept-only")); err != nil {

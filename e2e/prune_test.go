@@ -53,9 +53,16 @@ func seedProcedure(t *testing.T, e *env) {
 	// A multi-arch index.
 	amd := image(t, "amd64", "base", "amd64-only")
 	arm := image(t, "arm64", "base-arm", "arm64-only")
-	idx := mutate.AppendManifests(empty.Index,
-		mutate.IndexAddendum{Add: amd, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
-		mutate.IndexAddendum{Add: arm, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}},
+	idx := mutate.AppendManifests(
+		empty.Index,
+		mutate.IndexAddendum{
+			Add:        amd,
+			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}},
+		},
+		mutate.IndexAddendum{
+			Add:        arm,
+			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}},
+		},
 	)
 	if err := remote.WriteIndex(e.ref("ns/multi:latest"), idx); err != nil {
 		t.Fatalf("pushing the index: %v", err)
@@ -133,9 +140,13 @@ func seedProcedure(t *testing.T, e *env) {
 	if res.ExitCode != 0 {
 		t.Fatalf("check: exit %d\n%s", res.ExitCode, res.Stderr)
 	}
-	wantCheck := fmt.Sprintf("Would delete %d blobs\nWould free up %s of disk space\nUse -prune=delete to actually delete the data\n"+
-		"Would delete 1 repositories\nWould delete 2 manifest links\nWould delete 1 tags\nWould delete 1 tag index entries\n"+
-		"Would delete 5 layer links\nWould delete 0 uploads (0 B)\n", len(gone), prune.FormatSize(wantBytes))
+	wantCheck := fmt.Sprintf(
+		"Would delete %d blobs\nWould free up %s of disk space\nUse -prune=delete to actually delete the data\n"+
+			"Would delete 1 repositories\nWould delete 2 manifest links\nWould delete 1 tags\nWould delete 1 tag index entries\n"+
+			"Would delete 5 layer links\nWould delete 0 uploads (0 B)\n",
+		len(gone),
+		prune.FormatSize(wantBytes),
+	)
 	if res.Stdout != wantCheck {
 		t.Errorf("check output:\n%s\nwant:\n%s", res.Stdout, wantCheck)
 	}

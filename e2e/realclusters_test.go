@@ -29,9 +29,16 @@ func pushNestedIndex(t *testing.T, e *env) nestedIndex {
 	t.Helper()
 	amd := image(t, "nested-amd64", "base", "nested-amd64-only")
 	arm := image(t, "nested-arm64", "base", "nested-arm64-only")
-	inner := mutate.AppendManifests(empty.Index,
-		mutate.IndexAddendum{Add: amd, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
-		mutate.IndexAddendum{Add: arm, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}},
+	inner := mutate.AppendManifests(
+		empty.Index,
+		mutate.IndexAddendum{
+			Add:        amd,
+			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}},
+		},
+		mutate.IndexAddendum{
+			Add:        arm,
+			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}},
+		},
 	)
 	outer := mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: inner})
 	if err := remote.WriteIndex(e.ref("ns/app:latest"), outer); err != nil {
@@ -97,7 +104,8 @@ func TestIndexOfIndexesKeepsWhatItReaches(t *testing.T) {
 
 			amdd, _ := n.amd.Digest()
 			res := e.prune(nil, "-prune-explain="+amdd.String(), noGrace)
-			if res.ExitCode != 0 || !strings.Contains(res.Stdout, "would be kept") || strings.Contains(res.Stdout, "manifest link ns/app: would be deleted") {
+			if res.ExitCode != 0 || !strings.Contains(res.Stdout, "would be kept") ||
+				strings.Contains(res.Stdout, "manifest link ns/app: would be deleted") {
 				t.Fatalf("explain: exit %d\n%s\n%s", res.ExitCode, res.Stdout, res.Stderr)
 			}
 
@@ -105,7 +113,8 @@ func TestIndexOfIndexesKeepsWhatItReaches(t *testing.T) {
 			if res.ExitCode != 0 {
 				t.Fatalf("delete: exit %d\n%s\n%s", res.ExitCode, res.Stdout, res.Stderr)
 			}
-			if !strings.Contains(res.Stdout, "Deleted 1 manifest links\n") || !strings.Contains(res.Stdout, "Deleted 1 tags\n") {
+			if !strings.Contains(res.Stdout, "Deleted 1 manifest links\n") ||
+				!strings.Contains(res.Stdout, "Deleted 1 tags\n") {
 				t.Errorf("want the junk manifest link and tag deleted, and nothing else:\n%s", res.Stdout)
 			}
 			if e.blobExists(junkd) {
@@ -124,20 +133,35 @@ func TestIndexOfIndexesKeepsWhatItReaches(t *testing.T) {
 
 			// A second run deletes nothing more.
 			res = e.prune(nil, "-prune=check", noGrace)
-			if res.ExitCode != 0 || !strings.HasPrefix(res.Stdout, "Would delete 0 blobs\n") || !strings.Contains(res.Stdout, "Would delete 0 manifest links\n") {
+			if res.ExitCode != 0 || !strings.HasPrefix(res.Stdout, "Would delete 0 blobs\n") ||
+				!strings.Contains(res.Stdout, "Would delete 0 manifest links\n") {
 				t.Fatalf("second run: exit %d\n%s\n%s", res.ExitCode, res.Stdout, res.Stderr)
 			}
 
 			// What an earlier prune broke, -restore=check now sees: the tag's list reaches a
 			// manifest the repository no longer links.
-			link := filepath.Join(e.storageDir, "docker/registry/v2/repositories/ns/app/_manifests/revisions/sha256", amdd.Hex)
+			link := filepath.Join(
+				e.storageDir,
+				"docker/registry/v2/repositories/ns/app/_manifests/revisions/sha256",
+				amdd.Hex,
+			)
 			if err := os.RemoveAll(link); err != nil {
 				t.Fatal(err)
 			}
 			res = e.prune(nil, "-restore=check")
-			want := fmt.Sprintf("Broken tag ns/app:latest at position 0 out of 1: list %s reaches manifest %s, but repository ns/app does not link it\n", n.outer, amdd)
+			want := fmt.Sprintf(
+				"Broken tag ns/app:latest at position 0 out of 1: list %s reaches manifest %s, but repository ns/app does not link it\n",
+				n.outer,
+				amdd,
+			)
 			if res.ExitCode != 3 || !strings.Contains(res.Stdout, want) {
-				t.Fatalf("restore check of a broken nested list: exit %d, want 3 and %q\n%s\n%s", res.ExitCode, want, res.Stdout, res.Stderr)
+				t.Fatalf(
+					"restore check of a broken nested list: exit %d, want 3 and %q\n%s\n%s",
+					res.ExitCode,
+					want,
+					res.Stdout,
+					res.Stderr,
+				)
 			}
 		})
 	}
@@ -161,20 +185,32 @@ func TestStreamShapesOfARealCluster(t *testing.T) {
 		{
 			ObjectMeta: metav1.ObjectMeta{Name: "reference"},
 			Spec: imagev1.ImageStreamSpec{Tags: []imagev1.TagReference{
-				{Name: "1.0", Reference: true, From: &corev1.ObjectReference{Kind: "DockerImage", Name: "quay.io/org/tool:1.0"}},
+				{
+					Name:      "1.0",
+					Reference: true,
+					From:      &corev1.ObjectReference{Kind: "DockerImage", Name: "quay.io/org/tool:1.0"},
+				},
 			}},
 			Status: imagev1.ImageStreamStatus{Tags: []imagev1.NamedTagEventList{
-				{Tag: "1.0", Items: []imagev1.TagEvent{{Created: metav1.Now(), DockerImageReference: external, Generation: 1}}},
+				{
+					Tag:   "1.0",
+					Items: []imagev1.TagEvent{{Created: metav1.Now(), DockerImageReference: external, Generation: 1}},
+				},
 			}},
 		},
 		{
 			ObjectMeta: metav1.ObjectMeta{Name: "failed-import"},
 			Spec: imagev1.ImageStreamSpec{Tags: []imagev1.TagReference{
-				{Name: "latest", From: &corev1.ObjectReference{Kind: "DockerImage", Name: "quay.io/org/missing:latest"}},
+				{
+					Name: "latest",
+					From: &corev1.ObjectReference{Kind: "DockerImage", Name: "quay.io/org/missing:latest"},
+				},
 			}},
-			Status: imagev1.ImageStreamStatus{Tags: []imagev1.NamedTagEventList{{Tag: "latest", Conditions: []imagev1.TagEventCondition{{
-				Type: imagev1.ImportSuccess, Status: corev1.ConditionFalse, Reason: "NotFound", Message: "not found", Generation: 2,
-			}}}}},
+			Status: imagev1.ImageStreamStatus{
+				Tags: []imagev1.NamedTagEventList{{Tag: "latest", Conditions: []imagev1.TagEventCondition{{
+					Type: imagev1.ImportSuccess, Status: corev1.ConditionFalse, Reason: "NotFound", Message: "not found", Generation: 2,
+				}}}},
+			},
 		},
 		{
 			ObjectMeta: metav1.ObjectMeta{Name: "spec-only"},
@@ -209,9 +245,12 @@ func TestStreamShapesOfARealCluster(t *testing.T) {
 	}
 
 	// A malformed, non-empty digest still stops every mode before anything is deleted.
-	bad := &imagev1.ImageStream{ObjectMeta: metav1.ObjectMeta{Name: "malformed"}, Status: imagev1.ImageStreamStatus{Tags: []imagev1.NamedTagEventList{
-		{Tag: "x", Items: []imagev1.TagEvent{{Image: "sha256:nothex", DockerImageReference: external}}},
-	}}}
+	bad := &imagev1.ImageStream{
+		ObjectMeta: metav1.ObjectMeta{Name: "malformed"},
+		Status: imagev1.ImageStreamStatus{Tags: []imagev1.NamedTagEventList{
+			{Tag: "x", Items: []imagev1.TagEvent{{Image: "sha256:nothex", DockerImageReference: external}}},
+		}},
+	}
 	if _, err := e.images.ImageStreams("ns").Create(ctx, bad, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,13 @@ func TestRestore(t *testing.T) {
 	bd := e.mustPush("ns/app:latest", b)
 	cd := e.mustPush("ns/other:latest", c)
 	amd := image(t, "amd64", "base", "amd64-only")
-	idx := mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: amd, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}})
+	idx := mutate.AppendManifests(
+		empty.Index,
+		mutate.IndexAddendum{
+			Add:        amd,
+			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}},
+		},
+	)
 	if err := remote.WriteIndex(e.ref("ns/multi:latest"), idx); err != nil {
 		t.Fatal(err)
 	}
@@ -113,8 +119,10 @@ func TestRestore(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the recovered Image: %v", err)
 	}
-	if !reflect.DeepEqual(got.DockerImageLayers, original.DockerImageLayers) || got.DockerImageManifestMediaType != original.DockerImageManifestMediaType ||
-		configID(t, got) != configID(t, original) || got.DockerImageReference != original.DockerImageReference {
+	if !reflect.DeepEqual(got.DockerImageLayers, original.DockerImageLayers) ||
+		got.DockerImageManifestMediaType != original.DockerImageManifestMediaType ||
+		configID(t, got) != configID(t, original) ||
+		got.DockerImageReference != original.DockerImageReference {
 		t.Errorf("recovered Image differs:\n%+v\nwant:\n%+v", got, original)
 	}
 	multi, err := e.images.ImageStreams("ns").Get(ctx, "multi", metav1.GetOptions{})
@@ -128,11 +136,13 @@ func TestRestore(t *testing.T) {
 	// Only what recovery cannot fix is left; the prune keeps what was recovered.
 	res = e.prune(nil, "-restore=check")
 	t.Logf("-restore=check after recover:\n%s", res.Stdout)
-	if res.ExitCode != 3 || strings.Contains(res.Stdout, "Unknown") || strings.Contains(res.Stdout, "Missing image") || !strings.Contains(res.Stdout, "Broken image") {
+	if res.ExitCode != 3 || strings.Contains(res.Stdout, "Unknown") || strings.Contains(res.Stdout, "Missing image") ||
+		!strings.Contains(res.Stdout, "Broken image") {
 		t.Errorf("check after recover: exit %d\n%s", res.ExitCode, res.Stdout)
 	}
 	res = e.prune(nil, "-prune=check", noGrace)
-	if res.ExitCode != 0 || !strings.HasPrefix(res.Stdout, "Would delete 0 blobs\n") || !strings.Contains(res.Stdout, "Would delete 0 repositories\n") {
+	if res.ExitCode != 0 || !strings.HasPrefix(res.Stdout, "Would delete 0 blobs\n") ||
+		!strings.Contains(res.Stdout, "Would delete 0 repositories\n") {
 		t.Errorf("prune after recover: exit %d\n%s\n%s", res.ExitCode, res.Stdout, res.Stderr)
 	}
 }

@@ -113,7 +113,8 @@ func TestRefusesToDeleteEverything(t *testing.T) {
 	e.startRegistry(harness.ReadOnlyEnv)
 	before := e.snapshot()
 	res := e.prune(nil, "-prune=delete", noGrace)
-	if res.ExitCode != 1 || !strings.Contains(res.Stderr, "refusing to delete every blob") || !strings.Contains(res.Stderr, "-prune-allow-delete-all") {
+	if res.ExitCode != 1 || !strings.Contains(res.Stderr, "refusing to delete every blob") ||
+		!strings.Contains(res.Stderr, "-prune-allow-delete-all") {
 		t.Fatalf("exit %d:\n%s", res.ExitCode, res.Stderr)
 	}
 	if e.snapshot() != before {

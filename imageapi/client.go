@@ -63,7 +63,11 @@ func Connect(configKubeconfig string, opts ConnectOptions) (*Connection, error) 
 	if err != nil {
 		return nil, fmt.Errorf("creating the image API client: %w", err)
 	}
-	return &Connection{Lister: &Lister{Client: client, PageSize: opts.PageSize, Log: opts.Log}, Host: restCfg.Host, Source: source}, nil
+	return &Connection{
+		Lister: &Lister{Client: client, PageSize: opts.PageSize, Log: opts.Log},
+		Host:   restCfg.Host,
+		Source: source,
+	}, nil
 }
 
 // BoundedTransport returns a wrapper of an image API client's transport (for
@@ -134,9 +138,23 @@ func (t *boundedTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 			if attempts == 1 {
 				tries = "not tried again: a write may have been done"
 			}
-			return nil, fmt.Errorf("%w at %s within %s (%s), %s (-prune-api-timeout)", ErrNoAnswer, t.host, t.timeout, what, tries)
+			return nil, fmt.Errorf(
+				"%w at %s within %s (%s), %s (-prune-api-timeout)",
+				ErrNoAnswer,
+				t.host,
+				t.timeout,
+				what,
+				tries,
+			)
 		}
-		t.log.Warnf("the image API at %s did not answer within %s (%s); trying again (attempt %d of %d)", t.host, t.timeout, what, attempt+1, attempts)
+		t.log.Warnf(
+			"the image API at %s did not answer within %s (%s); trying again (attempt %d of %d)",
+			t.host,
+			t.timeout,
+			what,
+			attempt+1,
+			attempts,
+		)
 	}
 }
 
@@ -174,8 +192,15 @@ func (t *boundedTransport) watch(what string, attempt, attempts int) (stop func(
 			case <-done:
 				return
 			case <-tick.C:
-				t.log.Warnf("still waiting for the image API at %s (%s): %s so far, attempt %d of %d, each given %s (-prune-api-timeout)",
-					t.host, what, time.Since(start).Round(time.Second), attempt, attempts, t.timeout)
+				t.log.Warnf(
+					"still waiting for the image API at %s (%s): %s so far, attempt %d of %d, each given %s (-prune-api-timeout)",
+					t.host,
+					what,
+					time.Since(start).Round(time.Second),
+					attempt,
+					attempts,
+					t.timeout,
+				)
 			}
 		}
 	}()

@@ -66,7 +66,11 @@ func TestBoundedTransport(t *testing.T) {
 		if err := l.EachImage(context.Background(), func(*imagev1.Image) error { return nil }); err != nil {
 			t.Fatal(err)
 		}
-		if n.Load() != 2 || !strings.Contains(out.String(), "did not answer within 200ms (listing images, page 1); trying again (attempt 2 of 3)") ||
+		if n.Load() != 2 ||
+			!strings.Contains(
+				out.String(),
+				"did not answer within 200ms (listing images, page 1); trying again (attempt 2 of 3)",
+			) ||
 			!strings.Contains(out.String(), "still waiting for the image API at "+srv.URL+" (listing images, page 1)") {
 			t.Errorf("%d requests, log:\n%s", n.Load(), out.String())
 		}
@@ -88,7 +92,8 @@ func TestBoundedTransport(t *testing.T) {
 		l, _ := boundedClient(t, srv, 150*time.Millisecond)
 		start := time.Now()
 		err := l.EachImage(context.Background(), func(*imagev1.Image) error { return nil })
-		if !errors.Is(err, ErrNoAnswer) || n.Load() != 3 || !strings.Contains(err.Error(), "within 150ms (listing images, page 1), 3 attempts") {
+		if !errors.Is(err, ErrNoAnswer) || n.Load() != 3 ||
+			!strings.Contains(err.Error(), "within 150ms (listing images, page 1), 3 attempts") {
 			t.Errorf("%d requests, err %v", n.Load(), err)
 		}
 		if time.Since(start) > 5*time.Second {
@@ -108,8 +113,13 @@ func TestBoundedTransport(t *testing.T) {
 		}))
 		defer srv.Close()
 		l, _ := boundedClient(t, srv, 100*time.Millisecond)
-		_, err := l.Client.ImageStreams("ns").Create(context.Background(), &imagev1.ImageStream{ObjectMeta: metav1.ObjectMeta{Name: "s"}}, metav1.CreateOptions{})
-		if !errors.Is(err, ErrNoAnswer) || n.Load() != 1 || !strings.Contains(err.Error(), "(POST /apis/image.openshift.io/v1/namespaces/ns/imagestreams), not tried again") {
+		_, err := l.Client.ImageStreams("ns").
+			Create(context.Background(), &imagev1.ImageStream{ObjectMeta: metav1.ObjectMeta{Name: "s"}}, metav1.CreateOptions{})
+		if !errors.Is(err, ErrNoAnswer) || n.Load() != 1 ||
+			!strings.Contains(
+				err.Error(),
+				"(POST /apis/image.openshift.io/v1/namespaces/ns/imagestreams), not tried again",
+			) {
 			t.Errorf("%d requests, err %v", n.Load(), err)
 		}
 	})

@@ -101,7 +101,9 @@ func (l *Lister) Walk(ctx context.Context, p Pass) error {
 			return err
 		}
 		lastErr = err
-		l.log().WithError(err).Warnf("the list expired mid-way; starting over (attempt %d of %d)", attempt+1, maxListAttempts)
+		l.log().
+			WithError(err).
+			Warnf("the list expired mid-way; starting over (attempt %d of %d)", attempt+1, maxListAttempts)
 	}
 	return fmt.Errorf("listing kept expiring after %d attempts: %w", maxListAttempts, lastErr)
 }
@@ -157,7 +159,14 @@ func TagHistories(is *imagev1.ImageStream) (prune.StreamTags, error) {
 			}
 			d, err := digest.Parse(item.Image)
 			if err != nil {
-				return prune.StreamTags{}, fmt.Errorf("image stream %s tag %q item %d: image %q is not a digest: %w", out.Repository, tag.Tag, i, item.Image, ErrMalformed)
+				return prune.StreamTags{}, fmt.Errorf(
+					"image stream %s tag %q item %d: image %q is not a digest: %w",
+					out.Repository,
+					tag.Tag,
+					i,
+					item.Image,
+					ErrMalformed,
+				)
 			}
 			th.Items = append(th.Items, prune.TagItem{Image: d, Reference: item.DockerImageReference})
 		}

@@ -44,7 +44,10 @@ func RESTConfig(configKubeconfig string) (*rest.Config, string, error) {
 		}
 		return cfg, clientcmd.RecommendedHomeFile, nil
 	}
-	return nil, "", fmt.Errorf("no credentials for the image API: not in a cluster, no KUBECONFIG, no openshift.kubeconfig in the configuration, no %s", clientcmd.RecommendedHomeFile)
+	return nil, "", fmt.Errorf(
+		"no credentials for the image API: not in a cluster, no KUBECONFIG, no openshift.kubeconfig in the configuration, no %s",
+		clientcmd.RecommendedHomeFile,
+	)
 }
 
 func fromKubeconfig(rules *clientcmd.ClientConfigLoadingRules) (*rest.Config, error) {

@@ -17,18 +17,30 @@ func TestStreamShapesTheAPIServerWrites(t *testing.T) {
 	is := &imagev1.ImageStream{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "app"},
 		Spec: imagev1.ImageStreamSpec{Tags: []imagev1.TagReference{
-			{Name: "ref", Reference: true, From: &corev1.ObjectReference{Kind: "DockerImage", Name: "quay.io/org/app:1"}},
+			{
+				Name:      "ref",
+				Reference: true,
+				From:      &corev1.ObjectReference{Kind: "DockerImage", Name: "quay.io/org/app:1"},
+			},
 			{Name: "spec-only", From: &corev1.ObjectReference{Kind: "DockerImage", Name: "quay.io/org/app:2"}},
 		}},
-		Status: imagev1.ImageStreamStatus{DockerImageRepository: "image-registry:5000/ns/app", Tags: []imagev1.NamedTagEventList{
-			{Tag: "ref", Items: []imagev1.TagEvent{{DockerImageReference: "quay.io/org/app:1", Generation: 1}}},
-			{Tag: "failed", Conditions: []imagev1.TagEventCondition{{Type: imagev1.ImportSuccess, Status: corev1.ConditionFalse, Reason: "NotFound", Generation: 2}}},
-			{Tag: "no-items"},
-			{Tag: "latest", Items: []imagev1.TagEvent{
-				{Image: d("m1").String(), DockerImageReference: "image-registry:5000/ns/app@" + d("m1").String()},
-				{DockerImageReference: "quay.io/org/app@" + d("x").String()},
-			}},
-		}},
+		Status: imagev1.ImageStreamStatus{
+			DockerImageRepository: "image-registry:5000/ns/app",
+			Tags: []imagev1.NamedTagEventList{
+				{Tag: "ref", Items: []imagev1.TagEvent{{DockerImageReference: "quay.io/org/app:1", Generation: 1}}},
+				{
+					Tag: "failed",
+					Conditions: []imagev1.TagEventCondition{
+						{Type: imagev1.ImportSuccess, Status: corev1.ConditionFalse, Reason: "NotFound", Generation: 2},
+					},
+				},
+				{Tag: "no-items"},
+				{Tag: "latest", Items: []imagev1.TagEvent{
+					{Image: d("m1").String(), DockerImageReference: "image-registry:5000/ns/app@" + d("m1").String()},
+					{DockerImageReference: "quay.io/org/app@" + d("x").String()},
+				}},
+			},
+		},
 	}
 	got, err := ReduceStream(is)
 	if err != nil {
@@ -41,7 +53,8 @@ func TestStreamShapesTheAPIServerWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(tags.Tags) != 4 || len(tags.Tags[3].Items) != 1 || tags.Tags[3].Items[0].Image != d("m1") || len(tags.Tags[0].Items) != 0 {
+	if len(tags.Tags) != 4 || len(tags.Tags[3].Items) != 1 || tags.Tags[3].Items[0].Image != d("m1") ||
+		len(tags.Tags[0].Items) != 0 {
 		t.Errorf("TagHistories: %+v", tags)
 	}
 

@@ -77,7 +77,10 @@ func pageSize(n int64) int64 {
 func withRemedy(err error) error {
 	switch {
 	case apierrors.IsForbidden(err):
-		return fmt.Errorf("%w (the pruner's identity needs the cluster role system:image-pruner: oc adm policy add-cluster-role-to-user system:image-pruner -z registry -n openshift-image-registry)", err)
+		return fmt.Errorf(
+			"%w (the pruner's identity needs the cluster role system:image-pruner: oc adm policy add-cluster-role-to-user system:image-pruner -z registry -n openshift-image-registry)",
+			err,
+		)
 	case apierrors.IsUnauthorized(err):
 		return fmt.Errorf("%w (the credentials were refused: check the token or kubeconfig)", err)
 	}

@@ -19,7 +19,10 @@ import (
 func d(s string) digest.Digest { return digest.FromString(s) }
 
 func image(name string, layers ...string) imagev1.Image {
-	img := imagev1.Image{ObjectMeta: metav1.ObjectMeta{Name: name}, DockerImageManifestMediaType: "application/vnd.docker.distribution.manifest.v2+json"}
+	img := imagev1.Image{
+		ObjectMeta:                   metav1.ObjectMeta{Name: name},
+		DockerImageManifestMediaType: "application/vnd.docker.distribution.manifest.v2+json",
+	}
 	for _, l := range layers {
 		img.DockerImageLayers = append(img.DockerImageLayers, imagev1.ImageLayer{Name: l, LayerSize: 1})
 	}
@@ -28,12 +31,15 @@ func image(name string, layers ...string) imagev1.Image {
 
 func TestReduceImage(t *testing.T) {
 	img := image(d("m").String(), d("l1").String(), d("l2").String())
-	img.DockerImageMetadata = runtime.RawExtension{Raw: []byte(`{"kind":"DockerImage","Id":"` + d("cfg").String() + `"}`)}
+	img.DockerImageMetadata = runtime.RawExtension{
+		Raw: []byte(`{"kind":"DockerImage","Id":"` + d("cfg").String() + `"}`),
+	}
 	got, err := ReduceImage(&img)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Manifest != d("m") || got.Config != d("cfg") || len(got.Layers) != 2 || got.Layers[1] != d("l2") || got.Incomplete {
+	if got.Manifest != d("m") || got.Config != d("cfg") || len(got.Layers) != 2 || got.Layers[1] != d("l2") ||
+		got.Incomplete {
 		t.Errorf("got %+v", got)
 	}
 	// Schema 2 without a config digest: a blob its manifest uses is unknown.
@@ -128,7 +134,9 @@ func TestSourcePagesAndRestartsOnExpiry(t *testing.T) {
 		images = append(images, image(d(n).String(), d(n+"-layer").String()))
 	}
 	stream := imagev1.ImageStream{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "app"}}
-	stream.Status.Tags = []imagev1.NamedTagEventList{{Tag: "latest", Items: []imagev1.TagEvent{{Image: d("a").String()}}}}
+	stream.Status.Tags = []imagev1.NamedTagEventList{
+		{Tag: "latest", Items: []imagev1.TagEvent{{Image: d("a").String()}}},
+	}
 
 	expired := apierrors.NewResourceExpired("continue token expired")
 	calls := 0
@@ -159,7 +167,14 @@ func TestSourceFailsWholeOnErrors(t *testing.T) {
 		err    error
 		errHas string
 	}{
-		"forbidden":      {apierrors.NewForbidden(schema.GroupResource{Group: "image.openshift.io", Resource: "images"}, "", errors.New("no")), "system:image-pruner"},
+		"forbidden": {
+			apierrors.NewForbidden(
+				schema.GroupResource{Group: "image.openshift.io", Resource: "images"},
+				"",
+				errors.New("no"),
+			),
+			"system:image-pruner",
+		},
 		"unauthorized":   {apierrors.NewUnauthorized("bad token"), "credentials were refused"},
 		"server error":   {apierrors.NewInternalError(errors.New("etcd fell over")), "etcd fell over"},
 		"always expired": {apierrors.NewResourceExpired("expired"), "kept expiring"},

@@ -244,7 +244,10 @@ func (d *decision) failClosed(repo *Repository) {
 		for _, m := range t.Index {
 			d.linked.Add(m)
 			if m != t.Current {
-				d.settle(Object{Kind: KindTagIndexEntry, Repository: repo.Name, Name: t.Name, Digest: m}, ReasonFailsClosed)
+				d.settle(
+					Object{Kind: KindTagIndexEntry, Repository: repo.Name, Name: t.Name, Digest: m},
+					ReasonFailsClosed,
+				)
 			}
 		}
 	}
@@ -350,7 +353,12 @@ func (d *decision) uploads(repo *Repository) {
 // whose links and blobs are old and that no Image names (a push skips uploading what the
 // repository already links). The decision does not read manifests, so such a repository
 // keeps every link for this run; its garbage goes the next.
-func youngHolds(repo *Repository, rr *RepositoryReferences, refs *References, young func(time.Time) bool) (held []digest.Digest, holdsYoungManifest bool) {
+func youngHolds(
+	repo *Repository,
+	rr *RepositoryReferences,
+	refs *References,
+	young func(time.Time) bool,
+) (held []digest.Digest, holdsYoungManifest bool) {
 	for _, t := range repo.Tags {
 		if !young(t.ModTime) {
 			continue

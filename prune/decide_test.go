@@ -175,7 +175,15 @@ func TestDecide(t *testing.T) {
 			inv: Inventory{
 				Blobs: blobs("m1", "c1", "l1", "l2"),
 				Repositories: []Repository{{Name: "ns/app", Manifests: links("m1"), Layers: links("c1", "l1", "l2"),
-					Tags: []Tag{{Name: "latest", Current: dg("m1"), State: TagRead, Index: []digest.Digest{dg("m1")}, ModTime: old}}}},
+					Tags: []Tag{
+						{
+							Name:    "latest",
+							Current: dg("m1"),
+							State:   TagRead,
+							Index:   []digest.Digest{dg("m1")},
+							ModTime: old,
+						},
+					}}},
 			},
 			want: planNames{},
 		},
@@ -206,7 +214,13 @@ func TestDecide(t *testing.T) {
 				Repositories: []Repository{{
 					Name: "ns/app", Manifests: links("m1", "m2", "m3"), Layers: links("c1", "l1", "c2", "l2", "c3", "l3"),
 					Tags: []Tag{
-						{Name: "latest", Current: dg("m1"), State: TagRead, Index: []digest.Digest{dg("m1"), dg("m2"), dg("m3")}, ModTime: old},
+						{
+							Name:    "latest",
+							Current: dg("m1"),
+							State:   TagRead,
+							Index:   []digest.Digest{dg("m1"), dg("m2"), dg("m3")},
+							ModTime: old,
+						},
 						{Name: "v3", Current: dg("m3"), State: TagRead, Index: []digest.Digest{dg("m3")}, ModTime: old},
 					},
 				}},
@@ -228,8 +242,10 @@ func TestDecide(t *testing.T) {
 			},
 			streams: []Stream{stream("ns/multi", "idx")},
 			inv: Inventory{
-				Blobs:        blobs("idx", "m1", "c1", "l1", "m2", "c2", "l2"),
-				Repositories: []Repository{{Name: "ns/multi", Manifests: links("idx", "m1", "m2"), Layers: links("c1", "l1", "c2", "l2")}},
+				Blobs: blobs("idx", "m1", "c1", "l1", "m2", "c2", "l2"),
+				Repositories: []Repository{
+					{Name: "ns/multi", Manifests: links("idx", "m1", "m2"), Layers: links("c1", "l1", "c2", "l2")},
+				},
 			},
 			want: planNames{},
 		},
@@ -240,8 +256,10 @@ func TestDecide(t *testing.T) {
 			},
 			streams: []Stream{stream("ns/multi", "m3")},
 			inv: Inventory{
-				Blobs:        blobs("idx", "m1", "c1", "l1", "m3", "c3", "l3"),
-				Repositories: []Repository{{Name: "ns/multi", Manifests: links("idx", "m1", "m3"), Layers: links("c1", "l1", "c3", "l3")}},
+				Blobs: blobs("idx", "m1", "c1", "l1", "m3", "c3", "l3"),
+				Repositories: []Repository{
+					{Name: "ns/multi", Manifests: links("idx", "m1", "m3"), Layers: links("c1", "l1", "c3", "l3")},
+				},
 			},
 			want: planNames{
 				ManifestLinks: sortedLinks("ns/multi", "idx", "m1"),
@@ -259,8 +277,14 @@ func TestDecide(t *testing.T) {
 			},
 			streams: []Stream{stream("ns/multi", "idx")},
 			inv: Inventory{
-				Blobs:        blobs("idx", "m1", "c1", "l1", "m2", "c2", "l2", "old"),
-				Repositories: []Repository{{Name: "ns/multi", Manifests: links("idx", "m1", "m2"), Layers: links("c1", "l1", "c2", "l2", "old")}},
+				Blobs: blobs("idx", "m1", "c1", "l1", "m2", "c2", "l2", "old"),
+				Repositories: []Repository{
+					{
+						Name:      "ns/multi",
+						Manifests: links("idx", "m1", "m2"),
+						Layers:    links("c1", "l1", "c2", "l2", "old"),
+					},
+				},
 			},
 			want: planNames{},
 		},
@@ -333,8 +357,10 @@ func TestDecide(t *testing.T) {
 			images:  []Image{img("m1", "c1", "l1")},
 			streams: []Stream{stream("ns/app", "m1", "gone")},
 			inv: Inventory{
-				Blobs:        blobs("m1", "c1", "l1", "gone", "l2"),
-				Repositories: []Repository{{Name: "ns/app", Manifests: links("m1", "gone"), Layers: links("c1", "l1", "l2")}},
+				Blobs: blobs("m1", "c1", "l1", "gone", "l2"),
+				Repositories: []Repository{
+					{Name: "ns/app", Manifests: links("m1", "gone"), Layers: links("c1", "l1", "l2")},
+				},
 			},
 			want: planNames{
 				ManifestLinks: []string{"ns/app@gone"},
@@ -386,7 +412,11 @@ func TestDecide(t *testing.T) {
 				Blobs: append(blobs("m1", "c1", "l1", "l2"),
 					Blob{Digest: dg("young"), Size: 5, ModTime: fresh}),
 				Repositories: []Repository{
-					{Name: "ns/app", Manifests: links("m1"), Layers: append(links("c1", "l1"), Link{Digest: dg("l2"), ModTime: fresh})},
+					{
+						Name:      "ns/app",
+						Manifests: links("m1"),
+						Layers:    append(links("c1", "l1"), Link{Digest: dg("l2"), ModTime: fresh}),
+					},
 					// no stream yet, but a push is under way: nothing in it is old enough to go
 					{Name: "ns/pushing", Layers: []Link{{Digest: dg("young"), ModTime: fresh}}},
 				},
@@ -402,7 +432,11 @@ func TestDecide(t *testing.T) {
 				Blobs: append(blobs("m1", "c1", "l1", "l2"),
 					Blob{Digest: dg("young"), Size: 5, ModTime: fresh}),
 				Repositories: []Repository{
-					{Name: "ns/app", Manifests: links("m1"), Layers: append(links("c1", "l1"), Link{Digest: dg("l2"), ModTime: fresh})},
+					{
+						Name:      "ns/app",
+						Manifests: links("m1"),
+						Layers:    append(links("c1", "l1"), Link{Digest: dg("l2"), ModTime: fresh}),
+					},
 					{Name: "ns/pushing", Layers: []Link{{Digest: dg("young"), ModTime: fresh}}},
 				},
 			},
@@ -431,7 +465,15 @@ func TestDecide(t *testing.T) {
 			inv: Inventory{
 				Blobs: blobs("m1", "c1", "l1", "m2"),
 				Repositories: []Repository{{Name: "ns/app", Manifests: links("m1", "m2"), Layers: links("c1", "l1"),
-					Tags: []Tag{{Name: "new", Current: dg("m2"), State: TagRead, Index: []digest.Digest{dg("m2")}, ModTime: fresh}}}},
+					Tags: []Tag{
+						{
+							Name:    "new",
+							Current: dg("m2"),
+							State:   TagRead,
+							Index:   []digest.Digest{dg("m2")},
+							ModTime: fresh,
+						},
+					}}},
 			},
 			want: planNames{},
 		},
@@ -442,7 +484,9 @@ func TestDecide(t *testing.T) {
 			inv: Inventory{
 				Blobs: blobs("m1", "c1", "l1"),
 				Repositories: []Repository{{Name: "ns/app", Manifests: links("m1"), Layers: links("c1", "l1"),
-					Tags: []Tag{{Name: "odd", State: TagRead, Index: []digest.Digest{dg("m1"), dg("x")}, ModTime: old}}}},
+					Tags: []Tag{
+						{Name: "odd", State: TagRead, Index: []digest.Digest{dg("m1"), dg("x")}, ModTime: old},
+					}}},
 			},
 			// The tag stays; only the index entry of a manifest the repository no longer has goes.
 			want: planNames{TagIndexEntries: []string{"ns/app:odd@x"}},
@@ -453,8 +497,10 @@ func TestDecide(t *testing.T) {
 			streams: []Stream{stream("ns/app", "m1", "m2")},
 			inv: Inventory{
 				Blobs: blobs("m1", "c1", "l1", "m2", "c2", "l2"),
-				Repositories: []Repository{{Name: "ns/app", Manifests: links("m1", "m2"), Layers: links("c1", "l1", "c2", "l2"),
-					Tags: []Tag{{Name: "latest", Index: []digest.Digest{dg("m1"), dg("m2")}, ModTime: old}}}},
+				Repositories: []Repository{
+					{Name: "ns/app", Manifests: links("m1", "m2"), Layers: links("c1", "l1", "c2", "l2"),
+						Tags: []Tag{{Name: "latest", Index: []digest.Digest{dg("m1"), dg("m2")}, ModTime: old}}},
+				},
 			},
 			want: planNames{},
 		},
@@ -478,7 +524,11 @@ func TestDecide(t *testing.T) {
 				Repositories: []Repository{{Name: "ns/app", Manifests: links("m1", "m2"), Layers: links("c1", "l1"),
 					Tags: []Tag{{Name: "latest", Index: []digest.Digest{dg("m1"), dg("m2")}, ModTime: old}}}},
 			},
-			want: planNames{ManifestLinks: []string{"ns/app@m2"}, Blobs: []string{"m2"}, Unresolved: []string{"ns/app:latest"}},
+			want: planNames{
+				ManifestLinks: []string{"ns/app@m2"},
+				Blobs:         []string{"m2"},
+				Unresolved:    []string{"ns/app:latest"},
+			},
 		},
 		{
 			name:    "current link not read, mixed index, the times name a current that stays: no read",
@@ -488,9 +538,16 @@ func TestDecide(t *testing.T) {
 				Blobs: blobs("m1", "c1", "l1", "m2"),
 				Repositories: []Repository{{Name: "ns/app", Manifests: links("m1", "m2"), Layers: links("c1", "l1"),
 					Tags: []Tag{{Name: "latest", Index: []digest.Digest{dg("m2"), dg("m1")}, ModTime: old,
-						IndexModTimes: []time.Time{old.Add(-time.Hour), old.Add(-time.Millisecond)}, CurrentModTime: old}}}},
+						IndexModTimes: []time.Time{
+							old.Add(-time.Hour),
+							old.Add(-time.Millisecond),
+						}, CurrentModTime: old}}}},
 			},
-			want: planNames{TagIndexEntries: []string{"ns/app:latest@m2"}, ManifestLinks: []string{"ns/app@m2"}, Blobs: []string{"m2"}},
+			want: planNames{
+				TagIndexEntries: []string{"ns/app:latest@m2"},
+				ManifestLinks:   []string{"ns/app@m2"},
+				Blobs:           []string{"m2"},
+			},
 		},
 		{
 			name:    "current link not read, mixed index, the times name a current that goes: read first",
@@ -500,9 +557,16 @@ func TestDecide(t *testing.T) {
 				Blobs: blobs("m1", "c1", "l1", "m2"),
 				Repositories: []Repository{{Name: "ns/app", Manifests: links("m1", "m2"), Layers: links("c1", "l1"),
 					Tags: []Tag{{Name: "latest", Index: []digest.Digest{dg("m1"), dg("m2")}, ModTime: old,
-						IndexModTimes: []time.Time{old.Add(-time.Hour), old.Add(-time.Millisecond)}, CurrentModTime: old}}}},
+						IndexModTimes: []time.Time{
+							old.Add(-time.Hour),
+							old.Add(-time.Millisecond),
+						}, CurrentModTime: old}}}},
 			},
-			want: planNames{ManifestLinks: []string{"ns/app@m2"}, Blobs: []string{"m2"}, Unresolved: []string{"ns/app:latest"}},
+			want: planNames{
+				ManifestLinks: []string{"ns/app@m2"},
+				Blobs:         []string{"m2"},
+				Unresolved:    []string{"ns/app:latest"},
+			},
 		},
 		{
 			name:    "current link not read, mixed index, an interrupted tagging (current older than the newest entry): read first",
@@ -514,7 +578,11 @@ func TestDecide(t *testing.T) {
 					Tags: []Tag{{Name: "latest", Index: []digest.Digest{dg("m2"), dg("m1")}, ModTime: old,
 						IndexModTimes: []time.Time{old.Add(-time.Hour), old}, CurrentModTime: old.Add(-time.Hour)}}}},
 			},
-			want: planNames{ManifestLinks: []string{"ns/app@m2"}, Blobs: []string{"m2"}, Unresolved: []string{"ns/app:latest"}},
+			want: planNames{
+				ManifestLinks: []string{"ns/app@m2"},
+				Blobs:         []string{"m2"},
+				Unresolved:    []string{"ns/app:latest"},
+			},
 		},
 		{
 			name:    "current link not read, mixed index, two newest entries tie: read first",
@@ -526,7 +594,11 @@ func TestDecide(t *testing.T) {
 					Tags: []Tag{{Name: "latest", Index: []digest.Digest{dg("m2"), dg("m1")}, ModTime: old,
 						IndexModTimes: []time.Time{old, old}, CurrentModTime: old}}}},
 			},
-			want: planNames{ManifestLinks: []string{"ns/app@m2"}, Blobs: []string{"m2"}, Unresolved: []string{"ns/app:latest"}},
+			want: planNames{
+				ManifestLinks: []string{"ns/app@m2"},
+				Blobs:         []string{"m2"},
+				Unresolved:    []string{"ns/app:latest"},
+			},
 		},
 		{
 			name:    "current link not read, young tag: its whole index stays",
@@ -550,7 +622,11 @@ func TestDecide(t *testing.T) {
 				Repositories: []Repository{{Name: "ns/app", Manifests: links("m1", "m2"), Layers: links("c1", "l1"),
 					Tags: []Tag{{Name: "t0", ModTime: old, CurrentModTime: old}}}},
 			},
-			want: planNames{ManifestLinks: []string{"ns/app@m2"}, Blobs: []string{"m2"}, Unresolved: []string{"ns/app:t0"}},
+			want: planNames{
+				ManifestLinks: []string{"ns/app@m2"},
+				Blobs:         []string{"m2"},
+				Unresolved:    []string{"ns/app:t0"},
+			},
 		},
 		{
 			name:    "read: the current link names a manifest that goes, the index empty: the tag goes",
@@ -581,7 +657,9 @@ func TestDecide(t *testing.T) {
 			inv: Inventory{
 				Blobs: blobs("m1", "c1", "l1"),
 				Repositories: []Repository{{Name: "ns/app", Manifests: links("m1"), Layers: links("c1", "l1"),
-					Tags: []Tag{{Name: "t0", State: TagNoCurrentLink, Index: []digest.Digest{dg("m1")}, ModTime: old}}}},
+					Tags: []Tag{
+						{Name: "t0", State: TagNoCurrentLink, Index: []digest.Digest{dg("m1")}, ModTime: old},
+					}}},
 			},
 			want: planNames{Tags: []string{"ns/app:t0"}},
 		},
@@ -592,7 +670,9 @@ func TestDecide(t *testing.T) {
 			inv: Inventory{
 				Blobs: blobs("m1", "c1", "l1"),
 				Repositories: []Repository{{Name: "ns/app", Manifests: links("m1"), Layers: links("c1", "l1"),
-					Tags: []Tag{{Name: "t0", State: TagNoCurrentLink, Index: []digest.Digest{dg("m1")}, ModTime: fresh}}}},
+					Tags: []Tag{
+						{Name: "t0", State: TagNoCurrentLink, Index: []digest.Digest{dg("m1")}, ModTime: fresh},
+					}}},
 			},
 			want: planNames{},
 		},
@@ -606,7 +686,11 @@ func TestDecide(t *testing.T) {
 			inv: Inventory{
 				Blobs: append(blobs("m1", "c1", "l1", "c9", "l9"), Blob{Digest: dg("m9"), ModTime: fresh}),
 				Repositories: []Repository{
-					{Name: "ns/app", Manifests: append(links("m1"), Link{Digest: dg("m9"), ModTime: fresh}), Layers: links("c1", "l1", "c9", "l9")},
+					{
+						Name:      "ns/app",
+						Manifests: append(links("m1"), Link{Digest: dg("m9"), ModTime: fresh}),
+						Layers:    links("c1", "l1", "c9", "l9"),
+					},
 					// Another repository is decided as usual.
 					{Name: "ns/other", Manifests: links("m1"), Layers: links("c1", "l1", "l9")},
 				},
@@ -620,7 +704,9 @@ func TestDecide(t *testing.T) {
 			inv: Inventory{
 				Blobs: blobs("m1", "c1", "l1", "m2"),
 				Repositories: []Repository{{Name: "ns/app", Manifests: links("m1"), Layers: links("c1", "l1"),
-					Tags: []Tag{{Name: "new", Index: []digest.Digest{dg("m2")}, ModTime: fresh, CurrentModTime: fresh}}}},
+					Tags: []Tag{
+						{Name: "new", Index: []digest.Digest{dg("m2")}, ModTime: fresh, CurrentModTime: fresh},
+					}}},
 			},
 			want: planNames{},
 		},

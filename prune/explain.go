@@ -128,7 +128,17 @@ func (e *Explainer) AddStream(s StreamTags) {
 	for _, t := range s.Tags {
 		for i, item := range t.Items {
 			if user, ok := e.leadsTo[item.Image]; ok {
-				e.tags = append(e.tags, TagPosition{Repository: s.Repository, Tag: t.Tag, Position: i, Total: len(t.Items), Image: item.Image, User: user})
+				e.tags = append(
+					e.tags,
+					TagPosition{
+						Repository: s.Repository,
+						Tag:        t.Tag,
+						Position:   i,
+						Total:      len(t.Items),
+						Image:      item.Image,
+						User:       user,
+					},
+				)
 			}
 		}
 	}
@@ -168,7 +178,11 @@ func (e *Explainer) Build() (*References, *Usage) {
 		return cmp.Or(cmp.Compare(a.Image, b.Image), cmp.Compare(a.Role, b.Role))
 	})
 	slices.SortStableFunc(u.Tags, func(a, b TagPosition) int {
-		return cmp.Or(cmp.Compare(a.Repository, b.Repository), cmp.Compare(a.Tag, b.Tag), cmp.Compare(a.Position, b.Position))
+		return cmp.Or(
+			cmp.Compare(a.Repository, b.Repository),
+			cmp.Compare(a.Tag, b.Tag),
+			cmp.Compare(a.Position, b.Position),
+		)
 	})
 	return e.refs.Build(), u
 }
@@ -217,7 +231,12 @@ func (l LinkFate) String() string {
 // of its arguments.
 func Explain(target digest.Digest, usage *Usage, refs *References, inv *Inventory, opts Options) *Explanation {
 	cutoff := opts.Now.Add(-opts.KeepYoungerThan)
-	exp := &Explanation{Target: target, Usage: *usage, KeepYoungerThan: opts.KeepYoungerThan, FromStorage: refs.stored.Has(target)}
+	exp := &Explanation{
+		Target:          target,
+		Usage:           *usage,
+		KeepYoungerThan: opts.KeepYoungerThan,
+		FromStorage:     refs.stored.Has(target),
+	}
 	for _, b := range inv.Blobs {
 		if b.Digest == target {
 			exp.Blob = &b
@@ -247,30 +266,49 @@ func Explain(target digest.Digest, usage *Usage, refs *References, inv *Inventor
 		order[repo.Name] = i
 		if gone, ok := goneRepos[repo.Name]; ok {
 			for _, o := range objectsNaming(&repo, target) {
-				exp.Links = append(exp.Links, LinkFate{Kind: o.Kind, Repository: o.Repository, Tag: o.Name, Deleted: true,
-					Rule: gone.Reason, Reason: "its repository goes: " + gone.Why()})
+				exp.Links = append(
+					exp.Links,
+					LinkFate{Kind: o.Kind, Repository: o.Repository, Tag: o.Name, Deleted: true,
+						Rule: gone.Reason, Reason: "its repository goes: " + gone.Why()},
+				)
 			}
 		}
 	}
 	// Decide sees a repository's tags before its layer links; explanations list the links
 	// first, repository by repository, in inventory order.
 	slices.SortStableFunc(named, func(a, b Object) int {
-		return cmp.Or(cmp.Compare(order[a.Repository], order[b.Repository]), cmp.Compare(listRank(a.Kind), listRank(b.Kind)))
+		return cmp.Or(
+			cmp.Compare(order[a.Repository], order[b.Repository]),
+			cmp.Compare(listRank(a.Kind), listRank(b.Kind)),
+		)
 	})
 	for _, o := range named {
 		repo := &inv.Repositories[order[o.Repository]]
-		lf := LinkFate{Kind: o.Kind, Repository: o.Repository, Tag: o.Name, Deleted: !o.Reason.Keeps(), Rule: o.Reason, Reason: o.Why()}
+		lf := LinkFate{
+			Kind:       o.Kind,
+			Repository: o.Repository,
+			Tag:        o.Name,
+			Deleted:    !o.Reason.Keeps(),
+			Rule:       o.Reason,
+			Reason:     o.Why(),
+		}
 		switch o.Reason {
 		case ReasonYoung:
 			lf.Reason = "modified " + ageText(opts.Now.Sub(modTime(repo, o))) + ", within the grace period"
 		case ReasonFailsClosed:
-			lf.Reason = fmt.Sprintf("what image stream %s uses is not fully known (%s), so every link and tag of the repository stays this run",
-				repo.Name, refs.Repository(repo.Name).unknownWhy())
+			lf.Reason = fmt.Sprintf(
+				"what image stream %s uses is not fully known (%s), so every link and tag of the repository stays this run",
+				repo.Name,
+				refs.Repository(repo.Name).unknownWhy(),
+			)
 		}
 		exp.Links = append(exp.Links, lf)
 	}
 	// Gone repositories were listed first; put every link back in inventory order.
-	slices.SortStableFunc(exp.Links, func(a, b LinkFate) int { return cmp.Compare(order[a.Repository], order[b.Repository]) })
+	slices.SortStableFunc(
+		exp.Links,
+		func(a, b LinkFate) int { return cmp.Compare(order[a.Repository], order[b.Repository]) },
+	)
 	return exp
 }
 
@@ -339,7 +377,10 @@ func modTime(repo *Repository, o Object) time.Time {
 // run's start (a clock ahead, or a copy that kept its times), that it is dated in the future.
 func ageText(age time.Duration) string {
 	if age < 0 {
-		return fmt.Sprintf("%s in the future (a date after the run's start, which the grace period keeps)", roundAge(-age))
+		return fmt.Sprintf(
+			"%s in the future (a date after the run's start, which the grace period keeps)",
+			roundAge(-age),
+		)
 	}
 	return roundAge(age).String() + " ago"
 }
@@ -394,7 +435,10 @@ func WriteExplanation(w io.Writer, e *Explanation) {
 	}
 	if e.Blob != nil && !e.Deleted {
 		if e.FromStorage {
-			fmt.Fprintln(w, "  - a list that stays reaches a manifest that uses it (or is it), read from storage where the image API could not say")
+			fmt.Fprintln(
+				w,
+				"  - a list that stays reaches a manifest that uses it (or is it), read from storage where the image API could not say",
+			)
 		}
 		if e.Young {
 			fmt.Fprintf(w, "  - the grace period holds it: modified %s (%s)\n", ageText(e.Age), grace)

@@ -26,7 +26,9 @@ func explainWorld(target string) (*References, *Usage, *Inventory) {
 		{Tag: "latest", Items: []TagItem{{Image: dg("other")}, {Image: dg("m1")}}},
 		{Tag: "v1", Items: []TagItem{{Image: dg("m1")}}},
 	}})
-	e.AddStream(StreamTags{Repository: "ns/multi", Tags: []TagHistory{{Tag: "latest", Items: []TagItem{{Image: dg("index")}}}}})
+	e.AddStream(
+		StreamTags{Repository: "ns/multi", Tags: []TagHistory{{Tag: "latest", Items: []TagItem{{Image: dg("index")}}}}},
+	)
 	refs, usage := e.Build()
 	inv := &Inventory{
 		Blobs: blobs("base", "l1", "orphan"),
@@ -81,7 +83,11 @@ func TestExplain(t *testing.T) {
 	exp = Explain(dg("orphan"), usage, refs, inv, opts())
 	buf.Reset()
 	WriteExplanation(&buf, exp)
-	if !exp.Deleted || !strings.HasPrefix(buf.String(), "Blob "+dg("orphan").String()+" (6 B) would be deleted: no image references it\n") {
+	if !exp.Deleted ||
+		!strings.HasPrefix(
+			buf.String(),
+			"Blob "+dg("orphan").String()+" (6 B) would be deleted: no image references it\n",
+		) {
 		t.Errorf("orphan:\n%s", buf.String())
 	}
 
@@ -90,7 +96,11 @@ func TestExplain(t *testing.T) {
 	exp = Explain(dg("orphan"), usage, refs, inv, opts())
 	buf.Reset()
 	WriteExplanation(&buf, exp)
-	if exp.Deleted || !strings.Contains(buf.String(), "  - the grace period holds it: modified 10m0s ago (-prune-keep-younger-than=1h0m0s)\n") {
+	if exp.Deleted ||
+		!strings.Contains(
+			buf.String(),
+			"  - the grace period holds it: modified 10m0s ago (-prune-keep-younger-than=1h0m0s)\n",
+		) {
 		t.Errorf("young orphan:\n%s", buf.String())
 	}
 

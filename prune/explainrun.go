@@ -21,7 +21,11 @@ type ExplainSource interface {
 func ExplainRun(ctx context.Context, cfg Config, target digest.Digest) (*Explanation, error) {
 	src, ok := cfg.References.(ExplainSource)
 	if !ok {
-		return nil, fmt.Errorf("explaining %s: %T cannot say what the image API holds about one digest", target, cfg.References)
+		return nil, fmt.Errorf(
+			"explaining %s: %T cannot say what the image API holds about one digest",
+			target,
+			cfg.References,
+		)
 	}
 	refs, usage, err := src.Explain(ctx, target)
 	if err != nil {

@@ -20,7 +20,12 @@ func (s explainSource) References(context.Context) (*References, error) {
 func (s explainSource) Explain(_ context.Context, target digest.Digest) (*References, *Usage, error) {
 	e := NewExplainer(target)
 	e.AddImage(s.image)
-	e.AddStream(StreamTags{Repository: "ns/app", Tags: []TagHistory{{Tag: "latest", Items: []TagItem{{Image: s.image.Manifest}}}}})
+	e.AddStream(
+		StreamTags{
+			Repository: "ns/app",
+			Tags:       []TagHistory{{Tag: "latest", Items: []TagItem{{Image: s.image.Manifest}}}},
+		},
+	)
 	refs, usage := e.Build()
 	return refs, usage, nil
 }
@@ -59,8 +64,20 @@ func TestExplainRun(t *testing.T) {
 			Manifests: []Link{{Digest: manifest, ModTime: old}},
 			Layers:    []Link{{Digest: layer, ModTime: old}},
 			Tags: []Tag{
-				{Name: "latest", Index: []digest.Digest{manifest}, IndexModTimes: []time.Time{old}, ModTime: old, CurrentModTime: old},
-				{Name: "other", Index: []digest.Digest{digest.FromString("elsewhere")}, IndexModTimes: []time.Time{old}, ModTime: old, CurrentModTime: old},
+				{
+					Name:           "latest",
+					Index:          []digest.Digest{manifest},
+					IndexModTimes:  []time.Time{old},
+					ModTime:        old,
+					CurrentModTime: old,
+				},
+				{
+					Name:           "other",
+					Index:          []digest.Digest{digest.FromString("elsewhere")},
+					IndexModTimes:  []time.Time{old},
+					ModTime:        old,
+					CurrentModTime: old,
+				},
 			},
 		}},
 	}}
@@ -82,7 +99,8 @@ func TestExplainRun(t *testing.T) {
 	}
 
 	cfg.References = plainSource{}
-	if _, err := ExplainRun(context.Background(), cfg, manifest); err == nil || !strings.Contains(err.Error(), "cannot say what the image API holds") {
+	if _, err := ExplainRun(context.Background(), cfg, manifest); err == nil ||
+		!strings.Contains(err.Error(), "cannot say what the image API holds") {
 		t.Errorf("with a plain ReferenceSource: %v, want an error", err)
 	}
 }

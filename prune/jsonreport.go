@@ -86,7 +86,13 @@ func reportSummary(sum Summary, runErr error) ReportSummary {
 
 // record is the report's line for an object.
 func record(o Object) ReportRecord {
-	r := ReportRecord{Kind: o.Kind.String(), Repository: o.Repository, Digest: o.Digest.String(), Reason: o.Why(), Rule: o.Reason.String()}
+	r := ReportRecord{
+		Kind:       o.Kind.String(),
+		Repository: o.Repository,
+		Digest:     o.Digest.String(),
+		Reason:     o.Why(),
+		Rule:       o.Reason.String(),
+	}
 	switch o.Kind {
 	case KindTag, KindTagIndexEntry:
 		r.Tag = o.Name
@@ -99,7 +105,14 @@ func record(o Object) ReportRecord {
 	return r
 }
 
-func writeRecords(ctx context.Context, enc *json.Encoder, plan *Plan, sum Summary, runErr error, stored StillStored) error {
+func writeRecords(
+	ctx context.Context,
+	enc *json.Encoder,
+	plan *Plan,
+	sum Summary,
+	runErr error,
+	stored StillStored,
+) error {
 	// A phase starts only when every earlier one finished.
 	started := !errors.Is(runErr, ErrWouldDeleteEverything)
 	for _, phase := range sweepPhases() {

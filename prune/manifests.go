@@ -46,8 +46,9 @@ type readResult struct {
 // the image API cannot describe (RepositoryReferences.Incomplete): it reads those manifests
 // from storage, and every manifest below them, and adds what they use to the repository's
 // references, as if an Image said it. It also reads the manifest of every Image that does not
-// name its config, so that the config stays while the Image does. A manifest storage does not hold or cannot parse leaves
-// its repository failing closed: every link and tag in it stays for this run.
+// name its config, so that the config stays while the Image does. A manifest storage does not
+// hold or cannot parse leaves its repository failing closed: every link and tag in it stays
+// for this run.
 //
 // Any other error (storage unreachable) is returned: the run must then delete nothing.
 // Without a reader, every such repository fails closed. workers bounds the reads under way.

@@ -69,7 +69,15 @@ func TestResolve(t *testing.T) {
 			Repositories: []Repository{{
 				Name: "ns/app", Manifests: links("outer", "inner", "m1", "m2", "m3"),
 				Layers: links("c1", "l1", "c2", "l2", "c3", "l3", "old"),
-				Tags:   []Tag{{Name: "latest", Current: dg("outer"), State: TagRead, Index: []digest.Digest{dg("outer")}, ModTime: old}},
+				Tags: []Tag{
+					{
+						Name:    "latest",
+						Current: dg("outer"),
+						State:   TagRead,
+						Index:   []digest.Digest{dg("outer")},
+						ModTime: old,
+					},
+				},
 			}},
 		}
 	}
@@ -84,13 +92,22 @@ func TestResolve(t *testing.T) {
 	}{
 		{
 			// The two images keep their Images: before, their revision links went.
-			name:    "index of indexes whose inner index lost its Image: all it reaches stays",
-			images:  []Image{list("outer", "inner"), img("m1", "c1", "l1"), img("m2", "c2", "l2"), img("m3", "c3", "l3")},
+			name: "index of indexes whose inner index lost its Image: all it reaches stays",
+			images: []Image{
+				list("outer", "inner"),
+				img("m1", "c1", "l1"),
+				img("m2", "c2", "l2"),
+				img("m3", "c3", "l3"),
+			},
 			streams: []Stream{stream("ns/app", "outer")},
 			reader:  storage,
 			inv:     appInv(),
 			// m3 is an Image no stream names: its links go, its blobs stay (global).
-			want: planNames{ManifestLinks: []string{"ns/app@m3"}, LayerLinks: sortedLinks("ns/app", "c3", "l3", "old"), Blobs: []string{"old"}},
+			want: planNames{
+				ManifestLinks: []string{"ns/app@m3"},
+				LayerLinks:    sortedLinks("ns/app", "c3", "l3", "old"),
+				Blobs:         []string{"old"},
+			},
 		},
 		{
 			// Before, the grandchildren's manifest blobs and their layers went.
@@ -145,8 +162,14 @@ func TestResolve(t *testing.T) {
 			streams: []Stream{stream("ns/app", "outer")},
 			reader:  func() *storedManifests { return stored(img("m2", "c2", "l2")) },
 			inv: Inventory{
-				Blobs:        blobs("outer", "m1", "c1", "l1", "m2", "c2", "l2", "old"),
-				Repositories: []Repository{{Name: "ns/app", Manifests: links("outer", "m1", "m2"), Layers: links("c1", "l1", "c2", "l2", "old")}},
+				Blobs: blobs("outer", "m1", "c1", "l1", "m2", "c2", "l2", "old"),
+				Repositories: []Repository{
+					{
+						Name:      "ns/app",
+						Manifests: links("outer", "m1", "m2"),
+						Layers:    links("c1", "l1", "c2", "l2", "old"),
+					},
+				},
 			},
 			want: planNames{LayerLinks: []string{"ns/app@old"}, Blobs: []string{"old"}},
 		},
@@ -169,8 +192,10 @@ func TestResolve(t *testing.T) {
 				return stored(list("outer", "inner"), list("inner", "outer", "m1"), img("m1", "c1", "l1"))
 			},
 			inv: Inventory{
-				Blobs:        blobs("outer", "inner", "m1", "c1", "l1"),
-				Repositories: []Repository{{Name: "ns/app", Manifests: links("outer", "inner", "m1"), Layers: links("c1", "l1")}},
+				Blobs: blobs("outer", "inner", "m1", "c1", "l1"),
+				Repositories: []Repository{
+					{Name: "ns/app", Manifests: links("outer", "inner", "m1"), Layers: links("c1", "l1")},
+				},
 			},
 			want: planNames{},
 		},
@@ -225,7 +250,8 @@ func TestResolveReadsEachManifestOnceAndOnlyWhenNeeded(t *testing.T) {
 		t.Fatalf("reads %v, want inner and m1 once each", s.reads)
 	}
 	s = stored()
-	if err := refsOf([]Image{img("m1", "c1", "l1")}, []Stream{stream("ns/c", "m1")}).Resolve(context.Background(), s, 2); err != nil || len(s.reads) != 0 {
+	if err := refsOf([]Image{img("m1", "c1", "l1")}, []Stream{stream("ns/c", "m1")}).Resolve(context.Background(), s, 2); err != nil ||
+		len(s.reads) != 0 {
 		t.Fatalf("a fully described stream read %v (err %v)", s.reads, err)
 	}
 }
@@ -245,14 +271,29 @@ func TestResolveFailsOnStorageErrors(t *testing.T) {
 func TestRunReadsManifestsThroughTheInventory(t *testing.T) {
 	refs := refsOf([]Image{list("outer", "inner")}, []Stream{stream("ns/app", "outer")})
 	inv := &Inventory{
-		Blobs:        blobs("outer", "inner", "m1", "c1", "l1", "junk"),
-		Repositories: []Repository{{Name: "ns/app", Manifests: links("outer", "inner", "m1"), Layers: links("c1", "l1")}},
+		Blobs: blobs("outer", "inner", "m1", "c1", "l1", "junk"),
+		Repositories: []Repository{
+			{Name: "ns/app", Manifests: links("outer", "inner", "m1"), Layers: links("c1", "l1")},
+		},
 	}
-	src := readingInventory{staticSource: staticSource{inv: inv}, storedManifests: stored(list("inner", "m1"), img("m1", "c1", "l1"))}
+	src := readingInventory{
+		staticSource:    staticSource{inv: inv},
+		storedManifests: stored(list("inner", "m1"), img("m1", "c1", "l1")),
+	}
 	quiet := logrus.New()
 	quiet.SetLevel(logrus.PanicLevel)
 	r := &recorder{}
-	_, sum, err := Run(context.Background(), Config{References: staticSource{refs: refs}, Inventory: src, Remover: r, Options: opts(), Workers: 2, Log: quiet})
+	_, sum, err := Run(
+		context.Background(),
+		Config{
+			References: staticSource{refs: refs},
+			Inventory:  src,
+			Remover:    r,
+			Options:    opts(),
+			Workers:    2,
+			Log:        quiet,
+		},
+	)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +315,10 @@ func TestResolveKeepsTheConfigOfAnIncompleteImageNoStreamNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	inv := &Inventory{Blobs: blobs("m1", "c1", "l1", "junk")}
-	if got := names(Decide(refs, inv, opts()), []string{"junk"}); !reflect.DeepEqual(got, planNames{Blobs: []string{"junk"}}) {
+	if got := names(Decide(refs, inv, opts()), []string{"junk"}); !reflect.DeepEqual(
+		got,
+		planNames{Blobs: []string{"junk"}},
+	) {
 		t.Errorf("plan %+v, want only junk", got)
 	}
 }
@@ -287,7 +331,9 @@ func TestExplainSaysAManifestReadFromStorageKeepsIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	inv := &Inventory{Blobs: blobs("outer", "inner", "m1", "c1", "l1"),
-		Repositories: []Repository{{Name: "ns/app", Manifests: links("outer", "inner", "m1"), Layers: links("c1", "l1")}}}
+		Repositories: []Repository{
+			{Name: "ns/app", Manifests: links("outer", "inner", "m1"), Layers: links("c1", "l1")},
+		}}
 	exp := Explain(dg("l1"), &Usage{Target: dg("l1")}, refs, inv, opts())
 	var buf strings.Builder
 	WriteExplanation(&buf, exp)
@@ -321,7 +367,9 @@ func TestReviewedShapes(t *testing.T) {
 		inv := &Inventory{Blobs: blobs("L", "C", "cC", "lC"), Repositories: []Repository{
 			{Name: "ns/a", Manifests: links("L", "C"), Layers: links("cC", "lC")},
 			{Name: "ns/b", Manifests: links("C"), Layers: links("cC", "lC"),
-				Tags: []Tag{{Name: "arm", Current: dg("C"), State: TagRead, Index: []digest.Digest{dg("C")}, ModTime: old}}},
+				Tags: []Tag{
+					{Name: "arm", Current: dg("C"), State: TagRead, Index: []digest.Digest{dg("C")}, ModTime: old},
+				}},
 		}}
 		if got := names(Decide(refs, inv, opts()), all); !reflect.DeepEqual(got, planNames{}) {
 			t.Errorf("plan %+v, want ns/b's tag, manifest link and layer links kept", got)
@@ -349,7 +397,8 @@ func TestReviewedShapes(t *testing.T) {
 		inv := &Inventory{Blobs: blobs("C", "cC"), Repositories: []Repository{{Name: "ns/app", Layers: links("cC"),
 			Tags: []Tag{{Name: "t", Current: dg("C"), State: TagRead, Index: []digest.Digest{dg("C")}, ModTime: old}}}}}
 		plan := Decide(refs, inv, opts())
-		if tags := plan.Of(KindTag); len(tags) != 1 || tags[0].Why() != "the repository does not link the manifest it points at" {
+		if tags := plan.Of(KindTag); len(tags) != 1 ||
+			tags[0].Why() != "the repository does not link the manifest it points at" {
 			t.Errorf("tags %+v", tags)
 		}
 	})
@@ -375,8 +424,16 @@ func TestBeforeSweep(t *testing.T) {
 	calls := 0
 	stop := errors.New("lock lost")
 	r := &recorder{}
-	cfg := Config{References: staticSource{refs: refsOf(nil, nil)}, Inventory: staticSource{inv: inv}, Remover: r, Options: opts(),
-		Workers: 1, Log: quiet, AllowDeleteAll: true, BeforeSweep: func(context.Context) error { calls++; return stop }}
+	cfg := Config{
+		References:     staticSource{refs: refsOf(nil, nil)},
+		Inventory:      staticSource{inv: inv},
+		Remover:        r,
+		Options:        opts(),
+		Workers:        1,
+		Log:            quiet,
+		AllowDeleteAll: true,
+		BeforeSweep:    func(context.Context) error { calls++; return stop },
+	}
 	if _, _, err := Run(context.Background(), cfg); !errors.Is(err, stop) || len(r.calls) != 0 || calls != 1 {
 		t.Fatalf("err %v, deletions %v, hook calls %d", err, r.calls, calls)
 	}

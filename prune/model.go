@@ -173,7 +173,10 @@ func (r *Repository) newest() time.Time {
 
 // Tag finds a tag of the inventory; repositories are sorted by name, tags by name.
 func (inv *Inventory) Tag(ref TagRef) *Tag {
-	i, ok := sort.Find(len(inv.Repositories), func(i int) int { return strings.Compare(ref.Repository, inv.Repositories[i].Name) })
+	i, ok := sort.Find(
+		len(inv.Repositories),
+		func(i int) int { return strings.Compare(ref.Repository, inv.Repositories[i].Name) },
+	)
 	if !ok {
 		return nil
 	}

@@ -51,30 +51,47 @@ type reasonTraits struct {
 }
 
 var reasons = [numReasons]reasonTraits{
-	reasonNone:              {code: "none"},
-	ReasonNoStream:          {code: "no-stream"}, // NoStreamReason
-	ReasonImageDeleted:      {code: "image-deleted", text: "its Image does not exist (the tag history of image stream %s still names it)"},
-	ReasonNotInHistory:      {code: "not-in-history", text: "not in the tag history of image stream %s"},
-	ReasonNotUsed:           {code: "not-used", text: "not used by any image of image stream %s"},
-	ReasonStaleUpload:       {code: "stale-upload", text: "unfinished upload older than the purge age"},
-	ReasonUnreferenced:      {code: "unreferenced", text: "no image references it"},
-	ReasonNoCurrentLink:     {code: "no-current-link", text: "has no current link (an interrupted deletion)"},
-	ReasonIndexAllGo:        {code: "index-all-go", text: "every manifest its index names goes, the one it points at included"},
-	ReasonManifestGoes:      {code: "manifest-goes", text: "the manifest it points at goes (%s)"},
-	ReasonManifestNotLinked: {code: "manifest-not-linked", text: "the repository does not link the manifest it points at"},
+	reasonNone:     {code: "none"},
+	ReasonNoStream: {code: "no-stream"}, // NoStreamReason
+	ReasonImageDeleted: {
+		code: "image-deleted",
+		text: "its Image does not exist (the tag history of image stream %s still names it)",
+	},
+	ReasonNotInHistory:  {code: "not-in-history", text: "not in the tag history of image stream %s"},
+	ReasonNotUsed:       {code: "not-used", text: "not used by any image of image stream %s"},
+	ReasonStaleUpload:   {code: "stale-upload", text: "unfinished upload older than the purge age"},
+	ReasonUnreferenced:  {code: "unreferenced", text: "no image references it"},
+	ReasonNoCurrentLink: {code: "no-current-link", text: "has no current link (an interrupted deletion)"},
+	ReasonIndexAllGo: {
+		code: "index-all-go",
+		text: "every manifest its index names goes, the one it points at included",
+	},
+	ReasonManifestGoes: {code: "manifest-goes", text: "the manifest it points at goes (%s)"},
+	ReasonManifestNotLinked: {
+		code: "manifest-not-linked",
+		text: "the repository does not link the manifest it points at",
+	},
 	ReasonEntryManifestGoes: {code: "entry-manifest-goes", text: "its manifest link goes"},
 
 	ReasonInHistory:    {code: "in-history", keeps: true, text: "the tag history of image stream %s names it"},
 	ReasonUsedByStream: {code: "used-by-stream", keeps: true, text: "an image of image stream %s uses it"},
 	ReasonYoung:        {code: "young", keeps: true, text: "modified within the grace period"},
-	ReasonYoungManifest: {code: "young-manifest", keeps: true, text: "the repository holds a manifest pushed within the grace period " +
-		"that no image stream names yet; what it uses is not known, so every link of the repository stays this run"},
+	ReasonYoungManifest: {
+		code:  "young-manifest",
+		keeps: true,
+		text: "the repository holds a manifest pushed within the grace period " +
+			"that no image stream names yet; what it uses is not known, so every link of the repository stays this run",
+	},
 	ReasonYoungTag: {code: "young-tag", keeps: true, text: "a tag modified within the grace period points at it"},
 	ReasonFailsClosed: {code: "fails-closed", keeps: true,
 		text: "what image stream %s uses is not fully known, so every link and tag of the repository stays this run"},
 	ReasonPointsAtKept: {code: "points-at-kept", keeps: true, text: "the manifest link it points at stays"},
 	ReasonNamesKept:    {code: "names-kept", keeps: true, text: "the manifest link it names stays"},
-	ReasonUnreadTag:    {code: "unread-tag", keeps: true, text: "its current link could not be read, so what it points at is not known"},
+	ReasonUnreadTag: {
+		code:  "unread-tag",
+		keeps: true,
+		text:  "its current link could not be read, so what it points at is not known",
+	},
 	ReasonNamedByImage: {code: "named-by-image", keeps: true, text: "an Image names it"},
 	ReasonLinked:       {code: "linked", keeps: true, text: "a link that stays points at it"},
 	ReasonReadFromStorage: {code: "read-from-storage", keeps: true,

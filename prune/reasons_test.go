@@ -68,7 +68,10 @@ func TestExplainFutureDate(t *testing.T) {
 	var buf bytes.Buffer
 	WriteExplanation(&buf, exp)
 	if exp.Deleted || strings.Contains(buf.String(), "-8760h") ||
-		!strings.Contains(buf.String(), "the grace period holds it: modified 8760h0m0s in the future (a date after the run's start, which the grace period keeps)") {
+		!strings.Contains(
+			buf.String(),
+			"the grace period holds it: modified 8760h0m0s in the future (a date after the run's start, which the grace period keeps)",
+		) {
 		t.Errorf("explanation:\n%s", buf.String())
 	}
 }
@@ -115,7 +118,13 @@ func TestWrongClusterInterlock(t *testing.T) {
 			images:  []Image{img("x", "cx", "base")},
 			streams: []Stream{stream("other/x", "x")},
 			inv: Inventory{Blobs: append(blobs("m1", "m2", "m3", "m4", "m5"), big("base", 100)),
-				Repositories: []Repository{repo("a/a", "m1"), repo("b/b", "m2"), repo("c/c", "m3"), repo("d/d", "m4"), repo("e/e", "m5")}},
+				Repositories: []Repository{
+					repo("a/a", "m1"),
+					repo("b/b", "m2"),
+					repo("c/c", "m3"),
+					repo("d/d", "m4"),
+					repo("e/e", "m5"),
+				}},
 			want:     "none of the 5 stored repositories has an image stream",
 			override: func(c *Config) { c.AllowDeleteAll = true },
 		},
@@ -143,7 +152,13 @@ func TestWrongClusterInterlock(t *testing.T) {
 			images:  []Image{img("m1", "")},
 			streams: []Stream{stream("a/a", "m1"), stream("b/b")},
 			inv: Inventory{Blobs: append(blobs("m1", "m2", "m3"), big("junk", 1000)),
-				Repositories: []Repository{repo("a/a", "m1"), repo("b/b"), repo("c/c", "m2"), repo("d/d", "m3"), repo("e/e")}},
+				Repositories: []Repository{
+					repo("a/a", "m1"),
+					repo("b/b"),
+					repo("c/c", "m2"),
+					repo("d/d", "m3"),
+					repo("e/e"),
+				}},
 		},
 		{
 			name:     "storage without repositories",
@@ -179,7 +194,14 @@ func TestWrongClusterInterlock(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r := &recorder{}
 			inv := tt.inv
-			cfg := Config{References: staticSource{refs: refsOf(tt.images, tt.streams)}, Inventory: staticSource{inv: &inv}, Remover: r, Options: opts(), Workers: 1, Log: quiet}
+			cfg := Config{
+				References: staticSource{refs: refsOf(tt.images, tt.streams)},
+				Inventory:  staticSource{inv: &inv},
+				Remover:    r,
+				Options:    opts(),
+				Workers:    1,
+				Log:        quiet,
+			}
 			_, _, err := Run(context.Background(), cfg)
 			if tt.want == "" {
 				if err != nil {
@@ -187,7 +209,8 @@ func TestWrongClusterInterlock(t *testing.T) {
 				}
 				return
 			}
-			if !errors.Is(err, ErrWouldDeleteEverything) || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
+			if !errors.Is(err, ErrWouldDeleteEverything) || !strings.Contains(err.Error(), tt.want) ||
+				strings.Contains(err.Error(), "\n") {
 				t.Fatalf("err = %v, want one line with %q", err, tt.want)
 			}
 			if len(r.calls) != 0 {
@@ -201,7 +224,8 @@ func TestWrongClusterInterlock(t *testing.T) {
 			dry.Remover, dry.Log = DryRun{}, warn
 			inv2 := tt.inv
 			dry.Inventory = staticSource{inv: &inv2}
-			if _, _, err := Run(context.Background(), dry); err != nil || !strings.Contains(logged.String(), "a delete run will refuse without") {
+			if _, _, err := Run(context.Background(), dry); err != nil ||
+				!strings.Contains(logged.String(), "a delete run will refuse without") {
 				t.Fatalf("dry run: %v\n%s", err, logged.String())
 			}
 			tt.override(&cfg)

@@ -122,8 +122,12 @@ type imageBlobs struct {
 
 // NewReferenceBuilder returns an empty builder.
 func NewReferenceBuilder() *ReferenceBuilder {
-	return &ReferenceBuilder{blobs: NewDigestSet(), images: make(map[digestKey]imageBlobs), streams: make(map[string][]digestKey),
-		names: make(map[digestKey]digest.Digest)}
+	return &ReferenceBuilder{
+		blobs:   NewDigestSet(),
+		images:  make(map[digestKey]imageBlobs),
+		streams: make(map[string][]digestKey),
+		names:   make(map[digestKey]digest.Digest),
+	}
 }
 
 // AddImage records an Image.
@@ -172,7 +176,11 @@ func (b *ReferenceBuilder) AddStream(s Stream) {
 // Build joins the streams with the images. It is called once, after the last Add.
 func (b *ReferenceBuilder) Build() *References {
 	b.blobs.freeze()
-	refs := &References{Blobs: b.blobs, repositories: make(map[string]*RepositoryReferences, len(b.streams)), names: b.names}
+	refs := &References{
+		Blobs:        b.blobs,
+		repositories: make(map[string]*RepositoryReferences, len(b.streams)),
+		names:        b.names,
+	}
 	for k, img := range b.images {
 		if img.incomplete {
 			refs.incomplete = append(refs.incomplete, k)
@@ -211,7 +219,12 @@ func (b *ReferenceBuilder) repositoryReferences(roots []digestKey) *RepositoryRe
 	})
 	slices.SortFunc(unresolved, func(a, b digestKey) int { return bytes.Compare(a[:], b[:]) })
 	unresolved = slices.Clip(slices.Compact(unresolved))
-	return &RepositoryReferences{Manifests: frozenSet(manifests), Blobs: frozenSet(blobs), Incomplete: len(unresolved) > 0, unresolved: unresolved}
+	return &RepositoryReferences{
+		Manifests:  frozenSet(manifests),
+		Blobs:      frozenSet(blobs),
+		Incomplete: len(unresolved) > 0,
+		unresolved: unresolved,
+	}
 }
 
 // walkOnce visits each key reachable from roots once, depth first and without recursion, so

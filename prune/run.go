@@ -44,7 +44,13 @@ func (leaveAlone) ResolveTags(_ context.Context, inv *Inventory, tags []TagRef) 
 // DecideAndResolve decides, and when the decision needs the current links of some tags (see
 // Plan.UnresolvedTags), reads just those through resolver and decides again. A nil resolver
 // leaves such tags alone.
-func DecideAndResolve(ctx context.Context, refs *References, inv *Inventory, opts Options, resolver TagResolver) (*Plan, error) {
+func DecideAndResolve(
+	ctx context.Context,
+	refs *References,
+	inv *Inventory,
+	opts Options,
+	resolver TagResolver,
+) (*Plan, error) {
 	plan := Decide(refs, inv, opts)
 	if len(plan.UnresolvedTags) == 0 {
 		return plan, nil
@@ -140,7 +146,8 @@ func Run(ctx context.Context, cfg Config) (*Plan, Summary, error) {
 		if refs, err = cfg.References.References(gctx); err != nil {
 			return fmt.Errorf("reading the image API (nothing was deleted): %w", err)
 		}
-		log.WithFields(logrus.Fields{"blobs": refs.Blobs.Len(), "imagestreams": refs.RepositoryCount()}).Info("read references from the image API")
+		log.WithFields(logrus.Fields{"blobs": refs.Blobs.Len(), "imagestreams": refs.RepositoryCount()}).
+			Info("read references from the image API")
 		return nil
 	})
 	g.Go(func() error {
@@ -148,7 +155,8 @@ func Run(ctx context.Context, cfg Config) (*Plan, Summary, error) {
 		if inv, err = cfg.Inventory.Inventory(gctx); err != nil {
 			return fmt.Errorf("reading storage (nothing was deleted): %w", err)
 		}
-		log.WithFields(logrus.Fields{"blobs": len(inv.Blobs), "repositories": len(inv.Repositories)}).Info("read the storage inventory")
+		log.WithFields(logrus.Fields{"blobs": len(inv.Blobs), "repositories": len(inv.Repositories)}).
+			Info("read the storage inventory")
 		return nil
 	})
 	if err := g.Wait(); err != nil {
@@ -159,22 +167,36 @@ func Run(ctx context.Context, cfg Config) (*Plan, Summary, error) {
 		return nil, none, fmt.Errorf("reading manifests from storage (nothing was deleted): %w", err)
 	}
 	for _, repo := range refs.FailingClosed() {
-		log.Warnf("repository %s keeps every link and tag this run: what its image stream uses is not fully known (%s)", repo, refs.Repository(repo).unknownWhy())
+		log.Warnf(
+			"repository %s keeps every link and tag this run: what its image stream uses is not fully known (%s)",
+			repo,
+			refs.Repository(repo).unknownWhy(),
+		)
 	}
 
 	plan, err := DecideAndResolve(ctx, refs, inv, cfg.Options, cfg.tagResolver())
 	if err != nil {
 		return nil, none, fmt.Errorf("reading tags (nothing was deleted): %w", err)
 	}
-	log.WithFields(logrus.Fields{"blobs": len(plan.Of(KindBlob)), "bytes": plan.BlobBytes(), "repositories": len(plan.Of(KindRepository)),
-		"manifestlinks": len(plan.Of(KindManifestLink)), "layerlinks": len(plan.Of(KindLayerLink))}).Info("decided what to delete")
+	log.WithFields(logrus.Fields{
+		"blobs":         len(plan.Of(KindBlob)),
+		"bytes":         plan.BlobBytes(),
+		"repositories":  len(plan.Of(KindRepository)),
+		"manifestlinks": len(plan.Of(KindManifestLink)),
+		"layerlinks":    len(plan.Of(KindLayerLink)),
+	}).Info("decided what to delete")
 
 	for _, c := range interlock(refs, inv, plan, cfg) {
 		switch {
 		case dryRun:
 			log.Warnf("%s; a delete run will refuse without %s", c.why, c.override)
 		case !c.overridden:
-			return plan, none, fmt.Errorf("%w %s: check that the pruner reads the right cluster and storage, then pass %s to confirm", ErrWouldDeleteEverything, c.why, c.override)
+			return plan, none, fmt.Errorf(
+				"%w %s: check that the pruner reads the right cluster and storage, then pass %s to confirm",
+				ErrWouldDeleteEverything,
+				c.why,
+				c.override,
+			)
 		}
 	}
 
@@ -214,8 +236,18 @@ func interlock(refs *References, inv *Inventory, plan *Plan, cfg Config) []cauti
 	var out []caution
 	const all = "-prune-allow-delete-all"
 	if len(inv.Blobs) > 0 && (refs.Blobs.Len() == 0 || len(plan.Of(KindBlob)) == len(inv.Blobs)) {
-		out = append(out, caution{why: fmt.Sprintf("every blob in storage: the run would delete all %d blobs (the image API references %d)",
-			len(inv.Blobs), refs.Blobs.Len()), override: all, overridden: cfg.AllowDeleteAll})
+		out = append(
+			out,
+			caution{
+				why: fmt.Sprintf(
+					"every blob in storage: the run would delete all %d blobs (the image API references %d)",
+					len(inv.Blobs),
+					refs.Blobs.Len(),
+				),
+				override:   all,
+				overridden: cfg.AllowDeleteAll,
+			},
+		)
 	}
 	// One repository whose stream was deleted is an ordinary clean-up; several, none of which
 	// the API names, are another cluster's.
@@ -227,8 +259,17 @@ func interlock(refs *References, inv *Inventory, plan *Plan, cfg Config) []cauti
 			}
 		}
 		if streams == 0 {
-			out = append(out, caution{why: fmt.Sprintf("the repositories of a cluster that has none of them: none of the %d stored repositories has an image stream",
-				len(inv.Repositories)), override: all, overridden: cfg.AllowDeleteAll})
+			out = append(
+				out,
+				caution{
+					why: fmt.Sprintf(
+						"the repositories of a cluster that has none of them: none of the %d stored repositories has an image stream",
+						len(inv.Repositories),
+					),
+					override:   all,
+					overridden: cfg.AllowDeleteAll,
+				},
+			)
 		}
 	}
 	if len(inv.Repositories) < MinRepositoriesForRatio {
@@ -242,16 +283,30 @@ func interlock(refs *References, inv *Inventory, plan *Plan, cfg Config) []cauti
 	flag := fmt.Sprintf("-prune-max-delete-ratio=%g", ratio)
 	override := "-prune-max-delete-ratio=1"
 	if n := len(inv.Repositories); float64(len(plan.Of(KindRepository))) > ratio*float64(n) {
-		out = append(out, caution{why: fmt.Sprintf("%d of the %d stored repositories (%.0f%%, more than %s)",
-			len(plan.Of(KindRepository)), n, 100*float64(len(plan.Of(KindRepository)))/float64(n), flag), override: override, overridden: cfg.AllowDeleteAll})
+		out = append(out, caution{why: fmt.Sprintf(
+			"%d of the %d stored repositories (%.0f%%, more than %s)",
+			len(
+				plan.Of(KindRepository),
+			),
+			n,
+			100*float64(len(plan.Of(KindRepository)))/float64(n),
+			flag,
+		), override: override, overridden: cfg.AllowDeleteAll})
 	}
 	var stored int64
 	for _, b := range inv.Blobs {
 		stored += b.Size
 	}
 	if freed := plan.BlobBytes(); stored > 0 && float64(freed) > ratio*float64(stored) {
-		out = append(out, caution{why: fmt.Sprintf("%s of the %s of stored blobs (%.0f%%, more than %s)",
-			FormatSize(freed), FormatSize(stored), 100*float64(freed)/float64(stored), flag), override: override, overridden: cfg.AllowDeleteAll})
+		out = append(out, caution{why: fmt.Sprintf(
+			"%s of the %s of stored blobs (%.0f%%, more than %s)",
+			FormatSize(
+				freed,
+			),
+			FormatSize(stored),
+			100*float64(freed)/float64(stored),
+			flag,
+		), override: override, overridden: cfg.AllowDeleteAll})
 	}
 	return append(out, storageCautions(inv, plan, cfg)...)
 }
@@ -260,8 +315,16 @@ func interlock(refs *References, inv *Inventory, plan *Plan, cfg Config) []cauti
 // unlinked, most often because rootdirectory (or the bucket) is wrong.
 func storageCautions(inv *Inventory, plan *Plan, cfg Config) []caution {
 	if inv.RepositoriesMissing && len(plan.Of(KindBlob)) > 0 {
-		return []caution{{why: fmt.Sprintf("blobs from storage that has no repositories/ directory (is rootdirectory right?): %d blobs", len(plan.Of(KindBlob))),
-			override: "-prune-allow-delete-all", overridden: cfg.AllowDeleteAll}}
+		return []caution{
+			{
+				why: fmt.Sprintf(
+					"blobs from storage that has no repositories/ directory (is rootdirectory right?): %d blobs",
+					len(plan.Of(KindBlob)),
+				),
+				override:   "-prune-allow-delete-all",
+				overridden: cfg.AllowDeleteAll,
+			},
+		}
 	}
 	return nil
 }

@@ -95,7 +95,8 @@ func TestSweepOrderAndSummary(t *testing.T) {
 func TestSweepStopsBeforeBlobsOnLinkError(t *testing.T) {
 	r := &recorder{failOn: "layer ns/app"}
 	sum, err := Sweep(context.Background(), samplePlan(), r, 1, nil)
-	if err == nil || !strings.Contains(err.Error(), "deleting layer link ns/app@") || !strings.Contains(err.Error(), "storage said no") {
+	if err == nil || !strings.Contains(err.Error(), "deleting layer link ns/app@") ||
+		!strings.Contains(err.Error(), "storage said no") {
 		t.Fatalf("err = %v", err)
 	}
 	for _, c := range r.calls {
@@ -139,7 +140,14 @@ func TestRunRefusesToDeleteEverything(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			r := &recorder{}
-			cfg := Config{References: staticSource{refs: refs}, Inventory: staticSource{inv: inv}, Remover: r, Options: opts(), Workers: 1, Log: quiet}
+			cfg := Config{
+				References: staticSource{refs: refs},
+				Inventory:  staticSource{inv: inv},
+				Remover:    r,
+				Options:    opts(),
+				Workers:    1,
+				Log:        quiet,
+			}
 			_, _, err := Run(context.Background(), cfg)
 			if !errors.Is(err, ErrWouldDeleteEverything) || !strings.Contains(err.Error(), "-prune-allow-delete-all") {
 				t.Fatalf("err = %v", err)
@@ -170,7 +178,8 @@ func TestRunDeletesNothingOnSourceErrors(t *testing.T) {
 		r := &recorder{}
 		cfg.Remover, cfg.Options = r, opts()
 		plan, _, err := Run(context.Background(), cfg)
-		if !errors.Is(err, boom) || !strings.Contains(err.Error(), "nothing was deleted") || plan != nil || len(r.calls) != 0 {
+		if !errors.Is(err, boom) || !strings.Contains(err.Error(), "nothing was deleted") || plan != nil ||
+			len(r.calls) != 0 {
 			t.Errorf("%s: plan %v, err %v, calls %v", name, plan, err, r.calls)
 		}
 	}

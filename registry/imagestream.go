@@ -36,7 +36,11 @@ func init() {
 	}
 }
 
-func newImageStreamRepository(_ context.Context, repo distribution.Repository, _ map[string]any) (distribution.Repository, error) {
+func newImageStreamRepository(
+	_ context.Context,
+	repo distribution.Repository,
+	_ map[string]any,
+) (distribution.Repository, error) {
 	if imageAPI == nil {
 		return nil, fmt.Errorf("the %s repository middleware has no image API client", MiddlewareName)
 	}
@@ -50,7 +54,10 @@ type imageStreamRepository struct {
 	client imageclient.ImageV1Interface
 }
 
-func (r *imageStreamRepository) Manifests(ctx context.Context, options ...distribution.ManifestServiceOption) (distribution.ManifestService, error) {
+func (r *imageStreamRepository) Manifests(
+	ctx context.Context,
+	options ...distribution.ManifestServiceOption,
+) (distribution.ManifestService, error) {
 	ms, err := r.Repository.Manifests(ctx, options...)
 	if err != nil {
 		return nil, err
@@ -63,7 +70,11 @@ type imageStreamManifests struct {
 	repo *imageStreamRepository
 }
 
-func (m *imageStreamManifests) Put(ctx context.Context, manifest distribution.Manifest, options ...distribution.ManifestServiceOption) (digest.Digest, error) {
+func (m *imageStreamManifests) Put(
+	ctx context.Context,
+	manifest distribution.Manifest,
+	options ...distribution.ManifestServiceOption,
+) (digest.Digest, error) {
 	tag := ""
 	for _, o := range options {
 		if t, ok := o.(distribution.WithTagOption); ok {
@@ -133,10 +144,20 @@ func imageFor(repo string, dgst digest.Digest, manifest distribution.Manifest) (
 		return nil, fmt.Errorf("manifest %s has the unsupported media type %s", dgst, mediaType)
 	}
 	for _, l := range layers {
-		img.DockerImageLayers = append(img.DockerImageLayers, imagev1.ImageLayer{Name: l.Digest.String(), LayerSize: l.Size, MediaType: l.MediaType})
+		img.DockerImageLayers = append(
+			img.DockerImageLayers,
+			imagev1.ImageLayer{Name: l.Digest.String(), LayerSize: l.Size, MediaType: l.MediaType},
+		)
 	}
 	if config.Digest != "" {
-		meta, _ := json.Marshal(map[string]any{"kind": "DockerImage", "apiVersion": "1.0", "Id": config.Digest.String(), "Size": config.Size})
+		meta, _ := json.Marshal(
+			map[string]any{
+				"kind":       "DockerImage",
+				"apiVersion": "1.0",
+				"Id":         config.Digest.String(),
+				"Size":       config.Size,
+			},
+		)
 		img.DockerImageMetadata = runtime.RawExtension{Raw: meta}
 		img.DockerImageMetadataVersion = "1.0"
 	}
@@ -158,7 +179,11 @@ func (r *imageStreamRepository) recordTag(ctx context.Context, repo, tag string,
 	if err != nil {
 		return err
 	}
-	event := imagev1.TagEvent{Created: metav1.NewTime(time.Now()), DockerImageReference: img.DockerImageReference, Image: img.Name}
+	event := imagev1.TagEvent{
+		Created:              metav1.NewTime(time.Now()),
+		DockerImageReference: img.DockerImageReference,
+		Image:                img.Name,
+	}
 	streams := r.client.ImageStreams(namespace)
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		is, err := streams.Get(ctx, name, metav1.GetOptions{})
@@ -203,7 +228,10 @@ func prependTagEvent(is *imagev1.ImageStream, tag string, event imagev1.TagEvent
 func splitRepository(repo string) (namespace, name string, err error) {
 	namespace, name, ok := strings.Cut(repo, "/")
 	if !ok || strings.Contains(name, "/") {
-		return "", "", fmt.Errorf("repository %q is not <namespace>/<name>: tags can only be pushed to an image stream's repository", repo)
+		return "", "", fmt.Errorf(
+			"repository %q is not <namespace>/<name>: tags can only be pushed to an image stream's repository",
+			repo,
+		)
 	}
 	return namespace, name, nil
 }

@@ -23,12 +23,22 @@ import (
 func init() {
 	// OpenShift's registry configurations also name "openshift" registry and storage
 	// middlewares; accept them, so that an existing configuration starts unchanged.
-	must(registrymiddleware.Register(MiddlewareName, func(_ context.Context, ns distribution.Namespace, _ storagedriver.StorageDriver, _ map[string]any) (distribution.Namespace, error) {
-		return ns, nil
-	}))
-	must(storagemiddleware.Register(MiddlewareName, func(_ context.Context, d storagedriver.StorageDriver, _ map[string]any) (storagedriver.StorageDriver, error) {
-		return d, nil
-	}))
+	must(
+		registrymiddleware.Register(
+			MiddlewareName,
+			func(_ context.Context, ns distribution.Namespace, _ storagedriver.StorageDriver, _ map[string]any) (distribution.Namespace, error) {
+				return ns, nil
+			},
+		),
+	)
+	must(
+		storagemiddleware.Register(
+			MiddlewareName,
+			func(_ context.Context, d storagedriver.StorageDriver, _ map[string]any) (storagedriver.StorageDriver, error) {
+				return d, nil
+			},
+		),
+	)
 }
 
 func must(err error) {
@@ -52,7 +62,8 @@ func Serve(ctx context.Context, cfg *config.Config) error {
 	if err := setupInMemoryCache(ctx, cfg); err != nil {
 		return err
 	}
-	logrus.WithFields(logrus.Fields{"credentials": source, "server": restCfg.Host, "readonly": cfg.ReadOnly()}).Info("starting the registry")
+	logrus.WithFields(logrus.Fields{"credentials": source, "server": restCfg.Host, "readonly": cfg.ReadOnly()}).
+		Info("starting the registry")
 
 	reg, err := distregistry.NewRegistry(ctx, cfg.Distribution)
 	if err != nil {
@@ -78,5 +89,8 @@ func ensureRepositoryMiddleware(dcfg *configuration.Configuration) {
 	if dcfg.Middleware == nil {
 		dcfg.Middleware = map[string][]configuration.Middleware{}
 	}
-	dcfg.Middleware["repository"] = append(dcfg.Middleware["repository"], configuration.Middleware{Name: MiddlewareName})
+	dcfg.Middleware["repository"] = append(
+		dcfg.Middleware["repository"],
+		configuration.Middleware{Name: MiddlewareName},
+	)
 }

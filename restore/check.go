@@ -98,7 +98,17 @@ func (r *Report) Recoverable() []Recovery {
 
 // Problems counts what the check found.
 func (r *Report) Problems() int {
-	return len(r.BrokenImages) + len(r.TagProblems) + len(r.UnknownRepositories) + len(r.UnknownManifests) + len(r.DanglingLinks)
+	return len(
+		r.BrokenImages,
+	) + len(
+		r.TagProblems,
+	) + len(
+		r.UnknownRepositories,
+	) + len(
+		r.UnknownManifests,
+	) + len(
+		r.DanglingLinks,
+	)
 }
 
 // Unrecoverable counts the problems -restore=recover leaves: lost blobs cannot come back.
@@ -142,8 +152,16 @@ func NewChecker(inv *prune.Inventory) *Checker {
 	if !slices.IsSortedFunc(inv.Blobs, byDigest) {
 		slices.SortFunc(inv.Blobs, byDigest)
 	}
-	c := &Checker{inv: inv, repos: map[string]*prune.Repository{}, images: prune.NewDigestSet(), children: prune.NewDigestSet(),
-		broken: map[digest.Digest]bool{}, named: map[string]*prune.DigestSet{}, lists: map[digest.Digest][]digest.Digest{}, report: Report{Unadoptable: map[string]string{}}}
+	c := &Checker{
+		inv:      inv,
+		repos:    map[string]*prune.Repository{},
+		images:   prune.NewDigestSet(),
+		children: prune.NewDigestSet(),
+		broken:   map[digest.Digest]bool{},
+		named:    map[string]*prune.DigestSet{},
+		lists:    map[digest.Digest][]digest.Digest{},
+		report:   Report{Unadoptable: map[string]string{}},
+	}
 	for i := range inv.Repositories {
 		c.repos[inv.Repositories[i].Name] = &inv.Repositories[i]
 	}
@@ -333,7 +351,10 @@ func (c *Checker) Report() *Report {
 				r.DanglingLinks = append(r.DanglingLinks, Manifest{Repository: repo.Name, Digest: l.Digest})
 				continue
 			}
-			rec := Recovery{Manifest: Manifest{Repository: repo.Name, Digest: l.Digest}, CreateImage: !c.images.Has(l.Digest)}
+			rec := Recovery{
+				Manifest:    Manifest{Repository: repo.Name, Digest: l.Digest},
+				CreateImage: !c.images.Has(l.Digest),
+			}
 			rec.Tag = !named.Has(l.Digest) && !c.children.Has(l.Digest)
 			if rec.CreateImage || !hasStream {
 				adoptable = true
@@ -371,11 +392,30 @@ func WriteReport(w io.Writer, r *Report) {
 	}
 	for _, t := range r.TagProblems {
 		if t.Reaches != "" {
-			fmt.Fprintf(w, "Broken tag %s:%s at position %d out of %d: list %s reaches manifest %s, but %s\n", t.Repository, t.Tag, t.Position, t.Total, t.Image, t.Reaches, t.Why)
+			fmt.Fprintf(
+				w,
+				"Broken tag %s:%s at position %d out of %d: list %s reaches manifest %s, but %s\n",
+				t.Repository,
+				t.Tag,
+				t.Position,
+				t.Total,
+				t.Image,
+				t.Reaches,
+				t.Why,
+			)
 			continue
 		}
 		if t.NoImage {
-			fmt.Fprintf(w, "Missing image %s:%s at position %d out of %d: Image %s does not exist%s\n", t.Repository, t.Tag, t.Position, t.Total, t.Image, recoverable(t.Recoverable))
+			fmt.Fprintf(
+				w,
+				"Missing image %s:%s at position %d out of %d: Image %s does not exist%s\n",
+				t.Repository,
+				t.Tag,
+				t.Position,
+				t.Total,
+				t.Image,
+				recoverable(t.Recoverable),
+			)
 		} else {
 			fmt.Fprintf(w, "Broken tag %s:%s at position %d out of %d: image %s is broken\n", t.Repository, t.Tag, t.Position, t.Total, t.Image)
 		}
@@ -399,9 +439,24 @@ func WriteReport(w io.Writer, r *Report) {
 		fmt.Fprintf(w, "Dangling manifest link %s@%s: blob missing\n", l.Repository, l.Digest)
 	}
 	if r.Problems() == 0 {
-		fmt.Fprintf(w, "Consistent: %d images, %d image streams, %d repositories\n", r.Images, r.Streams, r.Repositories)
+		fmt.Fprintf(
+			w,
+			"Consistent: %d images, %d image streams, %d repositories\n",
+			r.Images,
+			r.Streams,
+			r.Repositories,
+		)
 		return
 	}
-	fmt.Fprintf(w, "Found %d broken images, %d tag history items naming broken or missing images, %d unknown repositories, %d unknown manifests, %d dangling manifest links\n",
-		len(r.BrokenImages), len(r.TagProblems), len(r.UnknownRepositories), len(r.UnknownManifests), len(r.DanglingLinks))
+	fmt.Fprintf(
+		w,
+		"Found %d broken images, %d tag history items naming broken or missing images, %d unknown repositories, %d unknown manifests, %d dangling manifest links\n",
+		len(
+			r.BrokenImages,
+		),
+		len(r.TagProblems),
+		len(r.UnknownRepositories),
+		len(r.UnknownManifests),
+		len(r.DanglingLinks),
+	)
 }

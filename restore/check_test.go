@@ -39,7 +39,10 @@ func TestCheck(t *testing.T) {
 	)
 	c := NewChecker(inv)
 	c.AddImage(prune.Image{Manifest: dg("ok"), Config: dg("ok-cfg"), Layers: []digest.Digest{dg("base")}}, true)
-	c.AddImage(prune.Image{Manifest: dg("broken"), Config: dg("broken-cfg"), Layers: []digest.Digest{dg("base"), dg("gone")}}, true)
+	c.AddImage(
+		prune.Image{Manifest: dg("broken"), Config: dg("broken-cfg"), Layers: []digest.Digest{dg("base"), dg("gone")}},
+		true,
+	)
 	c.AddImage(prune.Image{Manifest: dg("imported"), Layers: []digest.Digest{dg("elsewhere")}}, false)
 	c.AddImage(prune.Image{Manifest: dg("idx"), Children: []digest.Digest{dg("child")}}, true)
 	c.AddImage(prune.Image{Manifest: dg("child")}, true)
@@ -71,7 +74,8 @@ func TestCheck(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	if strings.Contains(out, dg("nowhere").String()) || strings.Contains(out, dg("imported").String()) || strings.Contains(out, dg("elsewhere").String()) {
+	if strings.Contains(out, dg("nowhere").String()) || strings.Contains(out, dg("imported").String()) ||
+		strings.Contains(out, dg("elsewhere").String()) {
 		t.Errorf("images of other registries are reported:\n%s", out)
 	}
 	recs := r.Recoverable()
@@ -89,7 +93,13 @@ func TestCheck(t *testing.T) {
 
 	c = NewChecker(inventory([]string{"ok"}, prune.Repository{Name: "ns/app", Manifests: manifests("ok")}))
 	c.AddImage(prune.Image{Manifest: dg("ok")}, true)
-	c.AddStream(prune.StreamTags{Repository: "ns/app", Tags: []prune.TagHistory{{Tag: "latest", Items: []prune.TagItem{{Image: dg("ok")}}}}}, local)
+	c.AddStream(
+		prune.StreamTags{
+			Repository: "ns/app",
+			Tags:       []prune.TagHistory{{Tag: "latest", Items: []prune.TagItem{{Image: dg("ok")}}}},
+		},
+		local,
+	)
 	r = c.Report()
 	buf.Reset()
 	WriteReport(&buf, r)

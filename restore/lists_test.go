@@ -37,7 +37,13 @@ func TestFollowLists(t *testing.T) {
 		}
 		c.AddImage(prune.Image{Manifest: dg("m1")}, true)
 		c.AddImage(prune.Image{Manifest: dg("m2")}, true)
-		c.AddStream(prune.StreamTags{Repository: "ns/app", Tags: []prune.TagHistory{{Tag: "latest", Items: []prune.TagItem{{Image: dg("outer")}}}}}, local)
+		c.AddStream(
+			prune.StreamTags{
+				Repository: "ns/app",
+				Tags:       []prune.TagHistory{{Tag: "latest", Items: []prune.TagItem{{Image: dg("outer")}}}},
+			},
+			local,
+		)
 		if err := c.FollowLists(context.Background(), manifestsIn{dg("inner"): inner}); err != nil {
 			t.Fatal(err)
 		}
@@ -46,7 +52,8 @@ func TestFollowLists(t *testing.T) {
 		return buf.String()
 	}
 	all := []string{"outer", "inner", "m1", "m2"}
-	if out := run(all, all, false); !strings.HasPrefix(out, "Unknown manifest ns/app@"+dg("inner").String()) || strings.Contains(out, "Broken tag") {
+	if out := run(all, all, false); !strings.HasPrefix(out, "Unknown manifest ns/app@"+dg("inner").String()) ||
+		strings.Contains(out, "Broken tag") {
 		t.Errorf("intact, inner without an Image:\n%s", out)
 	}
 	for _, tc := range []struct {
@@ -60,7 +67,10 @@ func TestFollowLists(t *testing.T) {
 		{"a grandchild's blob gone below an inner index without an Image", []string{"outer", "inner", "m1"}, all, false, "reaches manifest " + dg("m2").String() + ", but storage lacks it"},
 	} {
 		out := run(tc.blobs, tc.linked, tc.inner)
-		if !strings.Contains(out, "Broken tag ns/app:latest at position 0 out of 1: list "+dg("outer").String()+" "+tc.want+"\n") {
+		if !strings.Contains(
+			out,
+			"Broken tag ns/app:latest at position 0 out of 1: list "+dg("outer").String()+" "+tc.want+"\n",
+		) {
 			t.Errorf("%s:\n%s", tc.name, out)
 		}
 	}
@@ -69,16 +79,30 @@ func TestFollowLists(t *testing.T) {
 // TestFollowListsChecksTheBlobsOfManifestsWithoutAnImage: below a level without an Image, the
 // blobs the manifest read from storage uses must be stored.
 func TestFollowListsChecksTheBlobsOfManifestsWithoutAnImage(t *testing.T) {
-	c := NewChecker(inventory([]string{"outer", "m1", "cfg"}, prune.Repository{Name: "ns/app", Manifests: manifests("outer", "m1")}))
+	c := NewChecker(
+		inventory(
+			[]string{"outer", "m1", "cfg"},
+			prune.Repository{Name: "ns/app", Manifests: manifests("outer", "m1")},
+		),
+	)
 	c.AddImage(prune.Image{Manifest: dg("outer"), Children: []digest.Digest{dg("m1")}}, true)
-	c.AddStream(prune.StreamTags{Repository: "ns/app", Tags: []prune.TagHistory{{Tag: "latest", Items: []prune.TagItem{{Image: dg("outer")}}}}}, local)
+	c.AddStream(
+		prune.StreamTags{
+			Repository: "ns/app",
+			Tags:       []prune.TagHistory{{Tag: "latest", Items: []prune.TagItem{{Image: dg("outer")}}}},
+		},
+		local,
+	)
 	m1 := prune.Image{Manifest: dg("m1"), Config: dg("cfg"), Layers: []digest.Digest{dg("layer")}}
 	if err := c.FollowLists(context.Background(), manifestsIn{dg("m1"): m1}); err != nil {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
 	WriteReport(&buf, c.Report())
-	if !strings.Contains(buf.String(), "reaches manifest "+dg("m1").String()+", but it has no Image, and storage lacks blob "+dg("layer").String()) {
+	if !strings.Contains(
+		buf.String(),
+		"reaches manifest "+dg("m1").String()+", but it has no Image, and storage lacks blob "+dg("layer").String(),
+	) {
 		t.Errorf("report:\n%s", buf.String())
 	}
 }

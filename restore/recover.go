@@ -82,7 +82,8 @@ func (r *Recoverer) Recover(ctx context.Context, w io.Writer, recs []Recovery) (
 			}
 			created.Add(rec.Digest)
 			res.Images++
-			r.Log.WithFields(logrus.Fields{"repository": rec.Repository, "digest": rec.Digest}).Info("created the Image")
+			r.Log.WithFields(logrus.Fields{"repository": rec.Repository, "digest": rec.Digest}).
+				Info("created the Image")
 			fmt.Fprintf(w, "Recovered image %s from %s\n", rec.Digest, rec.Repository)
 		}
 		if rec.Tag && !children.Has(rec.Digest) {

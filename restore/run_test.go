@@ -42,7 +42,9 @@ func TestCheckReadsBoth(t *testing.T) {
 	lost := reg.Image("ns/app", "", "lost", "base", "lost-only")
 
 	stream := &imagev1.ImageStream{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "app"}}
-	stream.Status.Tags = []imagev1.NamedTagEventList{{Tag: "latest", Items: []imagev1.TagEvent{{Image: known.Manifest.String()}}}}
+	stream.Status.Tags = []imagev1.NamedTagEventList{
+		{Tag: "latest", Items: []imagev1.TagEvent{{Image: known.Manifest.String()}}},
+	}
 	client := fake.NewSimpleClientset(imageObject("ns/app", known), stream)
 	log := logrus.New()
 	log.SetLevel(logrus.WarnLevel)
@@ -53,7 +55,8 @@ func TestCheckReadsBoth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if report.Images != 1 || report.Streams != 1 || report.Repositories != 1 || len(report.BrokenImages) != 0 || len(report.TagProblems) != 0 {
+	if report.Images != 1 || report.Streams != 1 || report.Repositories != 1 || len(report.BrokenImages) != 0 ||
+		len(report.TagProblems) != 0 {
 		t.Errorf("report %+v: want one sound Image, stream and repository", report)
 	}
 	var unknown []digest.Digest

@@ -23,7 +23,11 @@ func TestDriverTraitsNameRegisteredDrivers(t *testing.T) {
 		case errors.As(err, &unknown):
 			t.Errorf("driverTraits has a row for %q, which no imported driver registers", name)
 		case err == nil && drv.Name() != name:
-			t.Errorf("driverTraits row %q: the driver calls itself %q, the name traitsOf is asked with", name, drv.Name())
+			t.Errorf(
+				"driverTraits row %q: the driver calls itself %q, the name traitsOf is asked with",
+				name,
+				drv.Name(),
+			)
 		}
 	}
 }
@@ -40,7 +44,11 @@ func TestOpenDriverSaysWhichDriverAndWhy(t *testing.T) {
 			t.Errorf("OpenDriver(floppy, %q): %v, want %q and the factory's error", purpose, err, want+"...")
 		}
 	}
-	drv, err := OpenDriver(context.Background(), configuration.Storage{"inmemory": nil, "delete": {"enabled": true}}, "")
+	drv, err := OpenDriver(
+		context.Background(),
+		configuration.Storage{"inmemory": nil, "delete": {"enabled": true}},
+		"",
+	)
 	if err != nil || drv.Name() != "inmemory" {
 		t.Fatalf("OpenDriver(inmemory): %v, %v", drv, err)
 	}

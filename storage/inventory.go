@@ -87,7 +87,9 @@ func (s *Store) finish(inv *prune.Inventory) *prune.Inventory {
 		if s.Root != "" {
 			root = path.Join(s.Root, RootPath)
 		}
-		s.log().WithField("blobs", len(inv.Blobs)).Warnf("storage has no repositories/ directory below %s: is rootdirectory right?", root)
+		s.log().
+			WithField("blobs", len(inv.Blobs)).
+			Warnf("storage has no repositories/ directory below %s: is rootdirectory right?", root)
 	}
 	return inv
 }
@@ -126,14 +128,27 @@ func (s *walker) flatInventory(ctx context.Context) (*prune.Inventory, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.finish(&prune.Inventory{Blobs: finishBlobs([]*[]prune.Blob{&blobs}), Repositories: finishRepositories([]*repoShard{repos}),
-		RepositoriesMissing: !reposSeen}), nil
+	return s.finish(
+		&prune.Inventory{
+			Blobs:               finishBlobs([]*[]prune.Blob{&blobs}),
+			Repositories:        finishRepositories([]*repoShard{repos}),
+			RepositoriesMissing: !reposSeen,
+		},
+	), nil
 }
 
 // walkShards walks root, split into the directories depth levels below it, up to Workers at
 // once. Each shard gets its own state from newShard and is walked by one goroutine, so visit
 // needs no lock for it; files found above the shard level are visited with a nil state.
-func walkShards[T any](ctx context.Context, s *Store, root string, depth int, phase *progress.Phase, newShard func() *T, visit func(shard *T, fi driver.FileInfo)) error {
+func walkShards[T any](
+	ctx context.Context,
+	s *Store,
+	root string,
+	depth int,
+	phase *progress.Phase,
+	newShard func() *T,
+	visit func(shard *T, fi driver.FileInfo),
+) error {
 	walkOne := func(ctx context.Context, dir string, shard *T) error {
 		return s.walk(ctx, dir, func(fi driver.FileInfo) error {
 			if !fi.IsDir() {
@@ -281,7 +296,11 @@ type repoShard struct {
 func (sh *repoShard) get(name string) *repoBuilder {
 	b := sh.builders[name]
 	if b == nil {
-		b = &repoBuilder{repo: prune.Repository{Name: name}, tags: map[string]*prune.Tag{}, uploads: map[string]*prune.Upload{}}
+		b = &repoBuilder{
+			repo:    prune.Repository{Name: name},
+			tags:    map[string]*prune.Tag{},
+			uploads: map[string]*prune.Upload{},
+		}
 		sh.builders[name] = b
 	}
 	return b
@@ -336,7 +355,10 @@ func (s *walker) visitRepositoryFile(shard *repoShard, fi driver.FileInfo) {
 		name := RepositoryNameOf(fi.Path())
 		if !shard.warned[name] {
 			shard.warned[name] = true
-			s.log().WithField("repository", name).WithError(err).Warn("skipping a repository whose name the storage driver cannot address; remove it by hand")
+			s.log().
+				WithField("repository", name).
+				WithError(err).
+				Warn("skipping a repository whose name the storage driver cannot address; remove it by hand")
 		}
 		return
 	case err != nil && !badName:
@@ -351,7 +373,9 @@ func (s *walker) visitRepositoryFile(shard *repoShard, fi driver.FileInfo) {
 		// Once per repository: no image stream can have its name, so it is pruned like any
 		// repository without one.
 		b.repo.InvalidName = true
-		s.log().WithField("repository", e.Repository).Warn("repository with an invalid name: no image stream can hold it, so it goes like a repository without an image stream once nothing in it is younger than the grace period")
+		s.log().
+			WithField("repository", e.Repository).
+			Warn("repository with an invalid name: no image stream can hold it, so it goes like a repository without an image stream once nothing in it is younger than the grace period")
 	}
 }
 

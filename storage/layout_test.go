@@ -28,9 +28,13 @@ func pruneDelete(t *testing.T, store *storage.Store, refs staticRefs, workers in
 		References: refs,
 		Inventory:  store,
 		Remover:    store,
-		Options:    prune.Options{Now: time.Now().Add(2 * time.Hour), KeepYoungerThan: time.Hour, UploadPurgeAge: 168 * time.Hour},
-		Workers:    workers,
-		Log:        store.Log,
+		Options: prune.Options{
+			Now:             time.Now().Add(2 * time.Hour),
+			KeepYoungerThan: time.Hour,
+			UploadPurgeAge:  168 * time.Hour,
+		},
+		Workers: workers,
+		Log:     store.Log,
 		// These registries are small and mostly garbage by design.
 		MaxDeleteRatio: 1,
 	})
@@ -89,7 +93,10 @@ func TestRemovedRepositoriesLeaveNoEmptyDirectories(t *testing.T) {
 				reg.Image("deep/a/b/c", "latest", "cfg-d", "layer-d")
 				kept := reg.Image("keep/app", "latest", "cfg-app", "layer-app")
 				reg.Image("keep/gone", "latest", "cfg-gone", "layer-gone")
-				refs := staticRefs{images: []prune.Image{kept}, streams: []prune.Stream{{Repository: "keep/app", Manifests: testfixture.TagHistory(kept)}}}
+				refs := staticRefs{
+					images:  []prune.Image{kept},
+					streams: []prune.Stream{{Repository: "keep/app", Manifests: testfixture.TagHistory(kept)}},
+				}
 
 				store := &storage.Store{Driver: d, Workers: workers, Log: quietLogger()}
 				if sum := pruneDelete(t, store, refs, workers); sum.Count[prune.KindRepository] != 4 {
@@ -137,7 +144,10 @@ func TestRemovingARepositoryKeepsNonEmptyParents(t *testing.T) {
 			if err := d.PutContent(ctx, stray, []byte("an administrator's file")); err != nil {
 				t.Fatal(err)
 			}
-			refs := staticRefs{images: []prune.Image{kid}, streams: []prune.Stream{{Repository: "ns2/parent/kid", Manifests: testfixture.TagHistory(kid)}}}
+			refs := staticRefs{
+				images:  []prune.Image{kid},
+				streams: []prune.Stream{{Repository: "ns2/parent/kid", Manifests: testfixture.TagHistory(kid)}},
+			}
 			var log bytes.Buffer
 			logger := logrus.New()
 			logger.SetOutput(&log)
@@ -186,14 +196,20 @@ func TestInvalidRepositoryNameIsPruned(t *testing.T) {
 			putLink(t, d, storage.TagCurrentLinkPath("ns/BadName", "latest"), img.Manifest)
 			putLink(t, d, storage.TagIndexEntryLinkPath("ns/BadName", "latest", img.Manifest), img.Manifest)
 			putLink(t, d, storage.LayerLinkPath("UPPER", img.Layers[1]), img.Layers[1])
-			strays := []string{storage.RepositoriesPath + "/ns/stray-file", storage.RepositoriesPath + "/ns/Odd/no-data-dir"}
+			strays := []string{
+				storage.RepositoriesPath + "/ns/stray-file",
+				storage.RepositoriesPath + "/ns/Odd/no-data-dir",
+			}
 			for _, p := range strays {
 				if err := d.PutContent(ctx, p, []byte("x")); err != nil {
 					t.Fatal(err)
 				}
 			}
 			// ns/app's blobs are referenced by it; the orphan blob only through ns/BadName.
-			refs := staticRefs{images: []prune.Image{img}, streams: []prune.Stream{{Repository: "ns/app", Manifests: testfixture.TagHistory(img)}}}
+			refs := staticRefs{
+				images:  []prune.Image{img},
+				streams: []prune.Stream{{Repository: "ns/app", Manifests: testfixture.TagHistory(img)}},
+			}
 
 			var log bytes.Buffer
 			logger := logrus.New()
@@ -206,7 +222,8 @@ func TestInvalidRepositoryNameIsPruned(t *testing.T) {
 			var names []string
 			for _, r := range inv.Repositories {
 				names = append(names, r.Name)
-				if r.Name == "ns/BadName" && (!r.InvalidName || len(r.Manifests) != 1 || len(r.Layers) != 2 || len(r.Tags) != 1) {
+				if r.Name == "ns/BadName" &&
+					(!r.InvalidName || len(r.Manifests) != 1 || len(r.Layers) != 2 || len(r.Tags) != 1) {
 					t.Errorf("ns/BadName: %+v", r)
 				}
 			}
@@ -225,7 +242,11 @@ func TestInvalidRepositoryNameIsPruned(t *testing.T) {
 			log.Reset()
 			sum := pruneDelete(t, store, refs, 4)
 			if sum.Count[prune.KindRepository] != 2 || sum.Count[prune.KindBlob] != 1 {
-				t.Errorf("deleted %d repositories and %d blobs, want 2 and 1 (the orphan)", sum.Count[prune.KindRepository], sum.Count[prune.KindBlob])
+				t.Errorf(
+					"deleted %d repositories and %d blobs, want 2 and 1 (the orphan)",
+					sum.Count[prune.KindRepository],
+					sum.Count[prune.KindBlob],
+				)
 			}
 			for _, r := range []string{"ns/BadName", "UPPER"} {
 				if exists(t, d, storage.RepositoryPath(r)) {
@@ -261,8 +282,11 @@ func TestInvalidNameYoungDataStays(t *testing.T) {
 			putLink(t, d, storage.LayerLinkPath("ns/BadName", img.Layers[0]), img.Layers[0])
 			store := &storage.Store{Driver: d, Workers: 2, Log: quietLogger()}
 			_, sum, err := prune.Run(context.Background(), prune.Config{
-				References: staticRefs{images: []prune.Image{img}, streams: []prune.Stream{{Repository: "ns/app", Manifests: testfixture.TagHistory(img)}}},
-				Inventory:  store, Remover: store, Workers: 2, Log: store.Log,
+				References: staticRefs{
+					images:  []prune.Image{img},
+					streams: []prune.Stream{{Repository: "ns/app", Manifests: testfixture.TagHistory(img)}},
+				},
+				Inventory: store, Remover: store, Workers: 2, Log: store.Log,
 				Options: prune.Options{Now: time.Now(), KeepYoungerThan: time.Hour, UploadPurgeAge: 168 * time.Hour},
 			})
 			if err != nil {

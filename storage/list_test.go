@@ -72,12 +72,15 @@ func TestListings(t *testing.T) {
 			t.Errorf("Manifests(%s) = %v, %v; want %v", repo, got, err, want)
 		}
 	}
-	if got, err := manifests("ns/nope"); !errors.Is(err, storage.ErrRepositoryNotFound) || err.Error() != "repository ns/nope is not in storage" || got != nil {
+	if got, err := manifests("ns/nope"); !errors.Is(err, storage.ErrRepositoryNotFound) ||
+		err.Error() != "repository ns/nope is not in storage" ||
+		got != nil {
 		t.Errorf("Manifests(ns/nope) = %v, %v; want ErrRepositoryNotFound", got, err)
 	}
 
 	// The driver keeps the callback's message, not always the error itself.
-	if err := store.Blobs(ctx, func(digest.Digest) error { return errors.New("stop") }); err == nil || !strings.Contains(err.Error(), "stop") {
+	if err := store.Blobs(ctx, func(digest.Digest) error { return errors.New("stop") }); err == nil ||
+		!strings.Contains(err.Error(), "stop") {
 		t.Errorf("Blobs with a failing callback: %v, want its error", err)
 	}
 }

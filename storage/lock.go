@@ -199,7 +199,11 @@ func AcquireLock(ctx context.Context, d driver.StorageDriver, opts LockOptions) 
 	case opts.Force:
 		log.Warnf("-prune-force-unlock: removing the prune lock %s (%s)", p, st.Describe(now))
 	case !st.Held(now, opts.TTL):
-		log.Warnf("taking over a stale prune lock %s (%s): that run was stopped without releasing it", p, st.Describe(now))
+		log.Warnf(
+			"taking over a stale prune lock %s (%s): that run was stopped without releasing it",
+			p,
+			st.Describe(now),
+		)
 	case st.Record == nil:
 		return nil, fmt.Errorf("%w %s (%s); if no prune runs, pass -prune-force-unlock", ErrLocked, p, st.Describe(now))
 	default:
@@ -211,7 +215,13 @@ func AcquireLock(ctx context.Context, d driver.StorageDriver, opts LockOptions) 
 		return nil, fmt.Errorf("making a lock owner id: %w", err)
 	}
 	l := &Lock{drv: d, opts: opts, stop: make(chan struct{}), done: make(chan struct{})}
-	l.rec = LockRecord{Owner: hex.EncodeToString(owner), Host: opts.Host, PID: opts.PID, Started: now, Expires: now.Add(opts.TTL)}
+	l.rec = LockRecord{
+		Owner:   hex.EncodeToString(owner),
+		Host:    opts.Host,
+		PID:     opts.PID,
+		Started: now,
+		Expires: now.Add(opts.TTL),
+	}
 	if err := l.write(ctx, l.rec); err != nil {
 		return nil, err
 	}

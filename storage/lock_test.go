@@ -56,7 +56,8 @@ func TestLockOneRunAtATime(t *testing.T) {
 				t.Fatal(err)
 			}
 			st, err := storage.ReadLock(ctx, d)
-			if err != nil || st.Record == nil || st.Record.Host != "host-a" || st.Record.PID != 111 || st.Record.Owner == "" ||
+			if err != nil || st.Record == nil || st.Record.Host != "host-a" || st.Record.PID != 111 ||
+				st.Record.Owner == "" ||
 				!st.Record.Expires.After(st.Record.Started) {
 				t.Fatalf("lock record: %+v, %v", st.Record, err)
 			}
@@ -115,7 +116,13 @@ func TestLockConcurrentAcquire(t *testing.T) {
 				close(start)
 				wg.Wait()
 				if len(won) != 1 {
-					t.Fatalf("round %d: %d runs got the lock, want 1 (others: %v)\n%s", round, len(won), other, log.String())
+					t.Fatalf(
+						"round %d: %d runs got the lock, want 1 (others: %v)\n%s",
+						round,
+						len(won),
+						other,
+						log.String(),
+					)
 				}
 				for _, err := range other {
 					if !errors.Is(err, storage.ErrLocked) {
@@ -137,20 +144,41 @@ func TestLockStaleAndForced(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			now := time.Now()
-			writeLockRecord(t, d, storage.LockRecord{Owner: "dead", Host: "gone-host", PID: 42, Started: now.Add(-time.Hour), Expires: now.Add(-50 * time.Minute)})
+			writeLockRecord(
+				t,
+				d,
+				storage.LockRecord{
+					Owner:   "dead",
+					Host:    "gone-host",
+					PID:     42,
+					Started: now.Add(-time.Hour),
+					Expires: now.Add(-50 * time.Minute),
+				},
+			)
 			var log bytes.Buffer
 			l, err := storage.AcquireLock(ctx, d, lockOpts("me", 1, &log))
 			if err != nil {
 				t.Fatalf("a stale lock blocked: %v", err)
 			}
-			if !strings.Contains(log.String(), "stale prune lock") || !strings.Contains(log.String(), "host gone-host, pid 42") {
+			if !strings.Contains(log.String(), "stale prune lock") ||
+				!strings.Contains(log.String(), "host gone-host, pid 42") {
 				t.Errorf("no warning naming the stale holder:\n%s", log.String())
 			}
 			if err := l.Release(); err != nil {
 				t.Fatal(err)
 			}
 
-			writeLockRecord(t, d, storage.LockRecord{Owner: "alive", Host: "busy-host", PID: 43, Started: now, Expires: now.Add(time.Minute)})
+			writeLockRecord(
+				t,
+				d,
+				storage.LockRecord{
+					Owner:   "alive",
+					Host:    "busy-host",
+					PID:     43,
+					Started: now,
+					Expires: now.Add(time.Minute),
+				},
+			)
 			_, err = storage.AcquireLock(ctx, d, lockOpts("me", 1, &log))
 			if !errors.Is(err, storage.ErrLocked) || !strings.Contains(err.Error(), "host busy-host, pid 43") {
 				t.Fatalf("a live lock: %v, want ErrLocked naming busy-host", err)
@@ -162,7 +190,8 @@ func TestLockStaleAndForced(t *testing.T) {
 			if err != nil {
 				t.Fatalf("forced: %v", err)
 			}
-			if !strings.Contains(log.String(), "-prune-force-unlock") || !strings.Contains(log.String(), "host busy-host, pid 43") {
+			if !strings.Contains(log.String(), "-prune-force-unlock") ||
+				!strings.Contains(log.String(), "host busy-host, pid 43") {
 				t.Errorf("no warning naming the forced holder:\n%s", log.String())
 			}
 			if st, _ := storage.ReadLock(ctx, d); st.Record == nil || st.Record.Host != "me" {
@@ -176,7 +205,8 @@ func TestLockStaleAndForced(t *testing.T) {
 			if err := d.PutContent(ctx, storage.PruneLockPath(), []byte("garbage")); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := storage.AcquireLock(ctx, d, lockOpts("me", 1, &log)); !errors.Is(err, storage.ErrLocked) || !strings.Contains(err.Error(), "unreadable") {
+			if _, err := storage.AcquireLock(ctx, d, lockOpts("me", 1, &log)); !errors.Is(err, storage.ErrLocked) ||
+				!strings.Contains(err.Error(), "unreadable") {
 				t.Fatalf("a fresh unreadable lock: %v, want ErrLocked", err)
 			}
 			opts = lockOpts("me", 1, &log)
@@ -220,7 +250,13 @@ func TestLockRenewedAndLost(t *testing.T) {
 			// before a write overwrites it (no compare-and-swap), and the intruder, reading
 			// back, would then give up; that race is the point of the read-back.
 			now := time.Now()
-			intruder := storage.LockRecord{Owner: "intruder", Host: "other-host", PID: 7, Started: now, Expires: now.Add(time.Minute)}
+			intruder := storage.LockRecord{
+				Owner:   "intruder",
+				Host:    "other-host",
+				PID:     7,
+				Started: now,
+				Expires: now.Add(time.Minute),
+			}
 			deadline = time.Now().Add(5 * time.Second)
 			for l.Context().Err() == nil {
 				if time.Now().After(deadline) {
@@ -229,7 +265,8 @@ func TestLockRenewedAndLost(t *testing.T) {
 				writeLockRecord(t, d, intruder)
 				time.Sleep(5 * time.Millisecond)
 			}
-			if err := l.Err(); !errors.Is(err, storage.ErrLockLost) || !strings.Contains(err.Error(), "host other-host, pid 7") {
+			if err := l.Err(); !errors.Is(err, storage.ErrLockLost) ||
+				!strings.Contains(err.Error(), "host other-host, pid 7") {
 				t.Errorf("Err() = %v, want ErrLockLost naming other-host", err)
 			}
 			if cause := context.Cause(l.Context()); !errors.Is(cause, storage.ErrLockLost) {
@@ -269,7 +306,17 @@ func TestLockConfirmedBeforeFirstDeletion(t *testing.T) {
 			}
 			defer l.Release()
 			now := time.Now()
-			writeLockRecord(t, d, storage.LockRecord{Owner: "late", Host: "late-host", PID: 8, Started: now, Expires: now.Add(time.Minute)})
+			writeLockRecord(
+				t,
+				d,
+				storage.LockRecord{
+					Owner:   "late",
+					Host:    "late-host",
+					PID:     8,
+					Started: now,
+					Expires: now.Add(time.Minute),
+				},
+			)
 			inner := &countingRemover{}
 			orphan := &prune.Inventory{Blobs: []prune.Blob{{Digest: digest.FromString("orphan"), Size: 1}}}
 			_, _, err = prune.Run(l.Context(), prune.Config{

@@ -97,7 +97,12 @@ func (s *Store) ReadManifest(ctx context.Context, d digest.Digest) (prune.Image,
 	}
 	for _, d := range append(append([]digest.Digest{img.Config}, img.Layers...), img.Children...) {
 		if d != "" && d.Validate() != nil {
-			return prune.Image{}, fmt.Errorf("manifest %s names %q, not a digest: %w", img.Manifest, d, prune.ErrManifestUnreadable)
+			return prune.Image{}, fmt.Errorf(
+				"manifest %s names %q, not a digest: %w",
+				img.Manifest,
+				d,
+				prune.ErrManifestUnreadable,
+			)
 		}
 	}
 	return img, nil

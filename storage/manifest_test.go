@@ -35,7 +35,10 @@ func TestReadManifest(t *testing.T) {
 				}
 			}
 
-			if _, err := store.ReadManifest(ctx, digest.FromString("never pushed")); !errors.Is(err, prune.ErrManifestNotStored) {
+			if _, err := store.ReadManifest(ctx, digest.FromString("never pushed")); !errors.Is(
+				err,
+				prune.ErrManifestNotStored,
+			) {
 				t.Errorf("a manifest storage lacks: %v, want ErrManifestNotStored", err)
 			}
 			// A layer is a blob, but not a manifest.
@@ -46,7 +49,8 @@ func TestReadManifest(t *testing.T) {
 			if err := drv.PutContent(ctx, storage.BlobDataPath(b.Manifest), []byte(`{"schemaVersion":2}`)); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := store.ReadManifest(ctx, b.Manifest); !errors.Is(err, prune.ErrManifestUnreadable) || !strings.Contains(err.Error(), "digest") {
+			if _, err := store.ReadManifest(ctx, b.Manifest); !errors.Is(err, prune.ErrManifestUnreadable) ||
+				!strings.Contains(err.Error(), "digest") {
 				t.Errorf("a corrupt manifest: %v, want ErrManifestUnreadable", err)
 			}
 			// A huge blob is not read whole.

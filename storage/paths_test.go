@@ -19,12 +19,30 @@ func TestPathsRoundTrip(t *testing.T) {
 		want Entry
 	}{
 		{BlobDataPath(dgstA), Entry{Kind: KindBlobData, Digest: dgstA}},
-		{ManifestRevisionLinkPath("ns/app", dgstA), Entry{Kind: KindManifestRevisionLink, Repository: "ns/app", Digest: dgstA}},
-		{LayerLinkPath("ns/app/nested/deeper", dgstB), Entry{Kind: KindLayerLink, Repository: "ns/app/nested/deeper", Digest: dgstB}},
-		{TagCurrentLinkPath("library/busybox", "v1.0_rc-1"), Entry{Kind: KindTagCurrentLink, Repository: "library/busybox", Tag: "v1.0_rc-1"}},
-		{TagIndexEntryLinkPath("ns/app", "latest", dgstB), Entry{Kind: KindTagIndexLink, Repository: "ns/app", Tag: "latest", Digest: dgstB}},
-		{UploadPath("ns/app", "0f3e-uuid") + "/data", Entry{Kind: KindUploadFile, Repository: "ns/app", UploadID: "0f3e-uuid"}},
-		{UploadPath("ns/app", "0f3e-uuid") + "/hashstates/sha256/1024", Entry{Kind: KindUploadFile, Repository: "ns/app", UploadID: "0f3e-uuid"}},
+		{
+			ManifestRevisionLinkPath("ns/app", dgstA),
+			Entry{Kind: KindManifestRevisionLink, Repository: "ns/app", Digest: dgstA},
+		},
+		{
+			LayerLinkPath("ns/app/nested/deeper", dgstB),
+			Entry{Kind: KindLayerLink, Repository: "ns/app/nested/deeper", Digest: dgstB},
+		},
+		{
+			TagCurrentLinkPath("library/busybox", "v1.0_rc-1"),
+			Entry{Kind: KindTagCurrentLink, Repository: "library/busybox", Tag: "v1.0_rc-1"},
+		},
+		{
+			TagIndexEntryLinkPath("ns/app", "latest", dgstB),
+			Entry{Kind: KindTagIndexLink, Repository: "ns/app", Tag: "latest", Digest: dgstB},
+		},
+		{
+			UploadPath("ns/app", "0f3e-uuid") + "/data",
+			Entry{Kind: KindUploadFile, Repository: "ns/app", UploadID: "0f3e-uuid"},
+		},
+		{
+			UploadPath("ns/app", "0f3e-uuid") + "/hashstates/sha256/1024",
+			Entry{Kind: KindUploadFile, Repository: "ns/app", UploadID: "0f3e-uuid"},
+		},
 		{UploadPath("single", "id") + "/startedat", Entry{Kind: KindUploadFile, Repository: "single", UploadID: "id"}},
 	}
 	for _, tt := range tests {

@@ -148,7 +148,10 @@ func (s *Store) removeEmptyParents(ctx context.Context, dir string) {
 		case errors.As(err, &notFound):
 			continue // already gone: its parent may be empty now
 		case err != nil:
-			s.log().WithField("path", dir).WithError(err).Warn("cannot list a directory that may have become empty; leaving it")
+			s.log().
+				WithField("path", dir).
+				WithError(err).
+				Warn("cannot list a directory that may have become empty; leaving it")
 			return
 		case len(children) > 0:
 			return

@@ -124,7 +124,15 @@ func buildScenario(t *testing.T, d driver.StorageDriver) *scenario {
 		"ns/mirror": nil,
 	}
 	s.wantLayers = map[string][]digest.Digest{
-		"ns/app":    {img0.Config, img1.Config, img2.Config, img0.Layers[0], img0.Layers[1], img1.Layers[1], img2.Layers[1]},
+		"ns/app": {
+			img0.Config,
+			img1.Config,
+			img2.Config,
+			img0.Layers[0],
+			img0.Layers[1],
+			img1.Layers[1],
+			img2.Layers[1],
+		},
 		"ns/multi":  {a.Config, b.Config, a.Layers[0], a.Layers[1], b.Layers[0], b.Layers[1]},
 		"ns/mirror": nil,
 	}
@@ -189,10 +197,13 @@ func TestPruneOnDrivers(t *testing.T) {
 			// check: the candidates are logged, the summary is right, nothing changes.
 			var log bytes.Buffer
 			sum, out := runPrune(t, s, store, true, &log)
-			wantOut := fmt.Sprintf("Would delete %d blobs\nWould free up %s of disk space\nUse -prune=delete to actually delete the data\n"+
-				"Would delete 2 repositories\nWould delete 2 manifest links\nWould delete 2 tags\nWould delete 1 tag index entries\n"+
-				"Would delete 6 layer links\nWould delete 0 uploads (0 B)\n",
-				len(s.goneBlobs), prune.FormatSize(wantBytes))
+			wantOut := fmt.Sprintf(
+				"Would delete %d blobs\nWould free up %s of disk space\nUse -prune=delete to actually delete the data\n"+
+					"Would delete 2 repositories\nWould delete 2 manifest links\nWould delete 2 tags\nWould delete 1 tag index entries\n"+
+					"Would delete 6 layer links\nWould delete 0 uploads (0 B)\n",
+				len(s.goneBlobs),
+				prune.FormatSize(wantBytes),
+			)
 			if out != wantOut {
 				t.Errorf("check output:\n%s\nwant:\n%s", out, wantOut)
 			}

@@ -41,7 +41,8 @@ func TestInterruptedTagDeletion(t *testing.T) {
 				store := &storage.Store{Driver: d, Workers: 2, Log: logrus.New()}
 				var log bytes.Buffer
 				sum, _ := runPrune(t, s, store, false, &log)
-				if sum.Count[prune.KindTag] != 1 || sum.Count[prune.KindManifestLink] != 1 || sum.Count[prune.KindBlob] != 3 {
+				if sum.Count[prune.KindTag] != 1 || sum.Count[prune.KindManifestLink] != 1 ||
+					sum.Count[prune.KindBlob] != 3 {
 					t.Errorf("deleted %+v, want the tag, one manifest link and 3 blobs", sum)
 				}
 				inv, err := store.Inventory(ctx)

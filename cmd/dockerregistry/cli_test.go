@@ -24,7 +24,12 @@ func TestFlagsAfterConfigPath(t *testing.T) {
 		report string
 	}{
 		{[]string{"-prune=check", "config.yml", "-prune-keep-younger-than=0s"}, "config.yml", 0, ""},
-		{[]string{"config.yml", "-prune=check", "-prune-keep-younger-than", "5m", "-prune-report", "r.jsonl"}, "config.yml", 5 * time.Minute, "r.jsonl"},
+		{
+			[]string{"config.yml", "-prune=check", "-prune-keep-younger-than", "5m", "-prune-report", "r.jsonl"},
+			"config.yml",
+			5 * time.Minute,
+			"r.jsonl",
+		},
 		{[]string{"-prune=check", "-prune-keep-younger-than=2h", "config.yml"}, "config.yml", 2 * time.Hour, ""},
 		{[]string{"-prune=check", "--", "-odd-name.yml"}, "-odd-name.yml", time.Hour, ""},
 		{[]string{"-prune=check", "-prune-report", "--", "config.yml"}, "config.yml", time.Hour, "--"},
@@ -38,8 +43,15 @@ func TestFlagsAfterConfigPath(t *testing.T) {
 			if code != -1 {
 				t.Fatalf("exit %d: %s", code, stderr.String())
 			}
-			if opts.configPath != tt.config || opts.keepYoungerThan != tt.keep || opts.prune != "check" || opts.report != tt.report {
-				t.Errorf("config %q keep %s prune %q report %q", opts.configPath, opts.keepYoungerThan, opts.prune, opts.report)
+			if opts.configPath != tt.config || opts.keepYoungerThan != tt.keep || opts.prune != "check" ||
+				opts.report != tt.report {
+				t.Errorf(
+					"config %q keep %s prune %q report %q",
+					opts.configPath,
+					opts.keepYoungerThan,
+					opts.prune,
+					opts.report,
+				)
 			}
 		})
 	}
@@ -48,12 +60,14 @@ func TestFlagsAfterConfigPath(t *testing.T) {
 		{"-prune=check", "a.yml", "--", "b.yml"},
 	} {
 		var stderr bytes.Buffer
-		if _, code := parseFlags(args, &stderr); code != exitUsage || !strings.Contains(stderr.String(), "one configuration file at most, got 2 arguments") {
+		if _, code := parseFlags(args, &stderr); code != exitUsage ||
+			!strings.Contains(stderr.String(), "one configuration file at most, got 2 arguments") {
 			t.Errorf("%v: exit %d, %s", args, code, stderr.String())
 		}
 	}
 	var stderr bytes.Buffer
-	if _, code := parseFlags([]string{"-prune=check", "config.yml", "-prune-frobnicate"}, &stderr); code != exitUsage || !strings.Contains(stderr.String(), "flag provided but not defined: -prune-frobnicate") {
+	if _, code := parseFlags([]string{"-prune=check", "config.yml", "-prune-frobnicate"}, &stderr); code != exitUsage ||
+		!strings.Contains(stderr.String(), "flag provided but not defined: -prune-frobnicate") {
 		t.Errorf("unknown flag after the config: exit %d, %s", code, stderr.String())
 	}
 }
@@ -94,7 +108,8 @@ func TestReportNotCreatedByRefusedRun(t *testing.T) {
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run([]string{"-prune=check", "-prune-report=" + tt.report, good}, &stdout, &stderr)
-		if code != exitUsage || !strings.Contains(stderr.String(), "-prune-report: ") || !strings.Contains(stderr.String(), tt.errHas) {
+		if code != exitUsage || !strings.Contains(stderr.String(), "-prune-report: ") ||
+			!strings.Contains(stderr.String(), tt.errHas) {
 			t.Errorf("-prune-report=%s: exit %d, stderr:\n%s", tt.report, code, stderr.String())
 		}
 	}
@@ -131,19 +146,24 @@ func TestReportWriteFailureSaysWhatWasDeleted(t *testing.T) {
 	opts := options{maintenanceOptions: maintenanceOptions{report: "/dev/full"}}
 	err := writePruneReport(opts, nil, nil, sum, nil)
 	want := "the prune deleted 12 blobs (3 MiB), 3 repositories, 4 manifest links, 2 tags, 0 tag index entries, 7 layer links, 1 uploads (10 B); writing the report /dev/full failed: "
-	if err == nil || !strings.HasPrefix(err.Error(), want) || !strings.Contains(err.Error(), "no space left on device") || strings.Contains(err.Error(), "\n") {
+	if err == nil || !strings.HasPrefix(err.Error(), want) ||
+		!strings.Contains(err.Error(), "no space left on device") ||
+		strings.Contains(err.Error(), "\n") {
 		t.Errorf("error %q, want one line starting %q", err, want)
 	}
 	check := prune.Summary{DryRun: true}
 	check.Count[prune.KindBlob] = 2
 	err = writePruneReport(opts, nil, nil, check, nil)
-	if err == nil || !strings.HasPrefix(err.Error(), "the check deleted nothing; writing the report /dev/full failed: ") {
+	if err == nil ||
+		!strings.HasPrefix(err.Error(), "the check deleted nothing; writing the report /dev/full failed: ") {
 		t.Errorf("check: error %q", err)
 	}
 	var oneBlob prune.Summary
 	oneBlob.Count[prune.KindBlob] = 1
 	err = writePruneReport(opts, nil, nil, oneBlob, fmt.Errorf("deleting blob sha256:aa: boom"))
-	if err == nil || !strings.HasPrefix(err.Error(), "deleting blob sha256:aa: boom; the prune deleted 1 blobs (0 B), ") || strings.Contains(err.Error(), "\n") {
+	if err == nil ||
+		!strings.HasPrefix(err.Error(), "deleting blob sha256:aa: boom; the prune deleted 1 blobs (0 B), ") ||
+		strings.Contains(err.Error(), "\n") {
 		t.Errorf("failed delete: error %q", err)
 	}
 }
@@ -157,7 +177,8 @@ func TestIgnoreReadOnlyWarns(t *testing.T) {
 	t.Setenv("KUBECONFIG", filepath.Join(t.TempDir(), "missing"))
 	var stdout, stderr bytes.Buffer
 	code := run([]string{"-prune=delete", "-prune-ignore-read-only", good}, &stdout, &stderr)
-	if code != exitFailure || !strings.Contains(stderr.String(), "level=warning") || !strings.Contains(stderr.String(), "may lose pushes") {
+	if code != exitFailure || !strings.Contains(stderr.String(), "level=warning") ||
+		!strings.Contains(stderr.String(), "may lose pushes") {
 		t.Errorf("exit %d, stderr:\n%s", code, stderr.String())
 	}
 	// Where the override changes nothing, nothing is said.
@@ -211,7 +232,8 @@ func TestSilentAPITimesOut(t *testing.T) {
 					errLines = append(errLines, l)
 				}
 			}
-			if code != exitFailure || len(errLines) != 1 || !strings.Contains(errLines[0], "no answer from the image API at "+host+" within 400ms") {
+			if code != exitFailure || len(errLines) != 1 ||
+				!strings.Contains(errLines[0], "no answer from the image API at "+host+" within 400ms") {
 				t.Errorf("exit %d, stderr:\n%s", code, stderr.String())
 			}
 			if !strings.Contains(stderr.String(), "still waiting for the image API at "+host+" (listing image") ||
@@ -224,7 +246,8 @@ func TestSilentAPITimesOut(t *testing.T) {
 		})
 	}
 	var stdout, stderr bytes.Buffer
-	if code := run([]string{"-prune=check", "-prune-api-timeout=0s", good}, &stdout, &stderr); code != exitUsage || !strings.Contains(stderr.String(), "-prune-api-timeout=0s: must be positive") {
+	if code := run([]string{"-prune=check", "-prune-api-timeout=0s", good}, &stdout, &stderr); code != exitUsage ||
+		!strings.Contains(stderr.String(), "-prune-api-timeout=0s: must be positive") {
 		t.Errorf("-prune-api-timeout=0s: exit %d, %s", code, stderr.String())
 	}
 }

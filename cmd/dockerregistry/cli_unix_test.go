@@ -33,7 +33,8 @@ func TestReportToPipeWithoutReader(t *testing.T) {
 	go func() { done <- writePruneReport(opts, nil, nil, sum, nil) }()
 	select {
 	case err := <-done:
-		if err == nil || !strings.HasPrefix(err.Error(), "the prune deleted 0 blobs (0 B), 1 repositories, ") || !strings.Contains(err.Error(), "no such device or address") {
+		if err == nil || !strings.HasPrefix(err.Error(), "the prune deleted 0 blobs (0 B), 1 repositories, ") ||
+			!strings.Contains(err.Error(), "no such device or address") {
 			t.Errorf("error %v", err)
 		}
 	case <-time.After(10 * time.Second):

@@ -18,7 +18,12 @@ var errForceUnlockWithoutDelete = errors.New("-prune-force-unlock goes with -pru
 // lockStorage takes the storage's prune lock for a delete run, before anything is read. A check
 // run deletes nothing, so it neither takes nor waits for the lock; it warns when a delete run
 // holds it, since what it counts may be going away under it. It returns nil for a check run.
-func lockStorage(ctx context.Context, drv storagedriver.StorageDriver, dryRun, force bool, log logrus.FieldLogger) (*storage.Lock, error) {
+func lockStorage(
+	ctx context.Context,
+	drv storagedriver.StorageDriver,
+	dryRun, force bool,
+	log logrus.FieldLogger,
+) (*storage.Lock, error) {
 	if dryRun {
 		st, err := storage.ReadLock(ctx, drv)
 		if err != nil {
@@ -26,7 +31,11 @@ func lockStorage(ctx context.Context, drv storagedriver.StorageDriver, dryRun, f
 			return nil, nil
 		}
 		if now := time.Now(); st.Held(now, storage.DefaultLockTTL) {
-			log.Warnf("a -prune=delete run holds the prune lock %s (%s): this check may count what that run is deleting", storage.PruneLockPath(), st.Describe(now))
+			log.Warnf(
+				"a -prune=delete run holds the prune lock %s (%s): this check may count what that run is deleting",
+				storage.PruneLockPath(),
+				st.Describe(now),
+			)
 		}
 		return nil, nil
 	}
@@ -43,7 +52,8 @@ func releaseLock(lock *storage.Lock, log logrus.FieldLogger) {
 		return
 	}
 	if err := lock.Release(); err != nil {
-		log.WithError(err).Warnf("the next -prune=delete waits until the lock expires (%s), or pass -prune-force-unlock", storage.DefaultLockTTL)
+		log.WithError(err).
+			Warnf("the next -prune=delete waits until the lock expires (%s), or pass -prune-force-unlock", storage.DefaultLockTTL)
 	}
 }
 

@@ -98,15 +98,50 @@ func parseFlags(args []string, stderr io.Writer) (options, int) {
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&opts.prune, "prune", "", "hard prune the storage: check (dry run) or delete")
-	fs.DurationVar(&opts.keepYoungerThan, "prune-keep-younger-than", time.Hour, "keep blobs, links and uploads modified more recently than this")
-	fs.DurationVar(&opts.uploadPurgeAge, "prune-upload-purge-age", 168*time.Hour, "remove unfinished uploads older than this")
+	fs.DurationVar(
+		&opts.keepYoungerThan,
+		"prune-keep-younger-than",
+		time.Hour,
+		"keep blobs, links and uploads modified more recently than this",
+	)
+	fs.DurationVar(
+		&opts.uploadPurgeAge,
+		"prune-upload-purge-age",
+		168*time.Hour,
+		"remove unfinished uploads older than this",
+	)
 	fs.IntVar(&opts.workers, "prune-workers", 4*runtime.NumCPU(), "storage requests under way at once")
 	fs.Int64Var(&opts.pageSize, "prune-page-size", imageapi.DefaultPageSize, "objects per image API list request")
-	fs.BoolVar(&opts.allowDeleteAll, "prune-allow-delete-all", false, "let -prune=delete remove every blob in storage (refused otherwise)")
-	fs.Float64Var(&opts.maxDeleteRatio, "prune-max-delete-ratio", prune.DefaultMaxDeleteRatio, "largest share (0 to 1) of the stored repositories, and of the stored blob bytes, that -prune=delete removes; more means the wrong cluster or storage (1 allows any)")
-	fs.BoolVar(&opts.ignoreReadOnly, "prune-ignore-read-only", false, "let -prune=delete run on a registry not configured read-only (only when no registry serves this storage)")
-	fs.BoolVar(&opts.forceUnlock, "prune-force-unlock", false, "with -prune=delete, remove the storage's prune lock a stopped run left (only when no other prune runs)")
-	fs.DurationVar(&opts.apiTimeout, "prune-api-timeout", imageapi.DefaultRequestTimeout, "give up on an image API request with no complete answer after this long (a read is tried 3 times)")
+	fs.BoolVar(
+		&opts.allowDeleteAll,
+		"prune-allow-delete-all",
+		false,
+		"let -prune=delete remove every blob in storage (refused otherwise)",
+	)
+	fs.Float64Var(
+		&opts.maxDeleteRatio,
+		"prune-max-delete-ratio",
+		prune.DefaultMaxDeleteRatio,
+		"largest share (0 to 1) of the stored repositories, and of the stored blob bytes, that -prune=delete removes; more means the wrong cluster or storage (1 allows any)",
+	)
+	fs.BoolVar(
+		&opts.ignoreReadOnly,
+		"prune-ignore-read-only",
+		false,
+		"let -prune=delete run on a registry not configured read-only (only when no registry serves this storage)",
+	)
+	fs.BoolVar(
+		&opts.forceUnlock,
+		"prune-force-unlock",
+		false,
+		"with -prune=delete, remove the storage's prune lock a stopped run left (only when no other prune runs)",
+	)
+	fs.DurationVar(
+		&opts.apiTimeout,
+		"prune-api-timeout",
+		imageapi.DefaultRequestTimeout,
+		"give up on an image API request with no complete answer after this long (a read is tried 3 times)",
+	)
 	opts.maintenanceOptions.register(fs)
 	positional, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -134,11 +169,18 @@ func parseFlags(args []string, stderr io.Writer) (options, int) {
 		return opts, exitUsage
 	}
 	if !(opts.maxDeleteRatio > 0 && opts.maxDeleteRatio <= 1) {
-		fmt.Fprintf(stderr, "error: -prune-max-delete-ratio=%g: want a share above 0 and at most 1\n", opts.maxDeleteRatio)
+		fmt.Fprintf(
+			stderr,
+			"error: -prune-max-delete-ratio=%g: want a share above 0 and at most 1\n",
+			opts.maxDeleteRatio,
+		)
 		return opts, exitUsage
 	}
 	if opts.workers < 1 || opts.pageSize < 1 || opts.keepYoungerThan < 0 || opts.uploadPurgeAge < 0 {
-		fmt.Fprintln(stderr, "error: -prune-workers and -prune-page-size must be positive, durations must not be negative")
+		fmt.Fprintln(
+			stderr,
+			"error: -prune-workers and -prune-page-size must be positive, durations must not be negative",
+		)
 		return opts, exitUsage
 	}
 	if opts.apiTimeout <= 0 {
@@ -164,7 +206,8 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 		if len(rest) == 0 {
 			return positional, nil
 		}
-		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" && !takesValue(fs, args, consumed-1) {
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" &&
+			!takesValue(fs, args, consumed-1) {
 			return append(positional, rest...), nil
 		}
 		positional = append(positional, rest[0])
@@ -209,7 +252,11 @@ func pruneLogger(stderr io.Writer) (*logrus.Logger, error) {
 
 // openStorage sets up what every mode but serving needs: the logger and the storage driver the
 // configuration names.
-func openStorage(ctx context.Context, cfg *config.Config, stderr io.Writer) (*logrus.Logger, storagedriver.StorageDriver, error) {
+func openStorage(
+	ctx context.Context,
+	cfg *config.Config,
+	stderr io.Writer,
+) (*logrus.Logger, storagedriver.StorageDriver, error) {
 	// A walk of millions of files makes garbage fast; without a limit the heap grows to twice
 	// what the run keeps. A soft limit makes the collector work harder instead (GOMEMLIMIT,
 	// when set, is the administrator's choice and wins).
@@ -230,7 +277,10 @@ func openStorage(ctx context.Context, cfg *config.Config, stderr io.Writer) (*lo
 // connectImageAPI is how every mode reaches the image API: the credentials the configuration
 // leads to, each request bounded by -prune-api-timeout, lists paged by -prune-page-size.
 func connectImageAPI(cfg *config.Config, opts options, log logrus.FieldLogger) (*imageapi.Connection, error) {
-	return imageapi.Connect(cfg.OpenShift.KubeConfig, imageapi.ConnectOptions{Timeout: opts.apiTimeout, PageSize: opts.pageSize, Log: log})
+	return imageapi.Connect(
+		cfg.OpenShift.KubeConfig,
+		imageapi.ConnectOptions{Timeout: opts.apiTimeout, PageSize: opts.pageSize, Log: log},
+	)
 }
 
 // pruneConfig is the prune the options ask for, from what api references and store holds. It
@@ -259,17 +309,21 @@ func runPrune(ctx context.Context, cfg *config.Config, opts options, stdout, std
 	}
 	dryRun := opts.prune == "check"
 	if !dryRun && !cfg.ReadOnly() && !opts.ignoreReadOnly {
-		return fail(errors.New("refusing -prune=delete: the registry is not read-only, and pushes during a prune lose data; " +
-			"switch it to read-only (spec.readOnly: true in the registry operator config, or storage.maintenance.readonly.enabled: true, " +
-			`or REGISTRY_STORAGE_MAINTENANCE_READONLY={"enabled":true}), or pass -prune-ignore-read-only if no registry serves this storage`))
+		return fail(
+			errors.New("refusing -prune=delete: the registry is not read-only, and pushes during a prune lose data; " +
+				"switch it to read-only (spec.readOnly: true in the registry operator config, or storage.maintenance.readonly.enabled: true, " +
+				`or REGISTRY_STORAGE_MAINTENANCE_READONLY={"enabled":true}), or pass -prune-ignore-read-only if no registry serves this storage`),
+		)
 	}
 	log, drv, err := openStorage(ctx, cfg, stderr)
 	if err != nil {
 		return fail(err)
 	}
 	if !dryRun && !cfg.ReadOnly() {
-		log.Warn("-prune-ignore-read-only: the registry is not configured read-only; a registry serving this storage during the run " +
-			"may lose pushes made meanwhile (the prune can delete the blobs and links of an image pushed but not yet recorded in the image API)")
+		log.Warn(
+			"-prune-ignore-read-only: the registry is not configured read-only; a registry serving this storage during the run " +
+				"may lose pushes made meanwhile (the prune can delete the blobs and links of an image pushed but not yet recorded in the image API)",
+		)
 	}
 	// One delete run at a time: the lock is taken before anything is read, and its context
 	// stops the run if another takes it over.
@@ -300,7 +354,12 @@ func runPrune(ctx context.Context, cfg *config.Config, opts options, stdout, std
 	}
 	defer inval.Close()
 
-	store := &storage.Store{Driver: drv, Workers: opts.workers, Log: log, Root: storage.Location(cfg.Distribution.Storage)}
+	store := &storage.Store{
+		Driver:  drv,
+		Workers: opts.workers,
+		Log:     log,
+		Root:    storage.Location(cfg.Distribution.Storage),
+	}
 	pcfg := pruneConfig(opts, api, store, log)
 	if !dryRun {
 		pcfg.Remover = inval.Wrap(store)

@@ -33,12 +33,32 @@ type maintenanceOptions struct {
 }
 
 func (m *maintenanceOptions) register(fs *flag.FlagSet) {
-	fs.StringVar(&m.restore, "restore", "", "find Images whose data storage lost, and stored data the image API does not know: check (dry run) or recover (record it in the image API); exit 3 when problems are found (check) or remain (recover)")
+	fs.StringVar(
+		&m.restore,
+		"restore",
+		"",
+		"find Images whose data storage lost, and stored data the image API does not know: check (dry run) or recover (record it in the image API); exit 3 when problems are found (check) or remain (recover)",
+	)
 	fs.BoolVar(&m.listRepositories, "list-repositories", false, "print the repositories in storage, one a line")
 	fs.BoolVar(&m.listBlobs, "list-blobs", false, "print the blobs in storage, one digest a line")
-	fs.StringVar(&m.listManifests, "list-manifests", "", "print the manifests linked in `repository`, one digest a line")
-	fs.StringVar(&m.explain, "prune-explain", "", "say whether -prune would delete the blob `digest` and its links, and every reason it keeps them")
-	fs.StringVar(&m.report, "prune-report", "", "with -prune, write every object the run deletes (or would), its size, reason and outcome to `file` as JSON Lines")
+	fs.StringVar(
+		&m.listManifests,
+		"list-manifests",
+		"",
+		"print the manifests linked in `repository`, one digest a line",
+	)
+	fs.StringVar(
+		&m.explain,
+		"prune-explain",
+		"",
+		"say whether -prune would delete the blob `digest` and its links, and every reason it keeps them",
+	)
+	fs.StringVar(
+		&m.report,
+		"prune-report",
+		"",
+		"with -prune, write every object the run deletes (or would), its size, reason and outcome to `file` as JSON Lines",
+	)
 }
 
 // modes lists the maintenance modes the command line asks for.
@@ -162,7 +182,14 @@ func printLine[T any](w io.Writer) func(T) error {
 }
 
 // explainDigest says whether the prune would delete the digest of -prune-explain, and why.
-func explainDigest(ctx context.Context, opts options, api *imageapi.Connection, store *storage.Store, log logrus.FieldLogger, w io.Writer) error {
+func explainDigest(
+	ctx context.Context,
+	opts options,
+	api *imageapi.Connection,
+	store *storage.Store,
+	log logrus.FieldLogger,
+	w io.Writer,
+) error {
 	e, err := prune.ExplainRun(ctx, pruneConfig(opts, api, store, log), digest.Digest(opts.explain))
 	if err != nil {
 		return err
@@ -173,7 +200,14 @@ func explainDigest(ctx context.Context, opts options, api *imageapi.Connection, 
 
 // runRestore checks storage against the image API and, with -restore=recover, records what
 // the API lost. It returns 0 when they agree (after the recovery), exitProblems otherwise.
-func runRestore(ctx context.Context, opts options, api *imageapi.Connection, store *storage.Store, log logrus.FieldLogger, w io.Writer) (int, error) {
+func runRestore(
+	ctx context.Context,
+	opts options,
+	api *imageapi.Connection,
+	store *storage.Store,
+	log logrus.FieldLogger,
+	w io.Writer,
+) (int, error) {
 	report, err := restore.Check(ctx, api.Lister, store)
 	if err != nil {
 		return 0, err
@@ -193,7 +227,10 @@ func runRestore(ctx context.Context, opts options, api *imageapi.Connection, sto
 	res, err := r.Recover(ctx, w, recs)
 	fmt.Fprintf(w, "Recovered %d images, recorded %d lost-found tags\n", res.Images, res.Tags)
 	if res.Images > 0 || res.Tags > 0 {
-		fmt.Fprintln(w, "Labels and annotations of the recovered images could not be recovered: storage does not keep them")
+		fmt.Fprintln(
+			w,
+			"Labels and annotations of the recovered images could not be recovered: storage does not keep them",
+		)
 	}
 	if err != nil {
 		return 0, err

@@ -21,7 +21,11 @@ func TestMaintenanceCommandLineErrors(t *testing.T) {
 		{[]string{"-list-blobs", "-list-repositories", good}, exitUsage, "one mode at a time"},
 		{[]string{"-prune-explain=sha256:nope", good}, exitUsage, "want a digest"},
 		{[]string{"-list-manifests=Bad_Name", good}, exitUsage, "invalid repository name"},
-		{[]string{"-prune-report=" + filepath.Join(t.TempDir(), "r.jsonl"), good}, exitUsage, "-prune-report needs -prune"},
+		{
+			[]string{"-prune-report=" + filepath.Join(t.TempDir(), "r.jsonl"), good},
+			exitUsage,
+			"-prune-report needs -prune",
+		},
 		{[]string{"-prune=check", "-prune-report=/nonexistent/dir/r.jsonl", good}, exitUsage, "-prune-report"},
 		{[]string{"-list-manifests=ns/none", good}, exitFailure, "repository ns/none is not in storage"},
 		{[]string{"-restore=check", good}, exitFailure, "KUBECONFIG"},

@@ -59,7 +59,12 @@ func run() error {
 		return err
 	}
 	running = append(running, etcd)
-	api, err := harness.StartImageAPIServer(ctx, mkdir(dir, "api"), nil, harness.ImageAPIServerOptions{EtcdEndpoint: etcd.Endpoint})
+	api, err := harness.StartImageAPIServer(
+		ctx,
+		mkdir(dir, "api"),
+		nil,
+		harness.ImageAPIServerOptions{EtcdEndpoint: etcd.Endpoint},
+	)
 	if err != nil {
 		return err
 	}
@@ -129,9 +134,17 @@ func run() error {
 	}
 	amd, _ := random.Image(1<<20, 1)
 	arm, _ := random.Image(1<<20, 1)
-	idx := mutate.AppendManifests(empty.Index,
-		mutate.IndexAddendum{Add: amd, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
-		mutate.IndexAddendum{Add: arm, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}})
+	idx := mutate.AppendManifests(
+		empty.Index,
+		mutate.IndexAddendum{
+			Add:        amd,
+			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}},
+		},
+		mutate.IndexAddendum{
+			Add:        arm,
+			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}},
+		},
+	)
 	idxRef, _ := name.ParseReference(reg.Host+"/shop/multiarch:latest", name.Insecure)
 	if err := remote.WriteIndex(idxRef, idx); err != nil {
 		return err

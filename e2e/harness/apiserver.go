@@ -49,7 +49,12 @@ type ImageAPIServer struct {
 // and its log in <dir>/imageapiserver.log (also copied to log, if not nil),
 // waits for /readyz and writes <dir>/kubeconfig. ctx bounds the start-up only
 // (DefaultStartTimeout if it has no deadline); call Stop to end it.
-func StartImageAPIServer(ctx context.Context, dir string, log io.Writer, opts ImageAPIServerOptions) (*ImageAPIServer, error) {
+func StartImageAPIServer(
+	ctx context.Context,
+	dir string,
+	log io.Writer,
+	opts ImageAPIServerOptions,
+) (*ImageAPIServer, error) {
 	if opts.EtcdEndpoint == "" {
 		return nil, errors.New("imageapiserver: no etcd endpoint")
 	}
@@ -116,8 +121,10 @@ func writeKubeconfig(path, server, caFile, token string) error {
 			"server":                     server,
 			"certificate-authority-data": base64.StdEncoding.EncodeToString(ca),
 		}}},
-		"users":           []named{{Name: "e2e", User: map[string]string{"token": token}}},
-		"contexts":        []named{{Name: "imageapiserver", Context: map[string]string{"cluster": "imageapiserver", "user": "e2e"}}},
+		"users": []named{{Name: "e2e", User: map[string]string{"token": token}}},
+		"contexts": []named{
+			{Name: "imageapiserver", Context: map[string]string{"cluster": "imageapiserver", "user": "e2e"}},
+		},
 		"current-context": "imageapiserver",
 	}
 	data, err := json.MarshalIndent(cfg, "", "  ")

@@ -36,7 +36,10 @@ func RepoRoot() (string, error) {
 			return filepath.Clean(dir), nil
 		}
 	}
-	return "", fmt.Errorf("cannot find the repository root (a go.mod of module %s) above the working directory", modulePath)
+	return "", fmt.Errorf(
+		"cannot find the repository root (a go.mod of module %s) above the working directory",
+		modulePath,
+	)
 }
 
 func isRepoRoot(dir string) bool {

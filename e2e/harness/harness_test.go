@@ -48,10 +48,19 @@ func TestImageAPIServer(t *testing.T) {
 			DockerImageReference:         "registry.example/ns1/app@" + name,
 			DockerImageManifestMediaType: "application/vnd.docker.distribution.manifest.v2+json",
 			DockerImageMetadata: runtime.RawExtension{Raw: []byte(
-				`{"kind":"DockerImage","apiVersion":"image.openshift.io/1.0","Id":"` + digest("f0") + `","Size":` + fmt.Sprint(1000+i) + `}`)},
+				`{"kind":"DockerImage","apiVersion":"image.openshift.io/1.0","Id":"` + digest(
+					"f0",
+				) + `","Size":` + fmt.Sprint(
+					1000+i,
+				) + `}`,
+			)},
 			DockerImageMetadataVersion: "1.0",
 			DockerImageLayers: []imagev1.ImageLayer{
-				{Name: digest("d" + fmt.Sprint(i)), LayerSize: 100, MediaType: "application/vnd.docker.image.rootfs.diff.tar.gzip"},
+				{
+					Name:      digest("d" + fmt.Sprint(i)),
+					LayerSize: 100,
+					MediaType: "application/vnd.docker.image.rootfs.diff.tar.gzip",
+				},
 				{Name: digest("e4"), LayerSize: 200, MediaType: "application/vnd.docker.image.rootfs.diff.tar.gzip"},
 			},
 		}
@@ -79,7 +88,11 @@ func TestImageAPIServer(t *testing.T) {
 		got = append(got, list.Items...)
 		if pages == 1 {
 			if list.Continue == "" || list.RemainingItemCount == nil || *list.RemainingItemCount != 1 {
-				t.Errorf("first page: continue %q, remainingItemCount %v; want a token and 1", list.Continue, list.RemainingItemCount)
+				t.Errorf(
+					"first page: continue %q, remainingItemCount %v; want a token and 1",
+					list.Continue,
+					list.RemainingItemCount,
+				)
 			}
 		}
 		if list.Continue == "" {
@@ -116,8 +129,18 @@ func TestImageAPIServer(t *testing.T) {
 			Tags: []imagev1.NamedTagEventList{{
 				Tag: "latest",
 				Items: []imagev1.TagEvent{
-					{Created: created, DockerImageReference: "registry.example/ns1/app@" + names[1], Image: names[1], Generation: 2},
-					{Created: created, DockerImageReference: "registry.example/ns1/app@" + names[0], Image: names[0], Generation: 1},
+					{
+						Created:              created,
+						DockerImageReference: "registry.example/ns1/app@" + names[1],
+						Image:                names[1],
+						Generation:           2,
+					},
+					{
+						Created:              created,
+						DockerImageReference: "registry.example/ns1/app@" + names[0],
+						Image:                names[0],
+						Generation:           1,
+					},
 				},
 			}},
 		},
@@ -142,18 +165,36 @@ func TestImageAPIServer(t *testing.T) {
 		t.Fatalf("update image stream: %v", err)
 	}
 	if len(is.Status.Tags) != 1 || !is.Spec.LookupPolicy.Local {
-		t.Fatalf("update: spec.lookupPolicy.local %v, status %+v; want true and the old status", is.Spec.LookupPolicy.Local, is.Status)
+		t.Fatalf(
+			"update: spec.lookupPolicy.local %v, status %+v; want true and the old status",
+			is.Spec.LookupPolicy.Local,
+			is.Status,
+		)
 	}
 
 	// ...and /status changes status only.
-	is.Status.Tags[0].Items = append([]imagev1.TagEvent{{Created: created, DockerImageReference: "registry.example/ns1/app@" + names[2], Image: names[2], Generation: 3}}, is.Status.Tags[0].Items...)
+	is.Status.Tags[0].Items = append(
+		[]imagev1.TagEvent{
+			{
+				Created:              created,
+				DockerImageReference: "registry.example/ns1/app@" + names[2],
+				Image:                names[2],
+				Generation:           3,
+			},
+		},
+		is.Status.Tags[0].Items...)
 	is.Spec.LookupPolicy.Local = false
 	is, err = streams.UpdateStatus(ctx, is, metav1.UpdateOptions{})
 	if err != nil {
 		t.Fatalf("update image stream status: %v", err)
 	}
-	if len(is.Status.Tags[0].Items) != 3 || is.Status.Tags[0].Items[0].Image != names[2] || !is.Spec.LookupPolicy.Local {
-		t.Fatalf("update status: spec.lookupPolicy.local %v, status %+v; want true and 3 items", is.Spec.LookupPolicy.Local, is.Status)
+	if len(is.Status.Tags[0].Items) != 3 || is.Status.Tags[0].Items[0].Image != names[2] ||
+		!is.Spec.LookupPolicy.Local {
+		t.Fatalf(
+			"update status: spec.lookupPolicy.local %v, status %+v; want true and 3 items",
+			is.Spec.LookupPolicy.Local,
+			is.Status,
+		)
 	}
 
 	// Delete.

@@ -98,7 +98,12 @@ func KubeAPIServerBinary() (string, error) {
 // to log, if not nil), and waits for /readyz. Authorization is RBAC only;
 // the users are those of the constants above. ctx bounds the start-up only
 // (DefaultStartTimeout if it has no deadline); call Stop to end it.
-func StartKubeAPIServer(ctx context.Context, dir string, log io.Writer, opts KubeAPIServerOptions) (*KubeAPIServer, error) {
+func StartKubeAPIServer(
+	ctx context.Context,
+	dir string,
+	log io.Writer,
+	opts KubeAPIServerOptions,
+) (*KubeAPIServer, error) {
 	if opts.EtcdEndpoint == "" {
 		return nil, errors.New("kube-apiserver: no etcd endpoint")
 	}
@@ -125,8 +130,15 @@ func StartKubeAPIServer(ctx context.Context, dir string, log io.Writer, opts Kub
 	}
 	tokenFile := filepath.Join(confDir, "tokens.csv")
 	// token,user,uid,"group1,group2"
-	tokenCSV := fmt.Sprintf("%s,%s,uid-admin,\"system:masters\"\n%s,%s,uid-pruner\n%s,%s,uid-nobody\n",
-		tokens[KubeAdminUser], KubeAdminUser, tokens[KubePrunerUser], KubePrunerUser, tokens[KubeNobodyUser], KubeNobodyUser)
+	tokenCSV := fmt.Sprintf(
+		"%s,%s,uid-admin,\"system:masters\"\n%s,%s,uid-pruner\n%s,%s,uid-nobody\n",
+		tokens[KubeAdminUser],
+		KubeAdminUser,
+		tokens[KubePrunerUser],
+		KubePrunerUser,
+		tokens[KubeNobodyUser],
+		KubeNobodyUser,
+	)
 	if err := os.WriteFile(tokenFile, []byte(tokenCSV), 0o600); err != nil {
 		return nil, err
 	}
@@ -218,7 +230,9 @@ func (k *KubeAPIServer) CreateNamespace(ctx context.Context, name string) error 
 }
 
 func createNamespace(ctx context.Context, c kubernetes.Interface, name string) error {
-	_, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	_, err := c.CoreV1().
+		Namespaces().
+		Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("creating namespace %s: %w", name, err)
 	}
@@ -237,11 +251,19 @@ func ImagePrunerClusterRole() *rbacv1.ClusterRole {
 			{Verbs: []string{"list"}, APIGroups: []string{""}, Resources: []string{"limitranges"}},
 			{Verbs: read, APIGroups: []string{"build.openshift.io"}, Resources: []string{"buildconfigs", "builds"}},
 			{Verbs: read, APIGroups: []string{"apps.openshift.io"}, Resources: []string{"deploymentconfigs"}},
-			{Verbs: read, APIGroups: []string{"apps", "extensions"}, Resources: []string{"daemonsets", "deployments", "replicasets"}},
+			{
+				Verbs:     read,
+				APIGroups: []string{"apps", "extensions"},
+				Resources: []string{"daemonsets", "deployments", "replicasets"},
+			},
 			{Verbs: read, APIGroups: []string{"batch"}, Resources: []string{"jobs", "cronjobs"}},
 			{Verbs: []string{"delete"}, APIGroups: []string{"image.openshift.io"}, Resources: []string{"images"}},
 			{Verbs: read, APIGroups: []string{"image.openshift.io"}, Resources: []string{"images", "imagestreams"}},
-			{Verbs: []string{"update"}, APIGroups: []string{"image.openshift.io"}, Resources: []string{"imagestreams/status"}},
+			{
+				Verbs:     []string{"update"},
+				APIGroups: []string{"image.openshift.io"},
+				Resources: []string{"imagestreams/status"},
+			},
 		},
 	}
 }
@@ -313,7 +335,8 @@ func (k *KubeAPIServer) BindClusterRole(ctx context.Context, role string, subjec
 }
 
 func bindClusterRole(ctx context.Context, c kubernetes.Interface, role string, subject rbacv1.Subject) error {
-	name := strings.NewReplacer(":", "-", "/", "-").Replace(role + "-" + strings.ToLower(subject.Kind) + "-" + subject.Namespace + "-" + subject.Name)
+	name := strings.NewReplacer(":", "-", "/", "-").
+		Replace(role + "-" + strings.ToLower(subject.Kind) + "-" + subject.Namespace + "-" + subject.Name)
 	binding := &rbacv1.ClusterRoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
@@ -336,7 +359,12 @@ func subjectUser(s rbacv1.Subject) string {
 
 // waitForAccess polls SubjectAccessReviews until user may do attrs (RBAC
 // applies bindings from an informer, a moment after they are created).
-func waitForAccess(ctx context.Context, c kubernetes.Interface, user string, attrs authorizationv1.ResourceAttributes) error {
+func waitForAccess(
+	ctx context.Context,
+	c kubernetes.Interface,
+	user string,
+	attrs authorizationv1.ResourceAttributes,
+) error {
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
 	for {
@@ -349,7 +377,15 @@ func waitForAccess(ctx context.Context, c kubernetes.Interface, user string, att
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%s still may not %s %s.%s: %w (last: %v)", user, attrs.Verb, attrs.Resource, attrs.Group, ctx.Err(), err)
+			return fmt.Errorf(
+				"%s still may not %s %s.%s: %w (last: %v)",
+				user,
+				attrs.Verb,
+				attrs.Resource,
+				attrs.Group,
+				ctx.Err(),
+				err,
+			)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
@@ -442,13 +478,28 @@ func (p *Process) waitReadyToken(ctx context.Context, url, token string) error {
 		}
 		select {
 		case <-p.done:
-			err := fmt.Errorf("%s exited before %s was ready (%v); log %s:\n%s", p.Name, url, p.waitErr, p.LogPath, LogTail(p.LogPath, 40))
+			err := fmt.Errorf(
+				"%s exited before %s was ready (%v); log %s:\n%s",
+				p.Name,
+				url,
+				p.waitErr,
+				p.LogPath,
+				LogTail(p.LogPath, 40),
+			)
 			if p.logMentions("address already in use") {
 				err = fmt.Errorf("%w: %w", errAddressInUse, err)
 			}
 			return err
 		case <-ctx.Done():
-			return fmt.Errorf("%s not ready at %s: %w (last answer: %s); log %s:\n%s", p.Name, url, ctx.Err(), last, p.LogPath, LogTail(p.LogPath, 40))
+			return fmt.Errorf(
+				"%s not ready at %s: %w (last answer: %s); log %s:\n%s",
+				p.Name,
+				url,
+				ctx.Err(),
+				last,
+				p.LogPath,
+				LogTail(p.LogPath, 40),
+			)
 		case <-tick.C:
 		}
 	}

@@ -49,7 +49,9 @@ func TestKubeAPIServerDelegatedAuth(t *testing.T) {
 		t.Fatalf("admin: create image: %v", err)
 	}
 	stream := &imagev1.ImageStream{ObjectMeta: metav1.ObjectMeta{Name: "app"}}
-	if _, err := admin.ImageV1().ImageStreams("ns1").Create(ctx, stream, metav1.CreateOptions{}); !apierrors.IsNotFound(err) {
+	if _, err := admin.ImageV1().ImageStreams("ns1").Create(ctx, stream, metav1.CreateOptions{}); !apierrors.IsNotFound(
+		err,
+	) {
 		t.Errorf("admin: create image stream in a namespace kube does not have: %v, want NotFound", err)
 	}
 	if err := kube.CreateNamespace(ctx, "ns1"); err != nil {
@@ -74,7 +76,9 @@ func TestKubeAPIServerDelegatedAuth(t *testing.T) {
 			t.Fatalf("list image streams: %v, %v; want [ns1/app]", err, streams)
 		}
 		// The role does not allow creating images.
-		_, err = c.ImageV1().Images().Create(ctx, &imagev1.Image{ObjectMeta: metav1.ObjectMeta{Name: digest("b2")}}, metav1.CreateOptions{})
+		_, err = c.ImageV1().
+			Images().
+			Create(ctx, &imagev1.Image{ObjectMeta: metav1.ObjectMeta{Name: digest("b2")}}, metav1.CreateOptions{})
 		if !apierrors.IsForbidden(err) {
 			t.Errorf("create image: %v, want Forbidden", err)
 		}
@@ -114,7 +118,9 @@ func TestKubeAPIServerDelegatedAuth(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := imageClientAs(t, img, other).ImageV1().Images().List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		if _, err := imageClientAs(t, img, other).ImageV1().Images().List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(
+			err,
+		) {
 			t.Fatalf("unbound service account: list images: %v, want Forbidden", err)
 		}
 	})

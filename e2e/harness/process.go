@@ -44,7 +44,13 @@ func startProcess(dir, name string, extraLog io.Writer, binary string, args ...s
 
 // startProcessEnv is startProcess with extra environment variables (KEY=value) on top of
 // this process's environment.
-func startProcessEnv(dir, name string, extraLog io.Writer, env []string, binary string, args ...string) (*Process, error) {
+func startProcessEnv(
+	dir, name string,
+	extraLog io.Writer,
+	env []string,
+	binary string,
+	args ...string,
+) (*Process, error) {
 	logPath := filepath.Join(dir, name+".log")
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -167,13 +173,28 @@ func (p *Process) waitReady(ctx context.Context, url, want string) error {
 		}
 		select {
 		case <-p.done:
-			err := fmt.Errorf("%s exited before %s was ready (%v); log %s:\n%s", p.Name, url, p.waitErr, p.LogPath, LogTail(p.LogPath, 40))
+			err := fmt.Errorf(
+				"%s exited before %s was ready (%v); log %s:\n%s",
+				p.Name,
+				url,
+				p.waitErr,
+				p.LogPath,
+				LogTail(p.LogPath, 40),
+			)
 			if p.logMentions("address already in use") {
 				err = fmt.Errorf("%w: %w", errAddressInUse, err)
 			}
 			return err
 		case <-ctx.Done():
-			return fmt.Errorf("%s not ready at %s: %w (last answer: %s); log %s:\n%s", p.Name, url, ctx.Err(), last, p.LogPath, LogTail(p.LogPath, 40))
+			return fmt.Errorf(
+				"%s not ready at %s: %w (last answer: %s); log %s:\n%s",
+				p.Name,
+				url,
+				ctx.Err(),
+				last,
+				p.LogPath,
+				LogTail(p.LogPath, 40),
+			)
 		case <-tick.C:
 		}
 	}

@@ -32,7 +32,10 @@ func RedisBinary() (string, error) {
 	}
 	path, err := exec.LookPath("redis-server")
 	if err != nil {
-		return "", fmt.Errorf("redis-server not on PATH (apt-get install redis-server, or make tools): %w", ErrBinaryMissing)
+		return "", fmt.Errorf(
+			"redis-server not on PATH (apt-get install redis-server, or make tools): %w",
+			ErrBinaryMissing,
+		)
 	}
 	return path, nil
 }
@@ -80,7 +83,14 @@ func waitRedis(ctx context.Context, p *Process, addr string) error {
 		}
 		select {
 		case <-p.done:
-			err := fmt.Errorf("%s exited before answering at %s (%v); log %s:\n%s", p.Name, addr, p.waitErr, p.LogPath, LogTail(p.LogPath, 40))
+			err := fmt.Errorf(
+				"%s exited before answering at %s (%v); log %s:\n%s",
+				p.Name,
+				addr,
+				p.waitErr,
+				p.LogPath,
+				LogTail(p.LogPath, 40),
+			)
 			if p.logMentions("Address already in use") || p.logMentions("address already in use") {
 				err = fmt.Errorf("%w: %w", errAddressInUse, err)
 			}

@@ -73,7 +73,14 @@ func StartS3(ctx context.Context, dir string, log io.Writer) (*S3, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &S3{Process: p, Endpoint: "http://" + addr, Bucket: S3Bucket, AccessKey: S3AccessKey, SecretKey: S3SecretKey, Root: root}, nil
+	return &S3{
+		Process:   p,
+		Endpoint:  "http://" + addr,
+		Bucket:    S3Bucket,
+		AccessKey: S3AccessKey,
+		SecretKey: S3SecretKey,
+		Root:      root,
+	}, nil
 }
 
 // BucketDir is the posix directory holding the bucket's objects.

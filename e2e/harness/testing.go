@@ -95,7 +95,11 @@ func StartDelegatedImageAPIT(t testing.TB) (*KubeAPIServer, *ImageAPIServer) {
 	RequireKubeBinaries(t)
 	etcd := StartEtcdT(t)
 	kube := StartKubeAPIServerT(t, etcd, KubeAPIServerOptions{})
-	img := StartImageAPIServerT(t, etcd, ImageAPIServerOptions{Token: kube.AdminToken, AuthArgs: DelegatedAuthArgs(kube)})
+	img := StartImageAPIServerT(
+		t,
+		etcd,
+		ImageAPIServerOptions{Token: kube.AdminToken, AuthArgs: DelegatedAuthArgs(kube)},
+	)
 	return kube, img
 }
 

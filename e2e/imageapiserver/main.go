@@ -46,7 +46,10 @@ func newOptions() *options {
 		recommended: genericoptions.NewRecommendedOptions(etcdPrefix, Codecs.LegacyCodec(groupVersion)),
 	}
 	// Store every object as image.openshift.io/v1 (JSON).
-	o.recommended.Etcd.StorageConfig.EncodeVersioner = runtime.NewMultiGroupVersioner(groupVersion, schema.GroupKind{Group: imagev1.GroupName})
+	o.recommended.Etcd.StorageConfig.EncodeVersioner = runtime.NewMultiGroupVersioner(
+		groupVersion,
+		schema.GroupKind{Group: imagev1.GroupName},
+	)
 	o.recommended.SecureServing.BindPort = 8443
 	o.recommended.SecureServing.ServerCert.CertDirectory = "imageapiserver.local.config/certificates"
 	return o

@@ -37,7 +37,17 @@ func versionInfoDefinition() common.OpenAPIDefinition {
 				Description: "Info contains versioning information.",
 				Type:        []string{"object"},
 				Properties:  props,
-				Required:    []string{"major", "minor", "gitVersion", "gitCommit", "gitTreeState", "buildDate", "goVersion", "compiler", "platform"},
+				Required: []string{
+					"major",
+					"minor",
+					"gitVersion",
+					"gitCommit",
+					"gitTreeState",
+					"buildDate",
+					"goVersion",
+					"compiler",
+					"platform",
+				},
 			},
 		},
 	}

@@ -36,7 +36,11 @@ func (imageStrategy) Validate(ctx context.Context, obj runtime.Object) field.Err
 	return validation.ValidateObjectMeta(&img.ObjectMeta, false, validateName, field.NewPath("metadata"))
 }
 func (imageStrategy) ValidateUpdate(ctx context.Context, obj, old runtime.Object) field.ErrorList {
-	return validation.ValidateObjectMetaUpdate(&obj.(*imagev1.Image).ObjectMeta, &old.(*imagev1.Image).ObjectMeta, field.NewPath("metadata"))
+	return validation.ValidateObjectMetaUpdate(
+		&obj.(*imagev1.Image).ObjectMeta,
+		&old.(*imagev1.Image).ObjectMeta,
+		field.NewPath("metadata"),
+	)
 }
 func (imageStrategy) WarningsOnCreate(ctx context.Context, obj runtime.Object) []string { return nil }
 func (imageStrategy) WarningsOnUpdate(ctx context.Context, obj, old runtime.Object) []string {
@@ -79,7 +83,11 @@ func (streamStrategy) Validate(ctx context.Context, obj runtime.Object) field.Er
 }
 
 func (streamStrategy) ValidateUpdate(ctx context.Context, obj, old runtime.Object) field.ErrorList {
-	return validation.ValidateObjectMetaUpdate(&obj.(*imagev1.ImageStream).ObjectMeta, &old.(*imagev1.ImageStream).ObjectMeta, field.NewPath("metadata"))
+	return validation.ValidateObjectMetaUpdate(
+		&obj.(*imagev1.ImageStream).ObjectMeta,
+		&old.(*imagev1.ImageStream).ObjectMeta,
+		field.NewPath("metadata"),
+	)
 }
 
 func (streamStrategy) WarningsOnCreate(ctx context.Context, obj runtime.Object) []string { return nil }

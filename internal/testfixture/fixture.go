@@ -69,7 +69,11 @@ func (r *Registry) Blob(repoName string, content []byte, mediaType string) v1.De
 func (r *Registry) Image(repoName, tag, configContent string, layerContents ...string) prune.Image {
 	r.t.Helper()
 	cfg := r.Blob(repoName, configJSON(configContent), schema2.MediaTypeImageConfig)
-	m := schema2.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: schema2.MediaTypeManifest, Config: cfg}
+	m := schema2.Manifest{
+		Versioned: specs.Versioned{SchemaVersion: 2},
+		MediaType: schema2.MediaTypeManifest,
+		Config:    cfg,
+	}
 	img := prune.Image{Config: cfg.Digest}
 	for _, l := range layerContents {
 		desc := r.Blob(repoName, []byte(l), schema2.MediaTypeLayer)
@@ -194,6 +198,7 @@ func TagHistory(imgs ...prune.Image) []digest.Digest {
 
 func configJSON(s string) []byte {
 	var buf bytes.Buffer
-	_ = json.NewEncoder(&buf).Encode(map[string]any{"architecture": "amd64", "os": "linux", "config": map[string]any{"Labels": map[string]string{"name": s}}})
+	_ = json.NewEncoder(&buf).
+		Encode(map[string]any{"architecture": "amd64", "os": "linux", "config": map[string]any{"Labels": map[string]string{"name": s}}})
 	return buf.Bytes()
 }

@@ -22,7 +22,11 @@ func main() {
 	repos := flag.Int("repositories", 0, "override the number of repositories of -size")
 	runs := flag.Int("runs", 3, "runs of each command (medians are reported)")
 	gcRuns := flag.Int("gc-runs", 3, "runs of distribution's garbage-collect (0 skips it)")
-	s3GCRuns := flag.Int("s3-gc-runs", 1, "runs of garbage-collect on S3 (0 skips it; slow: a request per manifest and link)")
+	s3GCRuns := flag.Int(
+		"s3-gc-runs",
+		1,
+		"runs of garbage-collect on S3 (0 skips it; slow: a request per manifest and link)",
+	)
 	backends := flag.String("backends", "filesystem,s3", "storage backends, comma separated")
 	work := flag.String("work", "_output/bench/work", "working directory (emptied first)")
 	out := flag.String("out", "_output/bench/results.md", "Markdown results file")
