@@ -5,11 +5,9 @@ import (
 	"strings"
 	"testing"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/hardprune/image-registry/e2e/harness"
 	"github.com/hardprune/image-registry/prune"
 )
 
@@ -26,13 +24,7 @@ func TestPruneExplain(t *testing.T) {
 	a2d := e.mustPush("ns/app:latest", a2)
 	a3d := e.mustPush("ns/app:latest", a3) // latest: [a3, a2]
 	amd := image(t, "amd64", "base", "amd64-only")
-	idx := mutate.AppendManifests(
-		empty.Index,
-		mutate.IndexAddendum{
-			Add:        amd,
-			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}},
-		},
-	)
+	idx := harness.PlatformIndex(amd, nil)
 	if err := remote.WriteIndex(e.ref("ns/multi:latest"), idx); err != nil {
 		t.Fatal(err)
 	}

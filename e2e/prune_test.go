@@ -10,14 +10,13 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	imagev1 "github.com/openshift/api/image/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/hardprune/image-registry/e2e/harness"
 	"github.com/hardprune/image-registry/prune"
 )
 
@@ -53,17 +52,7 @@ func seedProcedure(t *testing.T, e *env) {
 	// A multi-arch index.
 	amd := image(t, "amd64", "base", "amd64-only")
 	arm := image(t, "arm64", "base-arm", "arm64-only")
-	idx := mutate.AppendManifests(
-		empty.Index,
-		mutate.IndexAddendum{
-			Add:        amd,
-			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}},
-		},
-		mutate.IndexAddendum{
-			Add:        arm,
-			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}},
-		},
-	)
+	idx := harness.PlatformIndex(amd, arm)
 	if err := remote.WriteIndex(e.ref("ns/multi:latest"), idx); err != nil {
 		t.Fatalf("pushing the index: %v", err)
 	}

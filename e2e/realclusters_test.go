@@ -29,17 +29,7 @@ func pushNestedIndex(t *testing.T, e *env) nestedIndex {
 	t.Helper()
 	amd := image(t, "nested-amd64", "base", "nested-amd64-only")
 	arm := image(t, "nested-arm64", "base", "nested-arm64-only")
-	inner := mutate.AppendManifests(
-		empty.Index,
-		mutate.IndexAddendum{
-			Add:        amd,
-			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}},
-		},
-		mutate.IndexAddendum{
-			Add:        arm,
-			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}},
-		},
-	)
+	inner := harness.PlatformIndex(amd, arm)
 	outer := mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: inner})
 	if err := remote.WriteIndex(e.ref("ns/app:latest"), outer); err != nil {
 		t.Fatalf("pushing the index of indexes: %v", err)

@@ -10,9 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	imagev1 "github.com/openshift/api/image/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -34,13 +31,7 @@ func TestRestore(t *testing.T) {
 	bd := e.mustPush("ns/app:latest", b)
 	cd := e.mustPush("ns/other:latest", c)
 	amd := image(t, "amd64", "base", "amd64-only")
-	idx := mutate.AppendManifests(
-		empty.Index,
-		mutate.IndexAddendum{
-			Add:        amd,
-			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}},
-		},
-	)
+	idx := harness.PlatformIndex(amd, nil)
 	if err := remote.WriteIndex(e.ref("ns/multi:latest"), idx); err != nil {
 		t.Fatal(err)
 	}

@@ -134,17 +134,7 @@ func run() error {
 	}
 	amd, _ := random.Image(1<<20, 1)
 	arm, _ := random.Image(1<<20, 1)
-	idx := mutate.AppendManifests(
-		empty.Index,
-		mutate.IndexAddendum{
-			Add:        amd,
-			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}},
-		},
-		mutate.IndexAddendum{
-			Add:        arm,
-			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}},
-		},
-	)
+	idx := harness.PlatformIndex(amd, arm)
 	idxRef, _ := name.ParseReference(reg.Host+"/shop/multiarch:latest", name.Insecure)
 	if err := remote.WriteIndex(idxRef, idx); err != nil {
 		return err

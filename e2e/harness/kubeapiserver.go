@@ -4,13 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -451,56 +449,5 @@ func writeKubeKubeconfig(path, server, caFile, token string) error {
 
 // waitReadyToken is waitReady with a bearer token.
 func (p *Process) waitReadyToken(ctx context.Context, url, token string) error {
-	ctx, cancel := withDefaultTimeout(ctx)
-	defer cancel()
-	client := &http.Client{
-		Timeout: 2 * time.Second,
-		// Only readiness is checked here; the kubeconfig pins the CA.
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}},
-	}
-	defer client.CloseIdleConnections()
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	var last string
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := client.Do(req)
-		if err == nil {
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = fmt.Sprintf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
-		} else {
-			last = err.Error()
-		}
-		select {
-		case <-p.done:
-			err := fmt.Errorf(
-				"%s exited before %s was ready (%v); log %s:\n%s",
-				p.Name,
-				url,
-				p.waitErr,
-				p.LogPath,
-				LogTail(p.LogPath, 40),
-			)
-			if p.logMentions("address already in use") {
-				err = fmt.Errorf("%w: %w", errAddressInUse, err)
-			}
-			return err
-		case <-ctx.Done():
-			return fmt.Errorf(
-				"%s not ready at %s: %w (last answer: %s); log %s:\n%s",
-				p.Name,
-				url,
-				ctx.Err(),
-				last,
-				p.LogPath,
-				LogTail(p.LogPath, 40),
-			)
-		case <-tick.C:
-		}
-	}
+	return p.waitReadyAs(ctx, url, "", token)
 }

@@ -147,6 +147,11 @@ var errAddressInUse = errors.New("address already in use")
 // waitReady polls url until it answers 200 (and the body contains want, if
 // set), the process exits, or ctx ends.
 func (p *Process) waitReady(ctx context.Context, url, want string) error {
+	return p.waitReadyAs(ctx, url, want, "")
+}
+
+// waitReadyAs is waitReady sending a bearer token, if set.
+func (p *Process) waitReadyAs(ctx context.Context, url, want, token string) error {
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
 	client := &http.Client{
@@ -160,6 +165,9 @@ func (p *Process) waitReady(ctx context.Context, url, want string) error {
 	var last string
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
 		resp, err := client.Do(req)
 		if err == nil {
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
