@@ -79,7 +79,11 @@ func (inval *Invalidation) Invalidated() int { return int(inval.invalidated.Load
 // Wrap returns a remover that writes the start marker before its first deletion and removes
 // the cache entries of each object right before and right after r deletes it.
 func (inval *Invalidation) Wrap(r prune.Remover) prune.Remover {
-	return &invalidating{Remover: r, inval: inval}
+	i := invalidating{Remover: r, inval: inval}
+	if b, ok := r.(prune.BatchRemover); ok {
+		return &invalidatingBatch{invalidating: i, batches: b}
+	}
+	return &i
 }
 
 // Finish writes the end marker if the start marker was written, even when the sweep failed or
@@ -214,19 +218,47 @@ func (inval *Invalidation) invalidate(
 // run killed right after the deletion: the next run no longer sees the object, so nothing
 // would ever remove its entries. The one after covers a read that cached the object again in
 // between. An entry removed while its object still exists costs a cache miss, nothing more.
-func (inval *Invalidation) around(
-	ctx context.Context,
-	what, keys string,
-	f func(context.Context) (int, error),
-	del func() error,
-) error {
-	if err := inval.invalidate(ctx, what, keys, false, f); err != nil {
+func (inval *Invalidation) around(ctx context.Context, e entries, del func() error) error {
+	if err := inval.invalidate(ctx, e.what, e.keys, false, e.remove); err != nil {
 		return err
 	}
 	if err := del(); err != nil {
 		return err
 	}
-	return inval.invalidate(ctx, what, keys, true, f)
+	return inval.invalidate(ctx, e.what, e.keys, true, e.remove)
+}
+
+// entries are the Redis cache entries of one stored object.
+type entries struct {
+	what, keys string // for errors: what the object is, which keys hold it
+	remove     func(context.Context) (int, error)
+}
+
+// entriesOf names o's cache entries; tags, index entries and uploads have none.
+func (inval *Invalidation) entriesOf(o prune.Object) (entries, bool) {
+	r := inval.Redis
+	switch o.Kind {
+	case prune.KindRepository:
+		return entries{
+			what:   "the repository",
+			keys:   repositorySetKey(o.Repository) + " and " + repositorySetKey(o.Repository) + "::*",
+			remove: func(ctx context.Context) (int, error) { return r.Repository(ctx, o.Repository) },
+		}, true
+	case prune.KindManifestLink, prune.KindLayerLink:
+		return entries{
+			what: "the " + o.Kind.String(),
+			keys: fmt.Sprintf("member %s of %s, and %s",
+				o.Digest, repositorySetKey(o.Repository), repositoryBlobKey(o.Repository, o.Digest)),
+			remove: func(ctx context.Context) (int, error) { return r.Link(ctx, o.Repository, o.Digest) },
+		}, true
+	case prune.KindBlob:
+		return entries{
+			what:   "the blob",
+			keys:   blobKey(o.Digest),
+			remove: func(ctx context.Context) (int, error) { return r.Blob(ctx, o.Digest) },
+		}, true
+	}
+	return entries{}, false
 }
 
 // invalidating is the remover Wrap returns.
@@ -240,29 +272,52 @@ func (i *invalidating) Delete(ctx context.Context, o prune.Object) error {
 		return err
 	}
 	del := func() error { return i.Remover.Delete(ctx, o) }
-	r := i.inval.Redis
-	switch o.Kind {
-	case prune.KindRepository:
-		return i.inval.around(
-			ctx,
-			"the repository",
-			repositorySetKey(o.Repository)+" and "+repositorySetKey(o.Repository)+"::*",
-			func(ctx context.Context) (int, error) { return r.Repository(ctx, o.Repository) },
-			del,
-		)
-	case prune.KindManifestLink, prune.KindLayerLink:
-		keys := fmt.Sprintf(
-			"member %s of %s, and %s",
-			o.Digest,
-			repositorySetKey(o.Repository),
-			repositoryBlobKey(o.Repository, o.Digest),
-		)
-		return i.inval.around(ctx, "the "+o.Kind.String(), keys,
-			func(ctx context.Context) (int, error) { return r.Link(ctx, o.Repository, o.Digest) }, del)
-	case prune.KindBlob:
-		return i.inval.around(ctx, "the blob", blobKey(o.Digest),
-			func(ctx context.Context) (int, error) { return r.Blob(ctx, o.Digest) }, del)
+	if e, ok := i.inval.entriesOf(o); ok {
+		return i.inval.around(ctx, e, del)
 	}
-	// Tags, index entries and uploads have no blob descriptor entries.
 	return del()
+}
+
+// invalidatingBatch is invalidating over a prune.BatchRemover: the entries of each object of a
+// batch go before the batch is deleted and again after, as around does for one object. An
+// object whose entries cannot be removed before is left out of the batch, with its error.
+type invalidatingBatch struct {
+	invalidating
+	batches prune.BatchRemover
+}
+
+func (i *invalidatingBatch) DeleteBatch(ctx context.Context, objs []prune.Object) []error {
+	errs := make([]error, len(objs))
+	if err := i.inval.start(ctx); err != nil {
+		for k := range errs {
+			errs[k] = err
+		}
+		return errs
+	}
+	var ready []int // indexes into objs of the objects to delete
+	for k, o := range objs {
+		if e, ok := i.inval.entriesOf(o); ok {
+			if errs[k] = i.inval.invalidate(ctx, e.what, e.keys, false, e.remove); errs[k] != nil {
+				continue
+			}
+		}
+		ready = append(ready, k)
+	}
+	batch := objs
+	if len(ready) < len(objs) {
+		batch = make([]prune.Object, len(ready))
+		for j, k := range ready {
+			batch[j] = objs[k]
+		}
+	}
+	for j, err := range i.batches.DeleteBatch(ctx, batch) {
+		k := ready[j]
+		if errs[k] = err; err != nil {
+			continue
+		}
+		if e, ok := i.inval.entriesOf(objs[k]); ok {
+			errs[k] = i.inval.invalidate(ctx, e.what, e.keys, true, e.remove)
+		}
+	}
+	return errs
 }

@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"strings"
 	"testing"
@@ -32,10 +33,28 @@ func redisConfig(addr string) *configuration.Configuration {
 	}
 }
 
+// batchStore deletes batches object by object: a prune.BatchRemover over any driver.
+type batchStore struct{ *storage.Store }
+
+func (b batchStore) DeleteBatch(ctx context.Context, objs []prune.Object) []error {
+	errs := make([]error, len(objs))
+	for i, o := range objs {
+		errs[i] = b.Delete(ctx, o)
+	}
+	return errs
+}
+
 // TestRedisInvalidationAgainstDistributionsCache fills a real Redis through distribution's own
 // cache provider, prunes, and asks that provider again: what was deleted is unknown, what
-// stays is still cached, and the count of a dry run matches what the delete run removes.
+// stays is still cached, and the count of a dry run matches what the delete run removes; for
+// a remover that deletes one object at a time and for one that deletes batches.
 func TestRedisInvalidationAgainstDistributionsCache(t *testing.T) {
+	for _, batches := range []bool{false, true} {
+		t.Run(fmt.Sprintf("batches=%v", batches), func(t *testing.T) { testRedisInvalidation(t, batches) })
+	}
+}
+
+func testRedisInvalidation(t *testing.T, batches bool) {
 	ctx := context.Background()
 	srv := harness.StartRedisT(t)
 	cfg := redisConfig(srv.Addr)
@@ -46,15 +65,8 @@ func TestRedisInvalidationAgainstDistributionsCache(t *testing.T) {
 	defer inval.Close()
 	provider := rediscache.NewRedisBlobDescriptorCacheProvider(inval.Redis.Client)
 
-	layer, manifest, shared, doomed := digest.FromString(
-		"layer",
-	), digest.FromString(
-		"manifest",
-	), digest.FromString(
-		"shared",
-	), digest.FromString(
-		"doomed",
-	)
+	layer, manifest := digest.FromString("layer"), digest.FromString("manifest")
+	shared, doomed := digest.FromString("shared"), digest.FromString("doomed")
 	set := func(repo string, dgsts ...digest.Digest) {
 		t.Helper()
 		svc, err := provider.RepositoryScoped(repo)
@@ -87,7 +99,10 @@ func TestRedisInvalidationAgainstDistributionsCache(t *testing.T) {
 		t.Fatalf("Count = %d, %v; want %d", n, err, want)
 	}
 
-	store := &storage.Store{Driver: inval.Driver, Workers: 4}
+	var store prune.Remover = &storage.Store{Driver: inval.Driver, Workers: 4}
+	if batches {
+		store = batchStore{store.(*storage.Store)}
+	}
 	if _, err := prune.Sweep(ctx, plan, inval.Wrap(store), 4, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -165,11 +180,20 @@ func TestRedisDownFailsTheDeletion(t *testing.T) {
 	if err := inval.Driver.PutContent(ctx, data, []byte("blob")); err != nil {
 		t.Fatal(err)
 	}
-	rm := inval.Wrap(&storage.Store{Driver: inval.Driver})
+	store := &storage.Store{Driver: inval.Driver}
+	rm := inval.Wrap(store)
 	err = rm.Delete(ctx, prune.Object{Kind: prune.KindBlob, Digest: dgst})
 	if err == nil || !strings.Contains(err.Error(), "blobs::"+dgst.String()) ||
 		!strings.Contains(err.Error(), "it is not deleted") {
 		t.Fatalf("DeleteBlob with Redis down: %v", err)
+	}
+	// In a batch, the object whose entries stay is left out of the deletion, with its error;
+	// the tag beside it has no entries and goes.
+	tag := prune.Object{Kind: prune.KindTag, Repository: "ns/app", Name: "v1"}
+	errs := inval.Wrap(batchStore{store}).(prune.BatchRemover).DeleteBatch(ctx,
+		[]prune.Object{{Kind: prune.KindBlob, Digest: dgst}, tag})
+	if len(errs) != 2 || errs[0] == nil || !strings.Contains(errs[0].Error(), "it is not deleted") || errs[1] != nil {
+		t.Fatalf("DeleteBatch with Redis down: %v", errs)
 	}
 	// The entries go first: a blob whose entries could not be removed stays, so that no
 	// entry can outlive its blob.

@@ -212,7 +212,7 @@ func Run(ctx context.Context, cfg Config) (*Plan, Summary, error) {
 		workers = 1
 	}
 	if infoLogged(log) {
-		remover = logged{Remover: remover, log: log}
+		remover = withLog(remover, log)
 	}
 	phase := progress.Start(log, "sweep")
 	sum, err := Sweep(ctx, plan, remover, workers, phase)

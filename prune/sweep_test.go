@@ -3,6 +3,8 @@ package prune
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -207,5 +209,90 @@ func TestSweepStoppedKeepsTheDeletionsOwnError(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "stopped before the sweep finished") ||
 		!strings.Contains(err.Error(), "entries of the tag left in Redis") || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("err = %q, want one line with the stop and the deletion's own error", err)
+	}
+}
+
+// batchRecorder is a BatchRemover: it records each batch as the kinds it holds, and refuses
+// the objects named in failOn.
+type batchRecorder struct {
+	recorder
+	batches [][]Kind
+	failOn  map[string]bool
+}
+
+func (b *batchRecorder) DeleteBatch(_ context.Context, objs []Object) []error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var kinds []Kind
+	errs := make([]error, len(objs))
+	for i, o := range objs {
+		kinds = append(kinds, o.Kind)
+		if b.failOn[o.Ref()] {
+			errs[i] = errors.New("per-key error: AccessDenied")
+		}
+	}
+	b.batches = append(b.batches, kinds)
+	return errs
+}
+
+func manyObjects(kind Kind, n int) []Object {
+	objs := make([]Object, n)
+	for i := range objs {
+		objs[i] = Object{Kind: kind, Repository: "ns/app", Digest: dg(fmt.Sprint(kind, i)), Size: 1}
+	}
+	return objs
+}
+
+// TestSweepBatches: a BatchRemover gets each phase in batches of at most BatchSize objects of
+// one kind, never a link and a blob together, every blob batch after every link batch (also
+// through the logging wrapper); a per-object error fails that object alone, and stops the
+// blob phase.
+func TestSweepBatches(t *testing.T) {
+	objs := append(manyObjects(KindLayerLink, 2*BatchSize+1), manyObjects(KindManifestLink, 3)...)
+	objs = append(objs, manyObjects(KindBlob, BatchSize+5)...)
+	for _, logged := range []bool{false, true} {
+		b := &batchRecorder{}
+		var r Remover = b
+		if logged {
+			r = withLog(b, logrus.New())
+		}
+		sum, err := Sweep(context.Background(), NewPlan(objs...), r, 4, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum.Count[KindLayerLink] != 2*BatchSize+1 || sum.Count[KindBlob] != BatchSize+5 ||
+			sum.Bytes[KindBlob] != BatchSize+5 || len(b.calls) != 0 {
+			t.Fatalf("logged=%v: summary %+v, single deletions %d", logged, sum, len(b.calls))
+		}
+		sizes := map[Kind][]int{}
+		sawBlob := false
+		for _, kinds := range b.batches {
+			if len(kinds) > BatchSize || slices.ContainsFunc(kinds, func(k Kind) bool { return k != kinds[0] }) {
+				t.Fatalf("logged=%v: a batch of %d objects of kinds %v", logged, len(kinds), slices.Compact(kinds))
+			}
+			if kinds[0] == KindBlob {
+				sawBlob = true
+			} else if sawBlob {
+				t.Fatalf("logged=%v: a %s batch after a blob batch", logged, kinds[0])
+			}
+			sizes[kinds[0]] = append(sizes[kinds[0]], len(kinds))
+		}
+		for k, want := range map[Kind]int{KindLayerLink: 3, KindManifestLink: 1, KindBlob: 2} {
+			if len(sizes[k]) != want {
+				t.Errorf("logged=%v: %s batches %v, want %d", logged, k, sizes[k], want)
+			}
+		}
+	}
+
+	plan := NewPlan(objs...)
+	failing := plan.Of(KindLayerLink)[5] // in the first batch of layer links
+	b := &batchRecorder{failOn: map[string]bool{failing.Ref(): true}}
+	sum, err := Sweep(context.Background(), plan, b, 1, nil)
+	if err == nil || !strings.Contains(err.Error(), "deleting layer link "+failing.Ref()) ||
+		!strings.Contains(err.Error(), "AccessDenied") {
+		t.Fatalf("err = %v", err)
+	}
+	if sum.Count[KindLayerLink] != BatchSize-1 || sum.Count[KindBlob] != 0 {
+		t.Errorf("summary %+v: want the first batch's other links counted, and no blob deleted", sum)
 	}
 }

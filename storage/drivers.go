@@ -60,6 +60,9 @@ type DriverTraits struct {
 	// directory would only add requests; and "directories" are mere key prefixes, which
 	// vanish with their last key, so there are no empty ones to remove.
 	FlatListing bool
+	// keyDeleter, if set, opens the store's multi-object delete on the driver: the sweep then
+	// deletes links and blobs in batches of exact keys (see Store.Remover).
+	keyDeleter func(driver.StorageDriver) (keyDeleter, error)
 }
 
 // driverTraits is keyed by the driver's Name(). A driver without a row gets the zero traits:
@@ -69,7 +72,7 @@ var driverTraits = map[string]DriverTraits{
 	"filesystem": {},
 	"gcs":        {FlatListing: true},
 	"inmemory":   {},
-	"s3aws":      {FlatListing: true},
+	"s3aws":      {FlatListing: true, keyDeleter: openS3KeyDeleter},
 }
 
 // traitsOf returns the traits of the driver named name (driver.StorageDriver.Name()).

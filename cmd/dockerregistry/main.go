@@ -362,7 +362,7 @@ func runPrune(ctx context.Context, cfg *config.Config, opts options, stdout, std
 	}
 	pcfg := pruneConfig(opts, api, store, log)
 	if !dryRun {
-		pcfg.Remover = inval.Wrap(store)
+		pcfg.Remover = inval.Wrap(store.Remover())
 		pcfg.BeforeSweep = lock.Confirm
 	}
 	plan, sum, err := prune.Run(ctx, pcfg)

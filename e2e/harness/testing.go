@@ -114,3 +114,18 @@ func cleanupProcess(t testing.TB, p *Process) {
 		}
 	})
 }
+
+// StartS3T starts versitygw in a fresh t.TempDir and stops it in t.Cleanup, printing the end
+// of its log if the test failed.
+func StartS3T(t testing.TB) *S3 {
+	t.Helper()
+	if _, err := VersityGWBinary(); err != nil {
+		skipOrFail(t, err)
+	}
+	s, err := StartS3(context.Background(), t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cleanupProcess(t, s.Process)
+	return s
+}
