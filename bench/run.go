@@ -1,7 +1,7 @@
 package bench
 
 import (
-	"bytes"
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -231,15 +231,16 @@ func runFilesystem(
 	storageYAML := harness.FilesystemStorageYAML(root)
 	br := &BackendResult{Backend: "filesystem"}
 	var err error
-	if br.Prune, err = measurePrune(ctx, cfg, binary, storageYAML, kubeconfig, apiProxy, nil, logf); err != nil {
+	if br.Prune, err = measurePrune(ctx, cfg, "filesystem", binary, storageYAML, kubeconfig, apiProxy, nil, logf); err != nil {
 		return nil, err
 	}
 	if err := checkFound(res.Dataset, br.Prune.Found); err != nil {
 		return nil, err
 	}
-	find, err := measure(ctx, cfg.Runs, logf, "find", nil, func() *exec.Cmd {
-		return exec.CommandContext(ctx, "find", root, "-type", "f")
-	}, nil)
+	find, err := measure(ctx, cfg.WorkDir, cfg.Runs, logf, timed{
+		what: "find", file: "find-filesystem",
+		newCmd: func() *exec.Cmd { return exec.CommandContext(ctx, "find", root, "-type", "f") },
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -283,7 +284,7 @@ func runS3(
 	defer s3Proxy.Close()
 	storageYAML := s3.StorageYAML(s3Proxy.URL)
 	br := &BackendResult{Backend: "s3"}
-	if br.Prune, err = measurePrune(ctx, cfg, binary, storageYAML, kubeconfig, apiProxy, s3Proxy, logf); err != nil {
+	if br.Prune, err = measurePrune(ctx, cfg, "s3", binary, storageYAML, kubeconfig, apiProxy, s3Proxy, logf); err != nil {
 		return nil, err
 	}
 	if err := checkFound(res.Dataset, br.Prune.Found); err != nil {
@@ -291,7 +292,7 @@ func runS3(
 	}
 	s3cfg := cfg
 	s3cfg.GCRuns = cfg.S3GCRuns
-	if br.GC, err = measureGCWith(ctx, s3cfg, storageYAML, s3Proxy, logf); err != nil {
+	if br.GC, err = measureGCWith(ctx, s3cfg, "s3", storageYAML, s3Proxy, logf); err != nil {
 		return nil, err
 	}
 	return br, nil
@@ -304,12 +305,26 @@ func checkFound(ds *Dataset, found int) error {
 	return nil
 }
 
-var wouldDelete = regexp.MustCompile(`(?m)^Would delete (\d+) blobs$`)
+var wouldDelete = regexp.MustCompile(`^Would delete (\d+) blobs$`)
+
+// parseWouldDelete reads the prune's summary line "Would delete N blobs" from its output.
+func parseWouldDelete(stdout io.Reader) (int, error) {
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		if m := wouldDelete.FindSubmatch(sc.Bytes()); m != nil {
+			return strconv.Atoi(string(m[1]))
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, errors.New(`no "Would delete N blobs" line`)
+}
 
 func measurePrune(
 	ctx context.Context,
 	cfg Config,
-	binary, storageYAML, kubeconfig string,
+	backend, binary, storageYAML, kubeconfig string,
 	apiProxy, storageProxy *CountingProxy,
 	logf func(string, ...any),
 ) (Measure, error) {
@@ -318,26 +333,20 @@ func measurePrune(
 		return Measure{}, err
 	}
 	var found int
-	m, err := measure(
-		ctx,
-		cfg.Runs,
-		logf,
-		"dockerregistry -prune=check",
-		[]*CountingProxy{apiProxy, storageProxy},
-		func() *exec.Cmd {
+	m, err := measure(ctx, cfg.WorkDir, cfg.Runs, logf, timed{
+		what:    "dockerregistry -prune=check",
+		file:    "prune-check-" + backend,
+		proxies: []*CountingProxy{apiProxy, storageProxy},
+		newCmd: func() *exec.Cmd {
 			cmd := exec.CommandContext(ctx, binary, "-prune=check", "-prune-keep-younger-than=0s", configPath)
 			cmd.Env = append(os.Environ(), "KUBECONFIG=", "REGISTRY_LOG_LEVEL=warning")
 			return cmd
 		},
-		func(stdout []byte) error {
-			mm := wouldDelete.FindSubmatch(stdout)
-			if mm == nil {
-				return fmt.Errorf("no \"Would delete N blobs\" line in:\n%s", stdout)
-			}
-			found, _ = strconv.Atoi(string(mm[1]))
-			return nil
+		check: func(stdout io.Reader) (err error) {
+			found, err = parseWouldDelete(stdout)
+			return err
 		},
-	)
+	})
 	m.Found = found
 	if apiProxy != nil {
 		m.API = m.counts[0]
@@ -350,13 +359,13 @@ func measurePrune(
 
 // measureGC runs distribution's garbage-collect --dry-run on the same storage.
 func measureGC(ctx context.Context, cfg Config, storageYAML string, logf func(string, ...any)) (*Measure, error) {
-	return measureGCWith(ctx, cfg, storageYAML, nil, logf)
+	return measureGCWith(ctx, cfg, "filesystem", storageYAML, nil, logf)
 }
 
 func measureGCWith(
 	ctx context.Context,
 	cfg Config,
-	storageYAML string,
+	backend, storageYAML string,
 	storageProxy *CountingProxy,
 	logf func(string, ...any),
 ) (*Measure, error) {
@@ -375,17 +384,14 @@ func measureGCWith(
 	if err := os.WriteFile(configPath, []byte(content), 0o600); err != nil {
 		return nil, err
 	}
-	m, err := measure(
-		ctx,
-		cfg.GCRuns,
-		logf,
-		"registry garbage-collect --dry-run",
-		[]*CountingProxy{storageProxy},
-		func() *exec.Cmd {
+	m, err := measure(ctx, cfg.WorkDir, cfg.GCRuns, logf, timed{
+		what:    "registry garbage-collect --dry-run",
+		file:    "garbage-collect-" + backend,
+		proxies: []*CountingProxy{storageProxy},
+		newCmd: func() *exec.Cmd {
 			return exec.CommandContext(ctx, gcBinary, "garbage-collect", "--dry-run", configPath)
 		},
-		nil,
-	)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -408,65 +414,48 @@ type measured struct {
 	counts []Counts // per proxy, of the median run
 }
 
-// measure runs newCmd runs times, with the proxies' counts reset before each run, and keeps
-// the medians. check, if set, inspects each run's standard output.
-func measure(
-	ctx context.Context,
-	runs int,
-	logf func(string, ...any),
-	what string,
-	proxies []*CountingProxy,
-	newCmd func() *exec.Cmd,
-	check func(stdout []byte) error,
-) (measured, error) {
-	type run struct {
-		wall   time.Duration
-		rss    int64
-		counts []Counts
-	}
-	var all []run
+// timed is a command the bench times.
+type timed struct {
+	what string // in logs and errors
+	// file names its output files in the work dir's output/ (<file>.stdout, <file>.stderr).
+	file    string
+	proxies []*CountingProxy // counts reset before each run and read after it
+	newCmd  func() *exec.Cmd
+	// check reads each run's standard output. Without it the output is discarded: find and
+	// garbage-collect print tens of MB that nothing reads, and writing them to a file would add
+	// page-cache writeback to what is timed.
+	check func(stdout io.Reader) error
+}
+
+// measure runs c runs times, with the proxies' counts reset before each run, and keeps the
+// medians. Each run's output goes straight from the command to files (or /dev/null): a copy
+// through the bench's memory cost it most of a core while garbage-collect printed 21.5 MB, on
+// the cores the command was timed on.
+func measure(ctx context.Context, workDir string, runs int, logf func(string, ...any), c timed) (measured, error) {
+	outDir := mkdir(workDir, "output")
+	var all []runResult
 	for i := range runs {
-		for _, p := range proxies {
+		for _, p := range c.proxies {
 			if p != nil {
 				p.Reset()
 			}
 		}
-		cmd := newCmd()
-		rssFile := filepath.Join(os.TempDir(), fmt.Sprintf("bench-rss-%d-%d", os.Getpid(), i))
-		if err := viaRusageChild(cmd, rssFile); err != nil {
+		r, err := runOnce(ctx, c, outDir)
+		if err != nil {
 			return measured{}, err
 		}
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout = &limitedBuffer{buf: &stdout, max: 1 << 20, keepTail: true}
-		cmd.Stderr = &limitedBuffer{buf: &stderr, max: 64 << 10}
-		start := time.Now()
-		err := cmd.Run()
-		wall := time.Since(start)
-		if err != nil {
-			return measured{}, fmt.Errorf("%s: %w\nstderr:\n%s", what, err, stderr.String())
-		}
-		if check != nil {
-			if err := check(stdout.Bytes()); err != nil {
-				return measured{}, fmt.Errorf("%s: %w", what, err)
-			}
-		}
-		r := run{wall: wall}
-		if b, err := os.ReadFile(rssFile); err == nil {
-			r.rss, _ = strconv.ParseInt(string(b), 10, 64)
-			_ = os.Remove(rssFile)
-		}
-		for _, p := range proxies {
+		for _, p := range c.proxies {
 			if p != nil {
 				r.counts = append(r.counts, p.Counts())
 			} else {
 				r.counts = append(r.counts, nil)
 			}
 		}
-		logf("%s run %d/%d: %s, peak RSS %s", what, i+1, runs, wall.Round(time.Millisecond), mib(r.rss))
+		logf("%s run %d/%d: %s, peak RSS %s", c.what, i+1, runs, r.wall.Round(time.Millisecond), mib(r.rss))
 		all = append(all, r)
 	}
 	byWall := slices.Clone(all)
-	slices.SortFunc(byWall, func(a, b run) int { return int(a.wall - b.wall) })
+	slices.SortFunc(byWall, func(a, b runResult) int { return int(a.wall - b.wall) })
 	med := byWall[len(byWall)/2]
 	rss := make([]int64, len(all))
 	walls := make([]time.Duration, len(all))
@@ -480,28 +469,69 @@ func measure(
 	}, nil
 }
 
-// limitedBuffer keeps at most max bytes: the first ones, or (keepTail) the last ones.
-type limitedBuffer struct {
-	buf      *bytes.Buffer
-	max      int
-	keepTail bool
+type runResult struct {
+	wall   time.Duration
+	rss    int64
+	counts []Counts
 }
 
-func (l *limitedBuffer) Write(p []byte) (int, error) {
-	n := len(p)
-	if l.keepTail {
-		l.buf.Write(p)
-		if l.buf.Len() > l.max {
-			tail := slices.Clone(l.buf.Bytes()[l.buf.Len()-l.max:])
-			l.buf.Reset()
-			l.buf.Write(tail)
+// runOnce runs c once, its output into files in outDir, and checks its standard output.
+func runOnce(ctx context.Context, c timed, outDir string) (runResult, error) {
+	cmd := c.newCmd()
+	rssFile := filepath.Join(outDir, c.file+".rss")
+	if err := viaRusageChild(cmd, rssFile); err != nil {
+		return runResult{}, err
+	}
+	stdoutPath, stderrPath := os.DevNull, filepath.Join(outDir, c.file+".stderr")
+	if c.check != nil {
+		stdoutPath = filepath.Join(outDir, c.file+".stdout")
+	}
+	stdout, err := os.Create(stdoutPath)
+	if err != nil {
+		return runResult{}, err
+	}
+	defer stdout.Close()
+	stderr, err := os.Create(stderrPath)
+	if err != nil {
+		return runResult{}, err
+	}
+	defer stderr.Close()
+	// *os.File streams are handed to the child as they are: no copying goroutine in the bench.
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	start := time.Now()
+	err = cmd.Run()
+	wall := time.Since(start)
+	if err != nil {
+		return runResult{}, fmt.Errorf("%s: %w\nstderr (%s):\n%s", c.what, err, stderrPath, fileTail(stderrPath, 64<<10))
+	}
+	if c.check != nil {
+		if _, err := stdout.Seek(0, io.SeekStart); err != nil {
+			return runResult{}, err
 		}
-		return n, nil
+		if err := c.check(stdout); err != nil {
+			return runResult{}, fmt.Errorf("%s: %w (output in %s)", c.what, err, stdoutPath)
+		}
 	}
-	if room := l.max - l.buf.Len(); room > 0 {
-		l.buf.Write(p[:min(room, len(p))])
+	r := runResult{wall: wall}
+	if b, err := os.ReadFile(rssFile); err == nil {
+		r.rss, _ = strconv.ParseInt(string(b), 10, 64)
+		_ = os.Remove(rssFile)
 	}
-	return n, nil
+	return r, nil
+}
+
+// fileTail is the last limit bytes of the file at path (for error messages).
+func fileTail(path string, limit int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	if info, err := f.Stat(); err == nil && info.Size() > limit {
+		_, _ = f.Seek(-limit, io.SeekEnd)
+	}
+	b, _ := io.ReadAll(f)
+	return string(b)
 }
 
 // straceCounts runs one prune under strace -f -c and returns its system call counts.
