@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -229,24 +228,26 @@ func runFilesystem(
 	res.GenTime = time.Since(start)
 	logf("filesystem: wrote %d files in %s", res.Dataset.Objects, res.GenTime.Round(time.Millisecond))
 	storageYAML := harness.FilesystemStorageYAML(root)
-	br := &BackendResult{Backend: "filesystem"}
-	var err error
-	if br.Prune, err = measurePrune(ctx, cfg, "filesystem", binary, storageYAML, kubeconfig, apiProxy, nil, logf); err != nil {
-		return nil, err
-	}
-	if err := checkFound(res.Dataset, br.Prune.Found); err != nil {
-		return nil, err
-	}
-	find, err := measure(ctx, cfg.WorkDir, cfg.Runs, logf, timed{
-		what: "find", file: "find-filesystem",
-		newCmd: func() *exec.Cmd { return exec.CommandContext(ctx, "find", root, "-type", "f") },
-	})
+	prune, err := pruneSeries(ctx, cfg, res.Dataset, "filesystem", binary, storageYAML, kubeconfig, apiProxy, nil)
 	if err != nil {
 		return nil, err
 	}
-	br.Find = &find.Measure
-	if br.GC, err = measureGC(ctx, cfg, storageYAML, logf); err != nil {
+	find := &series{runs: cfg.Runs, timed: timed{
+		what: "find", file: "find-filesystem",
+		newCmd: func() *exec.Cmd { return exec.CommandContext(ctx, "find", root, "-type", "f") },
+	}}
+	gc, err := gcSeries(ctx, cfg, cfg.GCRuns, "filesystem", storageYAML, nil)
+	if err != nil {
 		return nil, err
+	}
+	if err := alternate(ctx, cfg.WorkDir, logf, prune, find, gc); err != nil {
+		return nil, err
+	}
+	br := &BackendResult{
+		Backend: "filesystem",
+		Prune:   prune.pruneMeasure(apiProxy, nil),
+		Find:    find.measure(),
+		GC:      gc.gcMeasure(nil),
 	}
 	if cfg.Strace {
 		if br.Syscalls, err = straceCounts(ctx, cfg, binary, storageYAML, kubeconfig); err != nil {
@@ -283,26 +284,19 @@ func runS3(
 	}
 	defer s3Proxy.Close()
 	storageYAML := s3.StorageYAML(s3Proxy.URL)
-	br := &BackendResult{Backend: "s3"}
-	if br.Prune, err = measurePrune(ctx, cfg, "s3", binary, storageYAML, kubeconfig, apiProxy, s3Proxy, logf); err != nil {
+	prune, err := pruneSeries(ctx, cfg, res.Dataset, "s3", binary, storageYAML, kubeconfig, apiProxy, s3Proxy)
+	if err != nil {
 		return nil, err
 	}
-	if err := checkFound(res.Dataset, br.Prune.Found); err != nil {
+	gc, err := gcSeries(ctx, cfg, cfg.S3GCRuns, "s3", storageYAML, s3Proxy)
+	if err != nil {
 		return nil, err
 	}
-	s3cfg := cfg
-	s3cfg.GCRuns = cfg.S3GCRuns
-	if br.GC, err = measureGCWith(ctx, s3cfg, "s3", storageYAML, s3Proxy, logf); err != nil {
+	if err := alternate(ctx, cfg.WorkDir, logf, prune, gc); err != nil {
 		return nil, err
 	}
+	br := &BackendResult{Backend: "s3", Prune: prune.pruneMeasure(apiProxy, s3Proxy), GC: gc.gcMeasure(s3Proxy)}
 	return br, nil
-}
-
-func checkFound(ds *Dataset, found int) error {
-	if found != ds.OrphanBlobs {
-		return fmt.Errorf("-prune=check would delete %d blobs, the dataset has %d orphans", found, ds.OrphanBlobs)
-	}
-	return nil
 }
 
 var wouldDelete = regexp.MustCompile(`^Would delete (\d+) blobs$`)
@@ -321,19 +315,21 @@ func parseWouldDelete(stdout io.Reader) (int, error) {
 	return 0, errors.New(`no "Would delete N blobs" line`)
 }
 
-func measurePrune(
+// pruneSeries is cfg.Runs of `dockerregistry -prune=check` on the storage, each of which must
+// find exactly the dataset's orphans.
+func pruneSeries(
 	ctx context.Context,
 	cfg Config,
+	ds *Dataset,
 	backend, binary, storageYAML, kubeconfig string,
 	apiProxy, storageProxy *CountingProxy,
-	logf func(string, ...any),
-) (Measure, error) {
-	configPath := filepath.Join(cfg.WorkDir, "prune-config.yml")
+) (*series, error) {
+	configPath := filepath.Join(cfg.WorkDir, "prune-config-"+backend+".yml")
 	if err := harness.WriteRegistryConfigStorage(configPath, "127.0.0.1:0", storageYAML, kubeconfig); err != nil {
-		return Measure{}, err
+		return nil, err
 	}
-	var found int
-	m, err := measure(ctx, cfg.WorkDir, cfg.Runs, logf, timed{
+	s := &series{runs: cfg.Runs}
+	s.timed = timed{
 		what:    "dockerregistry -prune=check",
 		file:    "prune-check-" + backend,
 		proxies: []*CountingProxy{apiProxy, storageProxy},
@@ -342,41 +338,52 @@ func measurePrune(
 			cmd.Env = append(os.Environ(), "KUBECONFIG=", "REGISTRY_LOG_LEVEL=warning")
 			return cmd
 		},
-		check: func(stdout io.Reader) (err error) {
-			found, err = parseWouldDelete(stdout)
-			return err
+		check: func(stdout io.Reader) error {
+			found, err := parseWouldDelete(stdout)
+			if err != nil {
+				return err
+			}
+			s.found = found
+			if found != ds.OrphanBlobs {
+				return fmt.Errorf("-prune=check would delete %d blobs, the dataset has %d orphans", found, ds.OrphanBlobs)
+			}
+			return nil
 		},
-	})
-	m.Found = found
+	}
+	return s, nil
+}
+
+// pruneMeasure is the prune series' Measure, with the request counts of its median run.
+func (s *series) pruneMeasure(apiProxy, storageProxy *CountingProxy) Measure {
+	m := *s.measure()
+	counts := s.medianCounts()
 	if apiProxy != nil {
-		m.API = m.counts[0]
+		m.API = counts[0]
 	}
 	if storageProxy != nil {
-		m.Storage = m.counts[1]
+		m.Storage = counts[1]
 	}
-	return m.Measure, err
+	m.Found = s.found
+	return m
 }
 
-// measureGC runs distribution's garbage-collect --dry-run on the same storage.
-func measureGC(ctx context.Context, cfg Config, storageYAML string, logf func(string, ...any)) (*Measure, error) {
-	return measureGCWith(ctx, cfg, "filesystem", storageYAML, nil, logf)
-}
-
-func measureGCWith(
+// gcSeries is runs of distribution's garbage-collect --dry-run on the same storage; nil for
+// no runs.
+func gcSeries(
 	ctx context.Context,
 	cfg Config,
+	runs int,
 	backend, storageYAML string,
 	storageProxy *CountingProxy,
-	logf func(string, ...any),
-) (*Measure, error) {
-	if cfg.GCRuns < 1 {
+) (*series, error) {
+	if runs < 1 {
 		return nil, nil
 	}
 	gcBinary, err := distributionRegistryBinary()
 	if err != nil {
 		return nil, err
 	}
-	configPath := filepath.Join(cfg.WorkDir, "distribution-config.yml")
+	configPath := filepath.Join(cfg.WorkDir, "distribution-config-"+backend+".yml")
 	content := "version: 0.1\nlog:\n  level: error\nstorage:\n" + indentLines(
 		storageYAML,
 		"  ",
@@ -384,21 +391,28 @@ func measureGCWith(
 	if err := os.WriteFile(configPath, []byte(content), 0o600); err != nil {
 		return nil, err
 	}
-	m, err := measure(ctx, cfg.WorkDir, cfg.GCRuns, logf, timed{
+	s := &series{runs: runs, timed: timed{
 		what:    "registry garbage-collect --dry-run",
 		file:    "garbage-collect-" + backend,
 		proxies: []*CountingProxy{storageProxy},
 		newCmd: func() *exec.Cmd {
 			return exec.CommandContext(ctx, gcBinary, "garbage-collect", "--dry-run", configPath)
 		},
-	})
-	if err != nil {
-		return nil, err
+	}}
+	return s, nil
+}
+
+// gcMeasure is the garbage-collect series' Measure, with the storage request counts of its
+// median run; nil for no series.
+func (s *series) gcMeasure(storageProxy *CountingProxy) *Measure {
+	if s == nil {
+		return nil
 	}
+	m := s.measure()
 	if storageProxy != nil {
-		m.Storage = m.counts[0]
+		m.Storage = s.medianCounts()[0]
 	}
-	return &m.Measure, nil
+	return m
 }
 
 func indentLines(s, prefix string) string {
@@ -407,131 +421,6 @@ func indentLines(s, prefix string) string {
 		lines[i] = prefix + lines[i]
 	}
 	return strings.Join(lines, "\n") + "\n"
-}
-
-type measured struct {
-	Measure
-	counts []Counts // per proxy, of the median run
-}
-
-// timed is a command the bench times.
-type timed struct {
-	what string // in logs and errors
-	// file names its output files in the work dir's output/ (<file>.stdout, <file>.stderr).
-	file    string
-	proxies []*CountingProxy // counts reset before each run and read after it
-	newCmd  func() *exec.Cmd
-	// check reads each run's standard output. Without it the output is discarded: find and
-	// garbage-collect print tens of MB that nothing reads, and writing them to a file would add
-	// page-cache writeback to what is timed.
-	check func(stdout io.Reader) error
-}
-
-// measure runs c runs times, with the proxies' counts reset before each run, and keeps the
-// medians. Each run's output goes straight from the command to files (or /dev/null): a copy
-// through the bench's memory cost it most of a core while garbage-collect printed 21.5 MB, on
-// the cores the command was timed on.
-func measure(ctx context.Context, workDir string, runs int, logf func(string, ...any), c timed) (measured, error) {
-	outDir := mkdir(workDir, "output")
-	var all []runResult
-	for i := range runs {
-		for _, p := range c.proxies {
-			if p != nil {
-				p.Reset()
-			}
-		}
-		r, err := runOnce(ctx, c, outDir)
-		if err != nil {
-			return measured{}, err
-		}
-		for _, p := range c.proxies {
-			if p != nil {
-				r.counts = append(r.counts, p.Counts())
-			} else {
-				r.counts = append(r.counts, nil)
-			}
-		}
-		logf("%s run %d/%d: %s, peak RSS %s", c.what, i+1, runs, r.wall.Round(time.Millisecond), mib(r.rss))
-		all = append(all, r)
-	}
-	byWall := slices.Clone(all)
-	slices.SortFunc(byWall, func(a, b runResult) int { return int(a.wall - b.wall) })
-	med := byWall[len(byWall)/2]
-	rss := make([]int64, len(all))
-	walls := make([]time.Duration, len(all))
-	for i, r := range all {
-		rss[i], walls[i] = r.rss, r.wall
-	}
-	slices.Sort(rss)
-	return measured{
-		Measure: Measure{Runs: runs, Wall: med.wall, PeakRSS: rss[len(rss)/2], Walls: walls},
-		counts:  med.counts,
-	}, nil
-}
-
-type runResult struct {
-	wall   time.Duration
-	rss    int64
-	counts []Counts
-}
-
-// runOnce runs c once, its output into files in outDir, and checks its standard output.
-func runOnce(ctx context.Context, c timed, outDir string) (runResult, error) {
-	cmd := c.newCmd()
-	rssFile := filepath.Join(outDir, c.file+".rss")
-	if err := viaRusageChild(cmd, rssFile); err != nil {
-		return runResult{}, err
-	}
-	stdoutPath, stderrPath := os.DevNull, filepath.Join(outDir, c.file+".stderr")
-	if c.check != nil {
-		stdoutPath = filepath.Join(outDir, c.file+".stdout")
-	}
-	stdout, err := os.Create(stdoutPath)
-	if err != nil {
-		return runResult{}, err
-	}
-	defer stdout.Close()
-	stderr, err := os.Create(stderrPath)
-	if err != nil {
-		return runResult{}, err
-	}
-	defer stderr.Close()
-	// *os.File streams are handed to the child as they are: no copying goroutine in the bench.
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	start := time.Now()
-	err = cmd.Run()
-	wall := time.Since(start)
-	if err != nil {
-		return runResult{}, fmt.Errorf("%s: %w\nstderr (%s):\n%s", c.what, err, stderrPath, fileTail(stderrPath, 64<<10))
-	}
-	if c.check != nil {
-		if _, err := stdout.Seek(0, io.SeekStart); err != nil {
-			return runResult{}, err
-		}
-		if err := c.check(stdout); err != nil {
-			return runResult{}, fmt.Errorf("%s: %w (output in %s)", c.what, err, stdoutPath)
-		}
-	}
-	r := runResult{wall: wall}
-	if b, err := os.ReadFile(rssFile); err == nil {
-		r.rss, _ = strconv.ParseInt(string(b), 10, 64)
-		_ = os.Remove(rssFile)
-	}
-	return r, nil
-}
-
-// fileTail is the last limit bytes of the file at path (for error messages).
-func fileTail(path string, limit int64) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return err.Error()
-	}
-	defer f.Close()
-	if info, err := f.Stat(); err == nil && info.Size() > limit {
-		_, _ = f.Seek(-limit, io.SeekEnd)
-	}
-	b, _ := io.ReadAll(f)
-	return string(b)
 }
 
 // straceCounts runs one prune under strace -f -c and returns its system call counts.
