@@ -41,8 +41,9 @@ demo: build
 # small: a quick smoke run) in filesystem and S3 (versitygw) storage plus its Images and
 # ImageStreams; -prune=check against find and distribution's garbage-collect in BENCH_RUNS
 # rounds (ours, find, garbage-collect in turn: the page cache does not stay warm), medians
-# with each run's figure; then the Go benchmarks of the decision. Results: BENCH_OUT, both
-# parts (set it rather than -out in BENCH_FLAGS).
+# with each run's figure; issue 14's targets, each with its measured value and met/no, or what
+# would measure it; then the Go benchmarks of the decision. Results: BENCH_OUT, both parts (set
+# it rather than -out in BENCH_FLAGS).
 BENCH_SIZE ?= full
 BENCH_RUNS ?= 3
 BENCH_GC_RUNS ?= $(BENCH_RUNS)

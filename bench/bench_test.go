@@ -44,7 +44,15 @@ func TestHarnessSmoke(t *testing.T) {
 	var b strings.Builder
 	res.WriteMarkdown(&b)
 	t.Log("\n" + b.String())
-	for _, want := range []string{"### filesystem", "### s3", "ours / find", "garbage-collect / ours", "S3 requests", "image API requests"} {
+	for _, want := range []string{
+		"### Targets (issue 14)",
+		"### filesystem",
+		"### s3",
+		"ours / find",
+		"garbage-collect / ours",
+		"S3 requests",
+		"image API requests",
+	} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("the report has no %q", want)
 		}

@@ -75,6 +75,8 @@ type Result struct {
 	APITime   time.Duration // API objects created
 	Backends  []BackendResult
 	CPUs      int
+	// GoMemLimit is the GOMEMLIMIT the prune runs inherited ("" for none).
+	GoMemLimit string
 }
 
 // Run generates the dataset and measures every backend.
@@ -97,7 +99,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Config: cfg, CPUs: runtime.NumCPU()}
+	res := &Result{Config: cfg, CPUs: runtime.NumCPU(), GoMemLimit: os.Getenv("GOMEMLIMIT")}
 
 	// The image API, behind a counting proxy.
 	etcd, err := harness.StartEtcd(ctx, mkdir(cfg.WorkDir, "etcd"), nil)

@@ -12,7 +12,8 @@ import (
 )
 
 func TestParseWouldDelete(t *testing.T) {
-	out := "Would delete 1200 blobs\nWould free up 2.835 GiB of disk space\nUse -prune=delete to actually delete the data\n"
+	out := "Would delete 1200 blobs\nWould free up 2.835 GiB of disk space\n" +
+		"Use -prune=delete to actually delete the data\n"
 	if n, err := parseWouldDelete(strings.NewReader(out)); err != nil || n != 1200 {
 		t.Errorf("parseWouldDelete = %d, %v; want 1200", n, err)
 	}
