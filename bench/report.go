@@ -59,6 +59,7 @@ func (r *Result) WriteMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "### Targets (issue 14)\n\n")
 	writeTargets(w, r.Targets())
 	fmt.Fprintln(w)
+	r.writeProfiles(w)
 
 	wantAPI := ceilDiv(ds.Images, APIPageSize) + ceilDiv(ds.Streams, APIPageSize)
 	for _, b := range r.Backends {
@@ -139,6 +140,23 @@ func (r *Result) WriteMarkdown(w io.Writer) {
 		)
 		fmt.Fprintln(w)
 	}
+}
+
+// writeProfiles lists the profiles of the run, if it took any.
+func (r *Result) writeProfiles(w io.Writer) {
+	var lines []string
+	for _, b := range r.Backends {
+		if len(b.Profiles) > 0 {
+			lines = append(lines, fmt.Sprintf("- %s: %s", b.Backend, strings.Join(b.Profiles, ", ")))
+		}
+	}
+	if len(lines) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "Profiles of one more `-prune=check` run (untimed; `go tool pprof -top <file>`, or `make profile`):")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, strings.Join(lines, "\n"))
+	fmt.Fprintln(w)
 }
 
 // roundRatios are num[i] / den[i] for the rounds both ran in (runs alternate: the i-th run of

@@ -40,6 +40,9 @@ type Config struct {
 	WorkDir string
 	// Strace counts the filesystem system calls of one extra prune run (strace -f -c).
 	Strace bool
+	// Profile runs the prune once more on each backend, untimed, with CPU and allocation
+	// profiles written to the work dir's profile/.
+	Profile bool
 	// Log receives progress lines.
 	Log io.Writer
 }
@@ -64,6 +67,8 @@ type BackendResult struct {
 	GC      *Measure
 	// Syscalls are strace -c's counts of one prune run (filesystem, when asked).
 	Syscalls map[string]int
+	// Profiles are the files of the profiled prune run (Config.Profile): CPU, allocations.
+	Profiles []string
 }
 
 // Result is the whole benchmark.
@@ -251,6 +256,11 @@ func runFilesystem(
 		Find:    find.measure(),
 		GC:      gc.gcMeasure(nil),
 	}
+	if cfg.Profile {
+		if br.Profiles, err = profilePrune(cfg, prune, "filesystem", logf); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.Strace {
 		if br.Syscalls, err = straceCounts(ctx, cfg, binary, storageYAML, kubeconfig); err != nil {
 			logf("strace: %v (skipped)", err)
@@ -298,6 +308,11 @@ func runS3(
 		return nil, err
 	}
 	br := &BackendResult{Backend: "s3", Prune: prune.pruneMeasure(apiProxy, s3Proxy), GC: gc.gcMeasure(s3Proxy)}
+	if cfg.Profile {
+		if br.Profiles, err = profilePrune(cfg, prune, "s3", logf); err != nil {
+			return nil, err
+		}
+	}
 	return br, nil
 }
 
@@ -367,6 +382,39 @@ func (s *series) pruneMeasure(apiProxy, storageProxy *CountingProxy) Measure {
 	}
 	m.Found = s.found
 	return m
+}
+
+// The dockerregistry binary's profile variables (cmd/dockerregistry/profile.go).
+const (
+	cpuProfileEnv = "DOCKERREGISTRY_CPUPROFILE"
+	memProfileEnv = "DOCKERREGISTRY_MEMPROFILE"
+)
+
+// profilePrune runs the prune once more, untimed (profiling slows it), with a CPU profile of
+// the whole run and an allocation profile at its end written to the work dir's profile/, and
+// returns their paths.
+func profilePrune(cfg Config, prune *series, backend string, logf func(string, ...any)) ([]string, error) {
+	dir := mkdir(cfg.WorkDir, "profile")
+	cpu, allocs := filepath.Join(dir, backend+"-cpu.pprof"), filepath.Join(dir, backend+"-allocs.pprof")
+	c := prune.timed
+	c.file += "-profiled"
+	c.proxies = nil
+	c.newCmd = func() *exec.Cmd {
+		cmd := prune.newCmd()
+		cmd.Env = append(cmd.Env, cpuProfileEnv+"="+cpu, memProfileEnv+"="+allocs)
+		return cmd
+	}
+	r, err := runOnce(c, mkdir(cfg.WorkDir, "output"))
+	if err != nil {
+		return nil, fmt.Errorf("profiling: %w", err)
+	}
+	for _, p := range []string{cpu, allocs} {
+		if info, err := os.Stat(p); err != nil || info.Size() == 0 {
+			return nil, fmt.Errorf("profiling: %s: no profile written (a dockerregistry older than %s?)", p, cpuProfileEnv)
+		}
+	}
+	logf("%s: profiled %s in %s: %s, %s", backend, c.what, r.wall.Round(time.Millisecond), cpu, allocs)
+	return []string{cpu, allocs}, nil
 }
 
 // gcSeries is runs of distribution's garbage-collect --dry-run on the same storage; nil for
