@@ -28,7 +28,8 @@ import (
 // Config is one benchmark run.
 type Config struct {
 	Size Size
-	// Runs is how many times each command runs; medians are reported.
+	// Runs is how many rounds run ours and find (and garbage-collect, see GCRuns) in turn;
+	// medians are reported, with each run's figure.
 	Runs int
 	// GCRuns is how many times distribution's garbage-collect runs (it is the slow one).
 	GCRuns int
@@ -50,9 +51,9 @@ type Config struct {
 // Measure is one command's medians over its runs.
 type Measure struct {
 	Runs    int
-	Wall    time.Duration // median
-	PeakRSS int64         // median of the runs' peak resident set size, bytes
-	Walls   []time.Duration
+	Wall    time.Duration   // median
+	PeakRSS int64           // median of the runs' peak resident set size, bytes
+	Walls   []time.Duration // each run's, in round order
 	// Requests are the median run's request counts (API and storage).
 	API, Storage Counts
 	// Output is what the command reported (for checks), e.g. the blobs it would delete.

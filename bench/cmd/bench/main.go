@@ -20,7 +20,7 @@ func main() {
 	size := flag.String("size", "full", "data set size: full (200k blobs, 20k repositories, 30% orphans), small, tiny")
 	blobs := flag.Int("blobs", 0, "override the number of blobs of -size")
 	repos := flag.Int("repositories", 0, "override the number of repositories of -size")
-	runs := flag.Int("runs", 3, "runs of each command (medians are reported)")
+	runs := flag.Int("runs", 3, "rounds, each running ours, find and garbage-collect in turn (medians are reported)")
 	gcRuns := flag.Int("gc-runs", 3, "runs of distribution's garbage-collect (0 skips it)")
 	s3GCRuns := flag.Int(
 		"s3-gc-runs",
