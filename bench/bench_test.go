@@ -13,7 +13,7 @@ import (
 
 // TestHarnessSmoke runs the whole benchmark at the tiny size on both backends: generation,
 // API objects, -prune=check (which must find exactly the generated orphans), find and
-// distribution's garbage-collect. Skipped when the binaries are missing, failing instead with
+// distribution's garbage-collect, and a profiled prune run. Skipped when the binaries are missing, failing instead with
 // E2E_REQUIRED=1.
 func TestHarnessSmoke(t *testing.T) {
 	for _, find := range []func() (string, error){harness.DockerRegistryBinary, harness.ImageAPIServerBinary, harness.EtcdBinary, harness.VersityGWBinary, distributionRegistryBinary} {
@@ -35,6 +35,7 @@ func TestHarnessSmoke(t *testing.T) {
 			S3GCRuns: 1,
 			Backends: []string{"filesystem", "s3"},
 			WorkDir:  t.TempDir(),
+			Profile:  true,
 			Log:      testWriter{t},
 		},
 	)
@@ -44,7 +45,15 @@ func TestHarnessSmoke(t *testing.T) {
 	var b strings.Builder
 	res.WriteMarkdown(&b)
 	t.Log("\n" + b.String())
-	for _, want := range []string{"### filesystem", "### s3", "ours / find", "garbage-collect / ours", "S3 requests", "image API requests"} {
+	for _, want := range []string{
+		"### Targets (issue 14)",
+		"### filesystem",
+		"### s3",
+		"ours / find",
+		"garbage-collect / ours",
+		"S3 requests",
+		"image API requests",
+	} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("the report has no %q", want)
 		}
@@ -55,6 +64,14 @@ func TestHarnessSmoke(t *testing.T) {
 		}
 		if be.Backend == "s3" && be.Prune.Storage["LIST"] == 0 {
 			t.Errorf("s3: no LIST request counted (%s)", be.Prune.Storage)
+		}
+		if len(be.Profiles) != 2 {
+			t.Errorf("%s: profiles %v, want a CPU and an allocation profile", be.Backend, be.Profiles)
+		}
+		for _, p := range be.Profiles {
+			if info, err := os.Stat(p); err != nil || info.Size() == 0 {
+				t.Errorf("%s: profile %s: %v, want a profile", be.Backend, p, err)
+			}
 		}
 	}
 }

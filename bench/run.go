@@ -1,7 +1,7 @@
 package bench
 
 import (
-	"bytes"
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,7 +28,8 @@ import (
 // Config is one benchmark run.
 type Config struct {
 	Size Size
-	// Runs is how many times each command runs; medians are reported.
+	// Runs is how many rounds run ours and find (and garbage-collect, see GCRuns) in turn;
+	// medians are reported, with each run's figure.
 	Runs int
 	// GCRuns is how many times distribution's garbage-collect runs (it is the slow one).
 	GCRuns int
@@ -41,6 +41,9 @@ type Config struct {
 	WorkDir string
 	// Strace counts the filesystem system calls of one extra prune run (strace -f -c).
 	Strace bool
+	// Profile runs the prune once more on each backend, untimed, with CPU and allocation
+	// profiles written to the work dir's profile/.
+	Profile bool
 	// Log receives progress lines.
 	Log io.Writer
 }
@@ -48,9 +51,9 @@ type Config struct {
 // Measure is one command's medians over its runs.
 type Measure struct {
 	Runs    int
-	Wall    time.Duration // median
-	PeakRSS int64         // median of the runs' peak resident set size, bytes
-	Walls   []time.Duration
+	Wall    time.Duration   // median
+	PeakRSS int64           // median of the runs' peak resident set size, bytes
+	Walls   []time.Duration // each run's, in round order
 	// Requests are the median run's request counts (API and storage).
 	API, Storage Counts
 	// Output is what the command reported (for checks), e.g. the blobs it would delete.
@@ -65,6 +68,8 @@ type BackendResult struct {
 	GC      *Measure
 	// Syscalls are strace -c's counts of one prune run (filesystem, when asked).
 	Syscalls map[string]int
+	// Profiles are the files of the profiled prune run (Config.Profile): CPU, allocations.
+	Profiles []string
 }
 
 // Result is the whole benchmark.
@@ -76,6 +81,8 @@ type Result struct {
 	APITime   time.Duration // API objects created
 	Backends  []BackendResult
 	CPUs      int
+	// GoMemLimit is the GOMEMLIMIT the prune runs inherited ("" for none).
+	GoMemLimit string
 }
 
 // Run generates the dataset and measures every backend.
@@ -98,7 +105,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Config: cfg, CPUs: runtime.NumCPU()}
+	res := &Result{Config: cfg, CPUs: runtime.NumCPU(), GoMemLimit: os.Getenv("GOMEMLIMIT")}
 
 	// The image API, behind a counting proxy.
 	etcd, err := harness.StartEtcd(ctx, mkdir(cfg.WorkDir, "etcd"), nil)
@@ -229,23 +236,31 @@ func runFilesystem(
 	res.GenTime = time.Since(start)
 	logf("filesystem: wrote %d files in %s", res.Dataset.Objects, res.GenTime.Round(time.Millisecond))
 	storageYAML := harness.FilesystemStorageYAML(root)
-	br := &BackendResult{Backend: "filesystem"}
-	var err error
-	if br.Prune, err = measurePrune(ctx, cfg, binary, storageYAML, kubeconfig, apiProxy, nil, logf); err != nil {
-		return nil, err
-	}
-	if err := checkFound(res.Dataset, br.Prune.Found); err != nil {
-		return nil, err
-	}
-	find, err := measure(ctx, cfg.Runs, logf, "find", nil, func() *exec.Cmd {
-		return exec.CommandContext(ctx, "find", root, "-type", "f")
-	}, nil)
+	prune, err := pruneSeries(ctx, cfg, res.Dataset, "filesystem", binary, storageYAML, kubeconfig, apiProxy, nil)
 	if err != nil {
 		return nil, err
 	}
-	br.Find = &find.Measure
-	if br.GC, err = measureGC(ctx, cfg, storageYAML, logf); err != nil {
+	find := &series{runs: cfg.Runs, timed: timed{
+		what: "find", file: "find-filesystem",
+		newCmd: func() *exec.Cmd { return exec.CommandContext(ctx, "find", root, "-type", "f") },
+	}}
+	gc, err := gcSeries(ctx, cfg, cfg.GCRuns, "filesystem", storageYAML, nil)
+	if err != nil {
 		return nil, err
+	}
+	if err := alternate(ctx, cfg.WorkDir, logf, prune, find, gc); err != nil {
+		return nil, err
+	}
+	br := &BackendResult{
+		Backend: "filesystem",
+		Prune:   prune.pruneMeasure(apiProxy, nil),
+		Find:    find.measure(),
+		GC:      gc.gcMeasure(nil),
+	}
+	if cfg.Profile {
+		if br.Profiles, err = profilePrune(cfg, prune, "filesystem", logf); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.Strace {
 		if br.Syscalls, err = straceCounts(ctx, cfg, binary, storageYAML, kubeconfig); err != nil {
@@ -282,92 +297,144 @@ func runS3(
 	}
 	defer s3Proxy.Close()
 	storageYAML := s3.StorageYAML(s3Proxy.URL)
-	br := &BackendResult{Backend: "s3"}
-	if br.Prune, err = measurePrune(ctx, cfg, binary, storageYAML, kubeconfig, apiProxy, s3Proxy, logf); err != nil {
+	prune, err := pruneSeries(ctx, cfg, res.Dataset, "s3", binary, storageYAML, kubeconfig, apiProxy, s3Proxy)
+	if err != nil {
 		return nil, err
 	}
-	if err := checkFound(res.Dataset, br.Prune.Found); err != nil {
+	gc, err := gcSeries(ctx, cfg, cfg.S3GCRuns, "s3", storageYAML, s3Proxy)
+	if err != nil {
 		return nil, err
 	}
-	s3cfg := cfg
-	s3cfg.GCRuns = cfg.S3GCRuns
-	if br.GC, err = measureGCWith(ctx, s3cfg, storageYAML, s3Proxy, logf); err != nil {
+	if err := alternate(ctx, cfg.WorkDir, logf, prune, gc); err != nil {
 		return nil, err
+	}
+	br := &BackendResult{Backend: "s3", Prune: prune.pruneMeasure(apiProxy, s3Proxy), GC: gc.gcMeasure(s3Proxy)}
+	if cfg.Profile {
+		if br.Profiles, err = profilePrune(cfg, prune, "s3", logf); err != nil {
+			return nil, err
+		}
 	}
 	return br, nil
 }
 
-func checkFound(ds *Dataset, found int) error {
-	if found != ds.OrphanBlobs {
-		return fmt.Errorf("-prune=check would delete %d blobs, the dataset has %d orphans", found, ds.OrphanBlobs)
+var wouldDelete = regexp.MustCompile(`^Would delete (\d+) blobs$`)
+
+// parseWouldDelete reads the prune's summary line "Would delete N blobs" from its output.
+func parseWouldDelete(stdout io.Reader) (int, error) {
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		if m := wouldDelete.FindSubmatch(sc.Bytes()); m != nil {
+			return strconv.Atoi(string(m[1]))
+		}
 	}
-	return nil
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, errors.New(`no "Would delete N blobs" line`)
 }
 
-var wouldDelete = regexp.MustCompile(`(?m)^Would delete (\d+) blobs$`)
-
-func measurePrune(
+// pruneSeries is cfg.Runs of `dockerregistry -prune=check` on the storage, each of which must
+// find exactly the dataset's orphans.
+func pruneSeries(
 	ctx context.Context,
 	cfg Config,
-	binary, storageYAML, kubeconfig string,
+	ds *Dataset,
+	backend, binary, storageYAML, kubeconfig string,
 	apiProxy, storageProxy *CountingProxy,
-	logf func(string, ...any),
-) (Measure, error) {
-	configPath := filepath.Join(cfg.WorkDir, "prune-config.yml")
+) (*series, error) {
+	configPath := filepath.Join(cfg.WorkDir, "prune-config-"+backend+".yml")
 	if err := harness.WriteRegistryConfigStorage(configPath, "127.0.0.1:0", storageYAML, kubeconfig); err != nil {
-		return Measure{}, err
+		return nil, err
 	}
-	var found int
-	m, err := measure(
-		ctx,
-		cfg.Runs,
-		logf,
-		"dockerregistry -prune=check",
-		[]*CountingProxy{apiProxy, storageProxy},
-		func() *exec.Cmd {
+	s := &series{runs: cfg.Runs}
+	s.timed = timed{
+		what:    "dockerregistry -prune=check",
+		file:    "prune-check-" + backend,
+		proxies: []*CountingProxy{apiProxy, storageProxy},
+		newCmd: func() *exec.Cmd {
 			cmd := exec.CommandContext(ctx, binary, "-prune=check", "-prune-keep-younger-than=0s", configPath)
 			cmd.Env = append(os.Environ(), "KUBECONFIG=", "REGISTRY_LOG_LEVEL=warning")
 			return cmd
 		},
-		func(stdout []byte) error {
-			mm := wouldDelete.FindSubmatch(stdout)
-			if mm == nil {
-				return fmt.Errorf("no \"Would delete N blobs\" line in:\n%s", stdout)
+		check: func(stdout io.Reader) error {
+			found, err := parseWouldDelete(stdout)
+			if err != nil {
+				return err
 			}
-			found, _ = strconv.Atoi(string(mm[1]))
+			s.found = found
+			if found != ds.OrphanBlobs {
+				return fmt.Errorf("-prune=check would delete %d blobs, the dataset has %d orphans", found, ds.OrphanBlobs)
+			}
 			return nil
 		},
-	)
-	m.Found = found
+	}
+	return s, nil
+}
+
+// pruneMeasure is the prune series' Measure, with the request counts of its median run.
+func (s *series) pruneMeasure(apiProxy, storageProxy *CountingProxy) Measure {
+	m := *s.measure()
+	counts := s.medianCounts()
 	if apiProxy != nil {
-		m.API = m.counts[0]
+		m.API = counts[0]
 	}
 	if storageProxy != nil {
-		m.Storage = m.counts[1]
+		m.Storage = counts[1]
 	}
-	return m.Measure, err
+	m.Found = s.found
+	return m
 }
 
-// measureGC runs distribution's garbage-collect --dry-run on the same storage.
-func measureGC(ctx context.Context, cfg Config, storageYAML string, logf func(string, ...any)) (*Measure, error) {
-	return measureGCWith(ctx, cfg, storageYAML, nil, logf)
+// The dockerregistry binary's profile variables (cmd/dockerregistry/profile.go).
+const (
+	cpuProfileEnv = "DOCKERREGISTRY_CPUPROFILE"
+	memProfileEnv = "DOCKERREGISTRY_MEMPROFILE"
+)
+
+// profilePrune runs the prune once more, untimed (profiling slows it), with a CPU profile of
+// the whole run and an allocation profile at its end written to the work dir's profile/, and
+// returns their paths.
+func profilePrune(cfg Config, prune *series, backend string, logf func(string, ...any)) ([]string, error) {
+	dir := mkdir(cfg.WorkDir, "profile")
+	cpu, allocs := filepath.Join(dir, backend+"-cpu.pprof"), filepath.Join(dir, backend+"-allocs.pprof")
+	c := prune.timed
+	c.file += "-profiled"
+	c.proxies = nil
+	c.newCmd = func() *exec.Cmd {
+		cmd := prune.newCmd()
+		cmd.Env = append(cmd.Env, cpuProfileEnv+"="+cpu, memProfileEnv+"="+allocs)
+		return cmd
+	}
+	r, err := runOnce(c, mkdir(cfg.WorkDir, "output"))
+	if err != nil {
+		return nil, fmt.Errorf("profiling: %w", err)
+	}
+	for _, p := range []string{cpu, allocs} {
+		if info, err := os.Stat(p); err != nil || info.Size() == 0 {
+			return nil, fmt.Errorf("profiling: %s: no profile written (a dockerregistry older than %s?)", p, cpuProfileEnv)
+		}
+	}
+	logf("%s: profiled %s in %s: %s, %s", backend, c.what, r.wall.Round(time.Millisecond), cpu, allocs)
+	return []string{cpu, allocs}, nil
 }
 
-func measureGCWith(
+// gcSeries is runs of distribution's garbage-collect --dry-run on the same storage; nil for
+// no runs.
+func gcSeries(
 	ctx context.Context,
 	cfg Config,
-	storageYAML string,
+	runs int,
+	backend, storageYAML string,
 	storageProxy *CountingProxy,
-	logf func(string, ...any),
-) (*Measure, error) {
-	if cfg.GCRuns < 1 {
+) (*series, error) {
+	if runs < 1 {
 		return nil, nil
 	}
 	gcBinary, err := distributionRegistryBinary()
 	if err != nil {
 		return nil, err
 	}
-	configPath := filepath.Join(cfg.WorkDir, "distribution-config.yml")
+	configPath := filepath.Join(cfg.WorkDir, "distribution-config-"+backend+".yml")
 	content := "version: 0.1\nlog:\n  level: error\nstorage:\n" + indentLines(
 		storageYAML,
 		"  ",
@@ -375,24 +442,28 @@ func measureGCWith(
 	if err := os.WriteFile(configPath, []byte(content), 0o600); err != nil {
 		return nil, err
 	}
-	m, err := measure(
-		ctx,
-		cfg.GCRuns,
-		logf,
-		"registry garbage-collect --dry-run",
-		[]*CountingProxy{storageProxy},
-		func() *exec.Cmd {
+	s := &series{runs: runs, timed: timed{
+		what:    "registry garbage-collect --dry-run",
+		file:    "garbage-collect-" + backend,
+		proxies: []*CountingProxy{storageProxy},
+		newCmd: func() *exec.Cmd {
 			return exec.CommandContext(ctx, gcBinary, "garbage-collect", "--dry-run", configPath)
 		},
-		nil,
-	)
-	if err != nil {
-		return nil, err
+	}}
+	return s, nil
+}
+
+// gcMeasure is the garbage-collect series' Measure, with the storage request counts of its
+// median run; nil for no series.
+func (s *series) gcMeasure(storageProxy *CountingProxy) *Measure {
+	if s == nil {
+		return nil
 	}
+	m := s.measure()
 	if storageProxy != nil {
-		m.Storage = m.counts[0]
+		m.Storage = s.medianCounts()[0]
 	}
-	return &m.Measure, nil
+	return m
 }
 
 func indentLines(s, prefix string) string {
@@ -401,107 +472,6 @@ func indentLines(s, prefix string) string {
 		lines[i] = prefix + lines[i]
 	}
 	return strings.Join(lines, "\n") + "\n"
-}
-
-type measured struct {
-	Measure
-	counts []Counts // per proxy, of the median run
-}
-
-// measure runs newCmd runs times, with the proxies' counts reset before each run, and keeps
-// the medians. check, if set, inspects each run's standard output.
-func measure(
-	ctx context.Context,
-	runs int,
-	logf func(string, ...any),
-	what string,
-	proxies []*CountingProxy,
-	newCmd func() *exec.Cmd,
-	check func(stdout []byte) error,
-) (measured, error) {
-	type run struct {
-		wall   time.Duration
-		rss    int64
-		counts []Counts
-	}
-	var all []run
-	for i := range runs {
-		for _, p := range proxies {
-			if p != nil {
-				p.Reset()
-			}
-		}
-		cmd := newCmd()
-		rssFile := filepath.Join(os.TempDir(), fmt.Sprintf("bench-rss-%d-%d", os.Getpid(), i))
-		if err := viaRusageChild(cmd, rssFile); err != nil {
-			return measured{}, err
-		}
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout = &limitedBuffer{buf: &stdout, max: 1 << 20, keepTail: true}
-		cmd.Stderr = &limitedBuffer{buf: &stderr, max: 64 << 10}
-		start := time.Now()
-		err := cmd.Run()
-		wall := time.Since(start)
-		if err != nil {
-			return measured{}, fmt.Errorf("%s: %w\nstderr:\n%s", what, err, stderr.String())
-		}
-		if check != nil {
-			if err := check(stdout.Bytes()); err != nil {
-				return measured{}, fmt.Errorf("%s: %w", what, err)
-			}
-		}
-		r := run{wall: wall}
-		if b, err := os.ReadFile(rssFile); err == nil {
-			r.rss, _ = strconv.ParseInt(string(b), 10, 64)
-			_ = os.Remove(rssFile)
-		}
-		for _, p := range proxies {
-			if p != nil {
-				r.counts = append(r.counts, p.Counts())
-			} else {
-				r.counts = append(r.counts, nil)
-			}
-		}
-		logf("%s run %d/%d: %s, peak RSS %s", what, i+1, runs, wall.Round(time.Millisecond), mib(r.rss))
-		all = append(all, r)
-	}
-	byWall := slices.Clone(all)
-	slices.SortFunc(byWall, func(a, b run) int { return int(a.wall - b.wall) })
-	med := byWall[len(byWall)/2]
-	rss := make([]int64, len(all))
-	walls := make([]time.Duration, len(all))
-	for i, r := range all {
-		rss[i], walls[i] = r.rss, r.wall
-	}
-	slices.Sort(rss)
-	return measured{
-		Measure: Measure{Runs: runs, Wall: med.wall, PeakRSS: rss[len(rss)/2], Walls: walls},
-		counts:  med.counts,
-	}, nil
-}
-
-// limitedBuffer keeps at most max bytes: the first ones, or (keepTail) the last ones.
-type limitedBuffer struct {
-	buf      *bytes.Buffer
-	max      int
-	keepTail bool
-}
-
-func (l *limitedBuffer) Write(p []byte) (int, error) {
-	n := len(p)
-	if l.keepTail {
-		l.buf.Write(p)
-		if l.buf.Len() > l.max {
-			tail := slices.Clone(l.buf.Bytes()[l.buf.Len()-l.max:])
-			l.buf.Reset()
-			l.buf.Write(tail)
-		}
-		return n, nil
-	}
-	if room := l.max - l.buf.Len(); room > 0 {
-		l.buf.Write(p[:min(room, len(p))])
-	}
-	return n, nil
 }
 
 // straceCounts runs one prune under strace -f -c and returns its system call counts.

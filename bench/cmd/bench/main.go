@@ -20,7 +20,7 @@ func main() {
 	size := flag.String("size", "full", "data set size: full (200k blobs, 20k repositories, 30% orphans), small, tiny")
 	blobs := flag.Int("blobs", 0, "override the number of blobs of -size")
 	repos := flag.Int("repositories", 0, "override the number of repositories of -size")
-	runs := flag.Int("runs", 3, "runs of each command (medians are reported)")
+	runs := flag.Int("runs", 3, "rounds, each running ours, find and garbage-collect in turn (medians are reported)")
 	gcRuns := flag.Int("gc-runs", 3, "runs of distribution's garbage-collect (0 skips it)")
 	s3GCRuns := flag.Int(
 		"s3-gc-runs",
@@ -31,6 +31,11 @@ func main() {
 	work := flag.String("work", "_output/bench/work", "working directory (emptied first)")
 	out := flag.String("out", "_output/bench/results.md", "Markdown results file")
 	strace := flag.Bool("strace", false, "count the filesystem system calls of one extra run with strace -f -c")
+	profile := flag.Bool(
+		"profile",
+		false,
+		"run -prune=check once more on each backend with CPU and allocation profiles (in the work dir's profile/)",
+	)
 	flag.Parse()
 
 	sz, ok := bench.Sizes[*size]
@@ -55,7 +60,7 @@ func main() {
 	}
 	res, err := bench.Run(ctx, bench.Config{
 		Size: sz, Runs: *runs, GCRuns: *gcRuns, S3GCRuns: *s3GCRuns, Backends: strings.Split(*backends, ","),
-		WorkDir: workDir, Strace: *strace, Log: os.Stderr,
+		WorkDir: workDir, Strace: *strace, Profile: *profile, Log: os.Stderr,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench: error:", err)

@@ -1,0 +1,225 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Status is how a target fared in one run.
+type Status int
+
+const (
+	// NotMeasured: this run could not measure the target; Target.How says what does.
+	NotMeasured Status = iota
+	Met
+	Missed
+	// Reported: measured, with no threshold to meet (a figure to record).
+	Reported
+)
+
+func (s Status) String() string {
+	switch s {
+	case Met:
+		return "met"
+	case Missed:
+		return "no"
+	case Reported:
+		return "measured"
+	}
+	return "not measured in this run"
+}
+
+func met(ok bool) Status {
+	if ok {
+		return Met
+	}
+	return Missed
+}
+
+// Target is one of issue 14's targets as one run measured it.
+type Target struct {
+	N      int    // the issue's number
+	What   string // the target
+	Goal   string // the value to reach
+	Status Status
+	// Measured is what the run measured (also for NotMeasured, when part of it was).
+	Measured string
+	// How measures the target, for NotMeasured.
+	How string
+}
+
+// Target thresholds of issue 14.
+const (
+	targetFindRatio    = 1.2       // target 1: -prune=check / find, filesystem, full size
+	targetPeakRSS      = 150 << 20 // target 2: peak RSS at full size, no GOMEMLIMIT
+	targetS3Requests   = 1.2       // target 4: × (objects/1000 + deletions/1000)
+	targetMillionBlobs = 1_000_000 // target 6's size
+)
+
+// Targets evaluates issue 14's targets on what the run measured, in the issue's order; a
+// target the run cannot measure says how to measure it.
+func (r *Result) Targets() []Target {
+	ds := r.Dataset
+	full := r.Config.Size.Blobs >= Sizes["full"].Blobs
+	atSize := ""
+	if !full {
+		// A smaller run still shows the trend, but the target is set at full size.
+		atSize = fmt.Sprintf(" at size %s, not full", r.Config.Size.Name)
+	}
+	fs, s3 := r.backend("filesystem"), r.backend("s3")
+	var out []Target
+
+	t := Target{
+		N:    1,
+		What: "check, filesystem: ours / find",
+		Goal: fmt.Sprintf("≤ %.2fx at full size", targetFindRatio),
+	}
+	if fs != nil && fs.Find != nil {
+		ratios := roundRatios(fs.Prune.Walls, fs.Find.Walls)
+		t.Measured = formatRatios(ratios, 2) + atSize
+		t.Status = met(median(ratios) <= targetFindRatio)
+	} else {
+		t.How = "-backends=filesystem"
+	}
+	out = append(out, t)
+
+	t = Target{
+		N:    2,
+		What: "memory: peak RSS of -prune=check",
+		Goal: fmt.Sprintf("≤ %s at full size, no GOMEMLIMIT", mib(targetPeakRSS)),
+	}
+	var peak int64
+	var peaks []string
+	for _, b := range r.Backends {
+		peak = max(peak, b.Prune.PeakRSS)
+		peaks = append(peaks, fmt.Sprintf("%s (%s)", mib(b.Prune.PeakRSS), b.Backend))
+	}
+	switch {
+	case len(r.Backends) == 0:
+		t.How = "-backends=filesystem,s3"
+	case r.GoMemLimit != "":
+		t.Measured = strings.Join(peaks, ", ")
+		t.How = fmt.Sprintf("unset GOMEMLIMIT (this run: GOMEMLIMIT=%s)", r.GoMemLimit)
+	default:
+		t.Measured = strings.Join(peaks, ", ") + atSize
+		t.Status = met(peak <= targetPeakRSS)
+	}
+	out = append(out, t)
+
+	t = Target{
+		N:    2,
+		What: "memory: RSS per referenced digest",
+		Goal: "≤ 40 B per referenced digest beyond a fixed base",
+		// One size gives one point: the growth per digest is the slope between two.
+		How: "the slope between two sizes: compare this line at -size=small and -size=full",
+	}
+	if peak > 0 && ds.ReferencedBlobs > 0 {
+		t.Measured = fmt.Sprintf(
+			"%.0f B per digest (%s / %d referenced digests, base included)",
+			float64(peak)/float64(ds.ReferencedBlobs),
+			mib(peak),
+			ds.ReferencedBlobs,
+		)
+	}
+	out = append(out, t)
+
+	out = append(out, Target{
+		N:    2,
+		What: "memory at mid size against a sequential unpaged pruner",
+		Goal: "no more than the unpaged pruner's peak RSS",
+		How:  "no bench runs such a pruner yet",
+	}, Target{
+		N:    3,
+		What: "delete, filesystem: -prune=delete / xargs rm of the same files and link directories",
+		Goal: "≤ 1.3x at full size, CPU per deleted object reported",
+		How:  "no bench runs -prune=delete yet (both on copies of one tree)",
+	})
+
+	t = Target{
+		N:    4,
+		What: "S3 requests",
+		Goal: fmt.Sprintf("≤ %.1f × (⌈objects/1000⌉ + ⌈deletions/1000⌉)", targetS3Requests),
+	}
+	if s3 != nil {
+		// A check deletes nothing: the bound is its listing's.
+		bound := targetS3Requests * float64(ceilDiv(ds.Objects, 1000))
+		got := s3.Prune.Storage.Total()
+		t.Measured = fmt.Sprintf(
+			"%d (%s) for the check, bound %.1f for %d objects and no deletions; a delete run is not measured",
+			got,
+			s3.Prune.Storage,
+			bound,
+			ds.Objects,
+		)
+		t.Status = met(float64(got) <= bound)
+	} else {
+		t.How = "-backends=s3"
+	}
+	out = append(out, t)
+
+	out = append(out, Target{
+		N:    5,
+		What: "S3 at cloud latency (20 ms per request): check time with / without the latency",
+		Goal: "≤ 2x at full size, requests within target 4",
+		How:  "no latency proxy in the bench yet",
+	})
+
+	t = Target{
+		N:    6,
+		What: "a million blobs (and 100k repositories): time, RSS, requests, recorded in the README",
+		Goal: "a run recorded; the cost model for 100M objects in DESIGN.md (not checked here)",
+	}
+	if ds.StoredBlobs >= targetMillionBlobs && len(r.Backends) > 0 {
+		var parts []string
+		for _, b := range r.Backends {
+			p := fmt.Sprintf("%s: check %s, peak RSS %s", b.Backend, secs(b.Prune.Wall), mib(b.Prune.PeakRSS))
+			if b.Prune.Storage != nil {
+				p += fmt.Sprintf(", %d requests", b.Prune.Storage.Total())
+			}
+			parts = append(parts, p)
+		}
+		t.Measured = strings.Join(parts, "; ")
+		t.Status = Reported
+	} else {
+		t.How = "-blobs=1000000 -repositories=100000"
+	}
+	out = append(out, t)
+
+	out = append(out, Target{
+		N:    7,
+		What: "make demo from a fresh clone with empty Go caches",
+		Goal: "≤ 6 minutes",
+		How:  "time make demo in a fresh clone, GOCACHE and GOMODCACHE pointing at empty directories",
+	})
+	return out
+}
+
+func (r *Result) backend(name string) *BackendResult {
+	for i := range r.Backends {
+		if r.Backends[i].Backend == name {
+			return &r.Backends[i]
+		}
+	}
+	return nil
+}
+
+// writeTargets writes the targets as a Markdown table.
+func writeTargets(w io.Writer, targets []Target) {
+	fmt.Fprintln(w, "| # | target | goal | measured | met |")
+	fmt.Fprintln(w, "| --- | --- | --- | --- | --- |")
+	for _, t := range targets {
+		status := t.Status.String()
+		switch t.Status {
+		case NotMeasured:
+			status += ": " + t.How
+		case Missed:
+			status = "**no**"
+		}
+		measured := t.Measured
+		if measured == "" {
+			measured = "-"
+		}
+		fmt.Fprintf(w, "| %d | %s | %s | %s | %s |\n", t.N, t.What, t.Goal, measured, status)
+	}
+}
