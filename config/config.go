@@ -48,7 +48,7 @@ type Config struct {
 	// name will make it effective (issue 11, item 2), and this removal must then go.
 	OpenShiftAuth bool
 	// Warnings are lines for the server to log: keys given that are accepted but not in
-	// effect yet, and unknown keys of the openshift section.
+	// effect yet, unknown keys of the openshift section, a server address from an older name.
 	Warnings []string
 	// Path is the file it came from.
 	Path string
@@ -121,6 +121,7 @@ func Parse(path string, content []byte) (*Config, error) {
 	if len(unknown) > 0 {
 		cfg.Warnings = append(cfg.Warnings, UnknownKeysWarning+strings.Join(unknown, ", "))
 	}
+	cfg.Warnings = append(cfg.Warnings, legacyAddress(openshift, src)...)
 	return cfg, nil
 }
 

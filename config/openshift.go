@@ -173,9 +173,11 @@ var serverAddrEnvs = []string{
 // domainRegexp is what a registry host[:port] looks like in an image reference.
 var domainRegexp = regexp.MustCompile(`^` + reference.DomainRegexp.String() + `$`)
 
-// sources records where each key of the openshift section was given: the file, a variable,
+// sources records where each key of the openshift section was given: fromFile, a variable,
 // or a legacy name. Keys are dotted paths inside the section ("quota.enabled").
 type sources map[string]string
+
+const fromFile = "the file"
 
 // given tells whether key, or a section holding it, was given.
 func (s sources) given(key string) bool {
@@ -287,7 +289,7 @@ func givenKeys(content []byte) (sources, []string, error) {
 				continue
 			}
 			// A key, or a section given empty (which then holds each of its keys, unset).
-			src[key] = "the file"
+			src[key] = fromFile
 			if _, ok := known[key]; !ok {
 				unknown = append(unknown, "openshift."+key)
 			}
@@ -479,6 +481,17 @@ func (o *OpenShift) validate() error {
 	return nil
 }
 
+// legacyAddress is a warning line when the server address came from an older name, which wins
+// over openshift.server.addr and its variable: an administrator who set those would wonder.
+func legacyAddress(o OpenShift, src sources) []string {
+	from := src["server.addr"]
+	if from == "" || from == fromFile || strings.HasPrefix(from, openShiftEnvPrefix) {
+		return nil
+	}
+	return []string{fmt.Sprintf("openshift.server.addr is %s, from %s: an older name, which wins over "+
+		"openshift.server.addr and REGISTRY_OPENSHIFT_SERVER_ADDR as in OpenShift's registry", o.Server.Addr, from)}
+}
+
 // notInEffect names the keys given that ask for what this registry does not do yet, each with
 // its value (secrets without), for the warning; authOpenShift says auth.openshift was given.
 func notInEffect(o OpenShift, src sources, authOpenShift bool) []string {
@@ -494,11 +507,15 @@ func notInEffect(o OpenShift, src sources, authOpenShift bool) []string {
 		if !when {
 			return
 		}
-		if value == nil {
-			out = append(out, "openshift."+key)
-			return
+		named := "openshift." + key
+		if value != nil {
+			named += fmt.Sprintf("=%v", value)
 		}
-		out = append(out, fmt.Sprintf("openshift.%s=%v", key, value))
+		// A key given under an older name is named under both.
+		if from := src[key]; from != "" && from != fromFile && !strings.HasPrefix(from, openShiftEnvPrefix) {
+			named += " (from " + from + ")"
+		}
+		out = append(out, named)
 	}
 	add("auth.realm", o.Auth.Realm, o.Auth.Realm != "" && src.given("auth.realm"))
 	add("auth.tokenrealm", o.Auth.TokenRealm, o.Auth.TokenRealm != "")

@@ -304,6 +304,8 @@ func TestServerAddrOrder(t *testing.T) {
 		env  map[string]string
 		file string
 		want string
+		// legacy: the address comes from an older name, and a warning says which.
+		legacy string
 	}{
 		{name: "file", want: "from-config.example.com"},
 		{name: "no address anywhere", file: base, want: ""},
@@ -317,8 +319,9 @@ func TestServerAddrOrder(t *testing.T) {
 			env: map[string]string{
 				"DOCKER_REGISTRY_SERVICE_HOST": "172.30.1.1", "DOCKER_REGISTRY_SERVICE_PORT": "5000",
 			},
-			file: base,
-			want: "172.30.1.1:5000",
+			file:   base,
+			want:   "172.30.1.1:5000",
+			legacy: "DOCKER_REGISTRY_SERVICE_HOST:DOCKER_REGISTRY_SERVICE_PORT",
 		},
 		{
 			name: "service variables lose to the file",
@@ -331,7 +334,8 @@ func TestServerAddrOrder(t *testing.T) {
 			name: "middleware option",
 			file: base + "middleware:\n  repository:\n    - name: openshift\n      options:\n" +
 				"        dockerregistryurl: option.example.com\nopenshift:\n  server:\n    addr: from-config.example.com\n",
-			want: "option.example.com",
+			want:   "option.example.com",
+			legacy: "middleware option dockerregistryurl",
 		},
 		{
 			name: "legacy variables beat the new one",
@@ -339,7 +343,8 @@ func TestServerAddrOrder(t *testing.T) {
 				"REGISTRY_OPENSHIFT_SERVER_ADDR":                             "env.example.com",
 				"REGISTRY_MIDDLEWARE_REPOSITORY_OPENSHIFT_DOCKERREGISTRYURL": "mw.example.com",
 			},
-			want: "mw.example.com",
+			want:   "mw.example.com",
+			legacy: "REGISTRY_MIDDLEWARE_REPOSITORY_OPENSHIFT_DOCKERREGISTRYURL",
 		},
 		{
 			name: "DOCKER_REGISTRY_URL",
@@ -347,14 +352,16 @@ func TestServerAddrOrder(t *testing.T) {
 				"REGISTRY_MIDDLEWARE_REPOSITORY_OPENSHIFT_DOCKERREGISTRYURL": "mw.example.com",
 				"DOCKER_REGISTRY_URL": "url.example.com",
 			},
-			want: "url.example.com",
+			want:   "url.example.com",
+			legacy: "DOCKER_REGISTRY_URL",
 		},
 		{
 			name: "OPENSHIFT_DEFAULT_REGISTRY",
 			env: map[string]string{
 				"DOCKER_REGISTRY_URL": "url.example.com", "OPENSHIFT_DEFAULT_REGISTRY": "default.example.com",
 			},
-			want: "default.example.com",
+			want:   "default.example.com",
+			legacy: "OPENSHIFT_DEFAULT_REGISTRY",
 		},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -374,6 +381,11 @@ func TestServerAddrOrder(t *testing.T) {
 			}
 			if strings.Contains(log.String(), "Ignoring") {
 				t.Errorf("the parser warned:\n%s", log)
+			}
+			warned := strings.Join(cfg.Warnings, "\n")
+			if tt.legacy == "" && strings.Contains(warned, "older name") ||
+				tt.legacy != "" && !strings.Contains(warned, "openshift.server.addr is "+tt.want+", from "+tt.legacy) {
+				t.Errorf("warnings %q", cfg.Warnings)
 			}
 		})
 	}
@@ -411,8 +423,14 @@ middleware:
 		o.Quota.CacheTTL != 5*time.Minute || o.Cache.BlobRepositoryTTL != 6*time.Minute {
 		t.Errorf("middleware options not used: %+v", o)
 	}
-	if !strings.Contains(strings.Join(cfg.Warnings, ""), "openshift.quota.enabled=true") {
-		t.Errorf("warnings %q", cfg.Warnings)
+	for _, named := range []string{
+		"openshift.quota.enabled=true (from middleware option enforcequota)",
+		"openshift.audit.enabled=true (from auth.openshift.audit.enabled)",
+		"openshift.auth.tokenrealm=https://legacy.example.com (from auth.openshift.tokenrealm)",
+	} {
+		if !strings.Contains(strings.Join(cfg.Warnings, ""), named) {
+			t.Errorf("warnings %q do not name %s", cfg.Warnings, named)
+		}
 	}
 
 	// The openshift section wins over the options; the legacy variables win over both.
