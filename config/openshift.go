@@ -290,7 +290,7 @@ func givenKeys(content []byte) (sources, []string, error) {
 			}
 			// A key, or a section given empty (which then holds each of its keys, unset).
 			src[key] = fromFile
-			if _, ok := known[key]; !ok {
+			if !known[key] {
 				unknown = append(unknown, "openshift."+key)
 			}
 		}
@@ -300,18 +300,16 @@ func givenKeys(content []byte) (sources, []string, error) {
 	return src, unknown, nil
 }
 
-// knownKeys adds the dotted keys of t's yaml fields to known: true for a key, false for a
-// section.
+// knownKeys adds the dotted names of t's yaml fields to known, keys and sections alike: the
+// struct is the one list of the section's keys.
 func knownKeys(t reflect.Type, prefix string, known map[string]bool) {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if f.Type.Kind() == reflect.Struct {
-			known[prefix+name] = false
-			knownKeys(f.Type, prefix+name+".", known)
-			continue
-		}
 		known[prefix+name] = true
+		if f.Type.Kind() == reflect.Struct {
+			knownKeys(f.Type, prefix+name+".", known)
+		}
 	}
 }
 
