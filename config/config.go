@@ -1,16 +1,12 @@
 // Package config loads the registry's configuration: distribution's own file format and
-// REGISTRY_* environment overrides, plus the openshift: section this registry adds.
+// REGISTRY_* environment overrides, plus the openshift: section of OpenShift's registry (see
+// OpenShift) with its REGISTRY_OPENSHIFT_* overrides and legacy names.
 //
-// The openshift: section (all keys optional):
-//
-//	openshift:
-//	  version: 1.0
-//	  kubeconfig: /etc/registry/kubeconfig   # REGISTRY_OPENSHIFT_KUBECONFIG overrides it
-//	  cache:
-//	    pollinterval: 5s   # REGISTRY_OPENSHIFT_CACHE_POLLINTERVAL overrides it
-//
-// kubeconfig names the kubeconfig file used to reach the image API when the process has no
-// KUBECONFIG environment variable; see imageapi.RESTConfig for the full order.
+// A stock OpenShift registry configuration loads unchanged. What distribution itself cannot
+// take is adapted here: auth.openshift is taken out of distribution's configuration until this
+// registry has an openshift access controller, the read-only forms the registry operator sets
+// are normalized, and logrus level names are mapped to distribution's. Keys that are accepted
+// but do nothing yet are listed in Config.Warnings.
 package config
 
 import (
@@ -30,13 +26,13 @@ const PathEnv = "REGISTRY_CONFIGURATION_PATH"
 
 // Environment variables that Parse handles itself. Distribution's parser turns the first into
 // a map its server then rejects ("readonly config key must contain additional keys") and
-// mangles the JSON form the registry operator sets; it warns that the openshift ones are
-// unrecognized; and of the log levels it accepts only four, so the others are mapped to them.
+// mangles the JSON form the registry operator sets; and of the log levels it accepts only
+// four, so the others are mapped to them. It never sees the REGISTRY_OPENSHIFT_* variables
+// (it would warn that they are unrecognized) nor the legacy REGISTRY_MIDDLEWARE_REPOSITORY_OPENSHIFT_*
+// ones (it fails on them: the middleware list has no key "openshift").
 const (
 	readOnlyEnv        = "REGISTRY_STORAGE_MAINTENANCE_READONLY"
 	readOnlyEnabledEnv = "REGISTRY_STORAGE_MAINTENANCE_READONLY_ENABLED"
-	kubeConfigEnv      = "REGISTRY_OPENSHIFT_KUBECONFIG"
-	pollIntervalEnv    = "REGISTRY_OPENSHIFT_CACHE_POLLINTERVAL"
 	logLevelEnv        = "REGISTRY_LOG_LEVEL"
 )
 
@@ -46,20 +42,16 @@ type Config struct {
 	// distribution's registry server.
 	Distribution *configuration.Configuration
 	OpenShift    OpenShift
+	// OpenShiftAuth says the configuration asked for the openshift access controller
+	// (auth.openshift). Parse removes it from Distribution, whose server would panic on an
+	// access controller nobody registered; the controller that registers itself under that
+	// name will make it effective (issue 11, item 2), and this removal must then go.
+	OpenShiftAuth bool
+	// Warnings are lines for the server to log: keys given that are accepted but not in
+	// effect yet, unknown keys of the openshift section, a server address from an older name.
+	Warnings []string
 	// Path is the file it came from.
 	Path string
-}
-
-// OpenShift is the openshift: section.
-type OpenShift struct {
-	Version    string `yaml:"version"`
-	KubeConfig string `yaml:"kubeconfig"`
-	Cache      struct {
-		// PollInterval is how often a registry with the in-memory blob descriptor cache looks
-		// for a finished prune (a duration; "0" turns it off). REGISTRY_OPENSHIFT_CACHE_POLLINTERVAL
-		// overrides it.
-		PollInterval string `yaml:"pollinterval"`
-	} `yaml:"cache"`
 }
 
 // ErrNoConfig says no configuration file was named.
@@ -92,7 +84,14 @@ func Parse(path string, content []byte) (*Config, error) {
 		return nil, fmt.Errorf("configuration %s: %w", path, err)
 	}
 	var dcfg *configuration.Configuration
-	err = withoutEnv([]string{readOnlyEnv, readOnlyEnabledEnv, kubeConfigEnv, pollIntervalEnv}, func() error {
+	hidden := []string{readOnlyEnv, readOnlyEnabledEnv}
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, openShiftEnvPrefix) || strings.HasPrefix(name, legacyEnvPrefix) {
+			hidden = append(hidden, name)
+		}
+	}
+	err = withoutEnv(hidden, func() error {
 		return withEnvValue(logLevelEnv, distributionLogLevel, func() error {
 			var perr error
 			dcfg, perr = configuration.Parse(bytes.NewReader(content))
@@ -105,21 +104,32 @@ func Parse(path string, content []byte) (*Config, error) {
 	if err := normalizeReadOnly(dcfg, readOnly, haveReadOnly); err != nil {
 		return nil, fmt.Errorf("configuration %s: %w", path, err)
 	}
-
-	var extra struct {
-		OpenShift OpenShift `yaml:"openshift"`
+	openshift, src, unknown, err := parseOpenShift(content, dcfg)
+	if err != nil {
+		return nil, fmt.Errorf("configuration %s: %w", path, err)
 	}
-	if err := yaml.Unmarshal(content, &extra); err != nil {
-		return nil, fmt.Errorf("parsing the openshift section of %s: %s", path, oneLine(err))
+	cfg := &Config{Distribution: dcfg, OpenShift: openshift, Path: path}
+	if _, ok := dcfg.Auth["openshift"]; ok {
+		// Until the openshift access controller exists (see OpenShiftAuth), and named in the
+		// warning: never let requests through as if OpenShift's rules had allowed them.
+		cfg.OpenShiftAuth = true
+		delete(dcfg.Auth, "openshift")
 	}
-	if v := os.Getenv(kubeConfigEnv); v != "" {
-		extra.OpenShift.KubeConfig = v
+	if keys := notInEffect(openshift, src, cfg.OpenShiftAuth); len(keys) > 0 {
+		cfg.Warnings = append(cfg.Warnings, NotInEffectWarning+strings.Join(keys, ", "))
 	}
-	if v := os.Getenv(pollIntervalEnv); v != "" {
-		extra.OpenShift.Cache.PollInterval = v
+	if len(unknown) > 0 {
+		cfg.Warnings = append(cfg.Warnings, UnknownKeysWarning+strings.Join(unknown, ", "))
 	}
-	return &Config{Distribution: dcfg, OpenShift: extra.OpenShift, Path: path}, nil
+	cfg.Warnings = append(cfg.Warnings, legacyAddress(openshift, src)...)
+	return cfg, nil
 }
+
+// The beginnings of the lines in Config.Warnings.
+const (
+	NotInEffectWarning = "configuration accepted, but these keys have no effect in this registry yet: "
+	UnknownKeysWarning = "unknown keys of the openshift section, ignored: "
+)
 
 // ReadOnly tells whether the storage maintenance read-only mode is on.
 func (c *Config) ReadOnly() bool {

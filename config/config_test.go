@@ -120,13 +120,13 @@ func TestOpenShiftSection(t *testing.T) {
 	if cfg.Distribution.Storage.Type() != "filesystem" {
 		t.Errorf("storage type = %q", cfg.Distribution.Storage.Type())
 	}
-	t.Setenv(kubeConfigEnv, "/other")
+	t.Setenv("REGISTRY_OPENSHIFT_KUBECONFIG", "/other")
 	cfg, err = Load(write(t, base+"openshift:\n  kubeconfig: /etc/kube.conf\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.OpenShift.KubeConfig != "/other" {
-		t.Errorf("kubeconfig with %s = %q", kubeConfigEnv, cfg.OpenShift.KubeConfig)
+		t.Errorf("kubeconfig with REGISTRY_OPENSHIFT_KUBECONFIG = %q", cfg.OpenShift.KubeConfig)
 	}
 }
 

@@ -27,8 +27,19 @@ import (
 // name OpenShift's registry configurations already use.
 const MiddlewareName = "openshift"
 
-// imageAPI is the client the middleware uses; Serve sets it before the registry starts.
-var imageAPI imageclient.ImageV1Interface
+// recorder is what the middleware records pushes with; Serve sets it before the registry starts.
+var recorder *Recorder
+
+// Recorder writes pushes into the image API: Images, and tags at the head of ImageStream tag
+// histories, in the shape OpenShift's registry gives them.
+type Recorder struct {
+	Client imageclient.ImageV1Interface
+	// ServerAddr is the registry's public host[:port] (openshift.server.addr): Images are
+	// <ServerAddr>/<namespace>/<name>@<digest> and streams <ServerAddr>/<namespace>/<name>.
+	// Empty, references name no registry host (<namespace>/<name>@<digest>) and streams get no
+	// status.dockerImageRepository, as before the address was configurable.
+	ServerAddr string
+}
 
 func init() {
 	if err := repositorymiddleware.Register(MiddlewareName, newImageStreamRepository); err != nil {
@@ -41,17 +52,17 @@ func newImageStreamRepository(
 	repo distribution.Repository,
 	_ map[string]any,
 ) (distribution.Repository, error) {
-	if imageAPI == nil {
+	if recorder == nil {
 		return nil, fmt.Errorf("the %s repository middleware has no image API client", MiddlewareName)
 	}
-	return &imageStreamRepository{Repository: repo, client: imageAPI}, nil
+	return &imageStreamRepository{Repository: repo, recorder: recorder}, nil
 }
 
 // imageStreamRepository records every manifest pushed to <namespace>/<name> as an Image, and a
 // push by tag at the head of the tag's history in the ImageStream <namespace>/<name>.
 type imageStreamRepository struct {
 	distribution.Repository
-	client imageclient.ImageV1Interface
+	recorder *Recorder
 }
 
 func (r *imageStreamRepository) Manifests(
@@ -91,30 +102,47 @@ func (m *imageStreamManifests) Put(
 	if err != nil {
 		return dgst, err
 	}
-	img, err := imageFor(name, dgst, manifest)
+	rec := m.repo.recorder
+	img, err := rec.Image(name, dgst, manifest)
 	if err != nil {
 		return "", err
 	}
-	if err := m.repo.recordImage(ctx, img); err != nil {
+	if err := rec.RecordImage(ctx, img); err != nil {
 		return "", fmt.Errorf("recording image %s in the image API: %w", dgst, err)
 	}
 	if tag != "" {
-		if err := m.repo.recordTag(ctx, name, tag, img); err != nil {
+		if err := rec.RecordTag(ctx, name, tag, img); err != nil {
 			return "", fmt.Errorf("recording %s:%s in the image API: %w", name, tag, err)
 		}
 	}
 	return dgst, nil
 }
 
-// imageFor builds the Image object of a pushed manifest.
-func imageFor(repo string, dgst digest.Digest, manifest distribution.Manifest) (*imagev1.Image, error) {
+// repository is how references name repo: <ServerAddr>/<repo>, or repo alone without an address.
+func (r *Recorder) repository(repo string) string {
+	if r.ServerAddr == "" {
+		return repo
+	}
+	return r.ServerAddr + "/" + repo
+}
+
+// Image builds the Image object of a manifest pushed to repo, as OpenShift's registry does:
+// managed, its manifest stored, its layers in ascending order, with the metadata tools read
+// (the config digest as Id, and the image's Size). -restore=recover builds the same.
+func (r *Recorder) Image(repo string, dgst digest.Digest, manifest distribution.Manifest) (*imagev1.Image, error) {
 	mediaType, payload, err := manifest.Payload()
 	if err != nil {
 		return nil, err
 	}
 	img := &imagev1.Image{
-		ObjectMeta:                   metav1.ObjectMeta{Name: dgst.String()},
-		DockerImageReference:         repo + "@" + dgst.String(),
+		ObjectMeta: metav1.ObjectMeta{
+			Name: dgst.String(),
+			Annotations: map[string]string{
+				imagev1.ManagedByOpenShiftAnnotation:      "true",
+				imagev1.ImageManifestBlobStoredAnnotation: "true",
+			},
+		},
+		DockerImageReference:         r.repository(repo) + "@" + dgst.String(),
 		DockerImageManifestMediaType: mediaType,
 		DockerImageManifest:          string(payload),
 	}
@@ -150,12 +178,15 @@ func imageFor(repo string, dgst digest.Digest, manifest distribution.Manifest) (
 		)
 	}
 	if config.Digest != "" {
+		// Without the annotation, OpenShift's tools take a schema 2 Image's layers for the
+		// descending order of Images recorded long ago, and reverse them.
+		img.Annotations[imagev1.DockerImageLayersOrderAnnotation] = imagev1.DockerImageLayersOrderAscending
 		meta, _ := json.Marshal(
 			map[string]any{
 				"kind":       "DockerImage",
 				"apiVersion": "1.0",
 				"Id":         config.Digest.String(),
-				"Size":       config.Size,
+				"Size":       imageSize(config, layers),
 			},
 		)
 		img.DockerImageMetadata = runtime.RawExtension{Raw: meta}
@@ -164,17 +195,34 @@ func imageFor(repo string, dgst digest.Digest, manifest distribution.Manifest) (
 	return img, nil
 }
 
-func (r *imageStreamRepository) recordImage(ctx context.Context, img *imagev1.Image) error {
-	_, err := r.client.Images().Create(ctx, img, metav1.CreateOptions{})
+// imageSize is an image's size as OpenShift computes it (and quotas and size-based pruning
+// read it): the config blob, plus each distinct layer once; a layer that is the config blob
+// counts once too. The manifest itself does not count.
+func imageSize(config v1.Descriptor, layers []v1.Descriptor) int64 {
+	size := config.Size
+	seen := map[digest.Digest]bool{config.Digest: true}
+	for _, l := range layers {
+		if !seen[l.Digest] {
+			seen[l.Digest] = true
+			size += l.Size
+		}
+	}
+	return size
+}
+
+// RecordImage creates img in the image API; an Image that exists already is left as it is.
+func (r *Recorder) RecordImage(ctx context.Context, img *imagev1.Image) error {
+	_, err := r.Client.Images().Create(ctx, img, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
 		return nil
 	}
 	return err
 }
 
-// recordTag puts the image at the head of the tag's history, creating the stream if needed and
-// retrying when another push updated it meanwhile.
-func (r *imageStreamRepository) recordTag(ctx context.Context, repo, tag string, img *imagev1.Image) error {
+// RecordTag puts img at the head of the history of repo's tag, creating the stream if needed
+// and retrying when another push updated it meanwhile. The stream's
+// status.dockerImageRepository is set to this registry's on the way.
+func (r *Recorder) RecordTag(ctx context.Context, repo, tag string, img *imagev1.Image) error {
 	namespace, name, err := splitRepository(repo)
 	if err != nil {
 		return err
@@ -184,11 +232,17 @@ func (r *imageStreamRepository) recordTag(ctx context.Context, repo, tag string,
 		DockerImageReference: img.DockerImageReference,
 		Image:                img.Name,
 	}
-	streams := r.client.ImageStreams(namespace)
+	streams := r.Client.ImageStreams(namespace)
+	// Only with an address: a repository without a host would name one on Docker Hub.
+	dockerImageRepository := ""
+	if r.ServerAddr != "" {
+		dockerImageRepository = r.repository(repo)
+	}
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		is, err := streams.Get(ctx, name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			is = &imagev1.ImageStream{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}
+			is.Status.DockerImageRepository = dockerImageRepository
 			is.Status.Tags = []imagev1.NamedTagEventList{{Tag: tag, Items: []imagev1.TagEvent{event}}}
 			_, err = streams.Create(ctx, is, metav1.CreateOptions{})
 			if apierrors.IsAlreadyExists(err) {
@@ -199,7 +253,12 @@ func (r *imageStreamRepository) recordTag(ctx context.Context, repo, tag string,
 		if err != nil {
 			return err
 		}
-		if !prependTagEvent(is, tag, event) {
+		changed := prependTagEvent(is, tag, event)
+		if dockerImageRepository != "" && is.Status.DockerImageRepository != dockerImageRepository {
+			is.Status.DockerImageRepository = dockerImageRepository
+			changed = true
+		}
+		if !changed {
 			return nil
 		}
 		_, err = streams.UpdateStatus(ctx, is, metav1.UpdateOptions{})

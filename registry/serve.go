@@ -5,6 +5,7 @@ package registry
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/distribution/distribution/v3"
 	"github.com/distribution/distribution/v3/configuration"
@@ -57,15 +58,23 @@ func Serve(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("creating the image API client: %w", err)
 	}
-	imageAPI = client
+	recorder = &Recorder{Client: client, ServerAddr: cfg.OpenShift.Server.Addr}
 	ensureRepositoryMiddleware(cfg.Distribution)
 	if err := setupInMemoryCache(ctx, cfg); err != nil {
 		return err
 	}
-	logrus.WithFields(logrus.Fields{"credentials": source, "server": restCfg.Host, "readonly": cfg.ReadOnly()}).
-		Info("starting the registry")
+	for _, w := range cfg.Warnings {
+		logrus.Warn(w)
+	}
+	if recorder.ServerAddr == "" {
+		logrus.Warn("openshift.server.addr is not set (nor REGISTRY_OPENSHIFT_SERVER_ADDR): the Images pushes " +
+			"create name no registry (<namespace>/<name>@<digest>) and image streams get no dockerImageRepository")
+	}
+	logrus.WithFields(logrus.Fields{
+		"credentials": source, "server": restCfg.Host, "readonly": cfg.ReadOnly(), "address": recorder.ServerAddr,
+	}).Info("starting the registry")
 
-	reg, err := distregistry.NewRegistry(ctx, cfg.Distribution)
+	reg, err := newRegistry(ctx, cfg.Distribution)
 	if err != nil {
 		return fmt.Errorf("starting the registry: %w", err)
 	}
@@ -77,6 +86,18 @@ func Serve(ctx context.Context, cfg *config.Config) error {
 	case <-ctx.Done():
 		return reg.Shutdown(context.Background())
 	}
+}
+
+// newRegistry is distribution's NewRegistry, whose app panics on much of what a configuration
+// can get wrong (an access controller or middleware nobody registered, a driver that does not
+// start): the panic comes back as an error, one line for the administrator.
+func newRegistry(ctx context.Context, dcfg *configuration.Configuration) (reg *distregistry.Registry, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			reg, err = nil, fmt.Errorf("%s", strings.Join(strings.Fields(fmt.Sprint(p)), " "))
+		}
+	}()
+	return distregistry.NewRegistry(ctx, dcfg)
 }
 
 // ensureRepositoryMiddleware adds the image-stream middleware unless the configuration names it.

@@ -22,7 +22,10 @@ import (
 type Recoverer struct {
 	Driver driver.StorageDriver
 	Client imageclient.ImageV1Interface
-	Log    logrus.FieldLogger
+	// ServerAddr is the registry's openshift.server.addr, so that recovered Images name the
+	// registry as pushed ones do.
+	ServerAddr string
+	Log        logrus.FieldLogger
 }
 
 // Result counts what Recover did.
@@ -65,19 +68,20 @@ func (r *Recoverer) Recover(ctx context.Context, w io.Writer, recs []Recovery) (
 		}
 	}
 	created := prune.NewDigestSet()
+	recorder := &registry.Recorder{Client: r.Client, ServerAddr: r.ServerAddr}
 	for _, rec := range recs {
 		m := manifests[rec.Digest]
 		if m == nil {
 			continue
 		}
-		img, err := registry.ImageFor(rec.Repository, rec.Digest, m)
+		img, err := recorder.Image(rec.Repository, rec.Digest, m)
 		if err != nil {
 			res.Failed++
 			fmt.Fprintf(w, "Cannot recover %s@%s: %v\n", rec.Repository, rec.Digest, err)
 			continue
 		}
 		if rec.CreateImage && !created.Has(rec.Digest) {
-			if err := registry.RecordImage(ctx, r.Client, img); err != nil {
+			if err := recorder.RecordImage(ctx, img); err != nil {
 				return res, fmt.Errorf("creating Image %s: %w", rec.Digest, err)
 			}
 			created.Add(rec.Digest)
@@ -88,7 +92,7 @@ func (r *Recoverer) Recover(ctx context.Context, w io.Writer, recs []Recovery) (
 		}
 		if rec.Tag && !children.Has(rec.Digest) {
 			tag := LostFoundTag(rec.Digest)
-			if err := registry.RecordTag(ctx, r.Client, rec.Repository, tag, img); err != nil {
+			if err := recorder.RecordTag(ctx, rec.Repository, tag, img); err != nil {
 				return res, fmt.Errorf("recording %s:%s: %w", rec.Repository, tag, err)
 			}
 			res.Tags++

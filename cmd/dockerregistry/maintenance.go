@@ -164,7 +164,7 @@ func runMaintenance(ctx context.Context, cfg *config.Config, opts options, stdou
 	case m.explain != "":
 		err = explainDigest(ctx, opts, api, store, log, out)
 	case m.restore != "":
-		code, err = runRestore(ctx, opts, api, store, log, out)
+		code, err = runRestore(ctx, opts, api, store, cfg.OpenShift.Server.Addr, log, out)
 	}
 	if err != nil {
 		out.Flush()
@@ -199,12 +199,14 @@ func explainDigest(
 }
 
 // runRestore checks storage against the image API and, with -restore=recover, records what
-// the API lost. It returns 0 when they agree (after the recovery), exitProblems otherwise.
+// the API lost, the Images naming the registry at addr as pushes do. It returns 0 when they
+// agree (after the recovery), exitProblems otherwise.
 func runRestore(
 	ctx context.Context,
 	opts options,
 	api *imageapi.Connection,
 	store *storage.Store,
+	addr string,
 	log logrus.FieldLogger,
 	w io.Writer,
 ) (int, error) {
@@ -223,7 +225,7 @@ func runRestore(
 		}
 		return 0, nil
 	}
-	r := &restore.Recoverer{Driver: store.Driver, Client: api.Client, Log: log}
+	r := &restore.Recoverer{Driver: store.Driver, Client: api.Client, ServerAddr: addr, Log: log}
 	res, err := r.Recover(ctx, w, recs)
 	fmt.Fprintf(w, "Recovered %d images, recorded %d lost-found tags\n", res.Images, res.Tags)
 	if res.Images > 0 || res.Tags > 0 {

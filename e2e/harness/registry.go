@@ -116,6 +116,35 @@ func StartRegistry(ctx context.Context, dir string, log io.Writer, opts Registry
 	return &Registry{Process: p, Host: host, ConfigPath: configPath}, nil
 }
 
+// StartRegistryFromFile starts the registry with the caller's configuration file, unchanged,
+// and env (KEY=value, e.g. the registry operator's variables) on top of the harness's. The
+// listening address is REGISTRY_HTTP_ADDR, set to a free loopback port, as the operator sets it
+// (to :5000). ctx bounds the start-up only; call Stop to end it.
+func StartRegistryFromFile(
+	ctx context.Context,
+	dir string,
+	log io.Writer,
+	configPath string,
+	env []string,
+) (*Registry, error) {
+	binary, err := DockerRegistryBinary()
+	if err != nil {
+		return nil, err
+	}
+	var host string
+	p, err := startOnFreePorts(1, func(ports []int) (*Process, error) {
+		host = "127.0.0.1:" + strconv.Itoa(ports[0])
+		full := append(append(isolatedEnv(), env...), "REGISTRY_HTTP_ADDR="+host)
+		return startProcessEnv(dir, "registry", log, full, binary, configPath)
+	}, func(p *Process) error {
+		return p.waitReady(ctx, "http://"+host+"/v2/", "")
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Registry{Process: p, Host: host, ConfigPath: configPath}, nil
+}
+
 // PruneResult is what one run of dockerregistry -prune=... printed.
 type PruneResult struct {
 	Stdout, Stderr string
