@@ -103,6 +103,21 @@ func StartDelegatedImageAPIT(t testing.TB) (*KubeAPIServer, *ImageAPIServer) {
 	return kube, img
 }
 
+// StartClusterT starts a Cluster (etcd, kube-apiserver, the image API aggregated behind
+// it) in a fresh t.TempDir and stops it in t.Cleanup, printing the end of each log if the
+// test failed.
+func StartClusterT(t testing.TB) *Cluster {
+	t.Helper()
+	RequireKubeBinaries(t)
+	etcd := StartEtcdT(t)
+	c := &Cluster{Etcd: etcd, KubeAPIServer: StartKubeAPIServerT(t, etcd, KubeAPIServerOptions{})}
+	c.ImageAPI = StartImageAPIServerT(t, etcd, c.imageAPIOptions(ClusterOptions{}))
+	if err := RegisterImageAPI(context.Background(), c.KubeAPIServer, c.ImageAPI); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func cleanupProcess(t testing.TB, p *Process) {
 	t.Cleanup(func() {
 		err := p.Stop()
