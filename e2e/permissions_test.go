@@ -75,7 +75,8 @@ func TestPermissions(t *testing.T) {
 		if err := cluster.CreateImagePrunerRole(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if err := cluster.BindImagePruner(ctx, harness.KubeServiceAccount("openshift-image-registry", "registry")); err != nil {
+		registry := harness.KubeServiceAccount("openshift-image-registry", "registry")
+		if err := cluster.BindImagePruner(ctx, registry); err != nil {
 			t.Fatal(err)
 		}
 		token, err := cluster.CreateServiceAccountToken(ctx, "openshift-image-registry", "registry")

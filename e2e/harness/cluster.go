@@ -205,9 +205,18 @@ func RegisterImageAPI(ctx context.Context, kube *KubeAPIServer, img *ImageAPISer
 			"versionPriority":      int64(15),
 		},
 	}}
-	_, err = dyn.Resource(apiServicesResource).Create(ctx, apiService, metav1.CreateOptions{})
+	apiServices := dyn.Resource(apiServicesResource)
+	_, err = apiServices.Create(ctx, apiService, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		// Registered before, e.g. for an image API server since restarted on another port.
+		var have *unstructured.Unstructured
+		if have, err = apiServices.Get(ctx, ImageAPIService, metav1.GetOptions{}); err == nil {
+			have.Object["spec"] = apiService.Object["spec"]
+			_, err = apiServices.Update(ctx, have, metav1.UpdateOptions{})
+		}
+	}
 	if err != nil {
-		return fmt.Errorf("creating APIService %s: %w", ImageAPIService, err)
+		return fmt.Errorf("registering APIService %s: %w", ImageAPIService, err)
 	}
 	return waitForAggregatedAPI(ctx, client, dyn)
 }
