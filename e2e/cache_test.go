@@ -52,7 +52,7 @@ func (e *env) startRegistryWith(s cacheSetup, extraEnv ...string) {
 func (e *env) startReplica(s cacheSetup, extraEnv ...string) *harness.Registry {
 	e.t.Helper()
 	reg, err := harness.StartRegistry(context.Background(), e.t.TempDir(), nil, harness.RegistryOptions{
-		Kubeconfig: e.api.Kubeconfig, Storage: s.storage, Config: s.config,
+		Kubeconfig: e.kubeconfig, Storage: s.storage, Config: s.config,
 		Env: append(append([]string(nil), s.env...), extraEnv...),
 	})
 	if err != nil {

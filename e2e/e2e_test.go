@@ -34,8 +34,12 @@ import (
 
 // env is one test's running world.
 type env struct {
-	t          *testing.T
+	t *testing.T
+	// api is the image API server itself; kubeconfig reaches the image API as the registry,
+	// the prunes and the test's images client do: the image API server's own kubeconfig
+	// (newEnv), or the kube-apiserver's in front of it (newClusterEnv).
 	api        *harness.ImageAPIServer
+	kubeconfig string
 	images     imageclient.ImageV1Interface
 	storageDir string
 	// storage and driver are set for storage other than the filesystem at storageDir (see
@@ -67,7 +71,20 @@ func requireRegistryBinary(t *testing.T) {
 // newEnvWith uses a running image API server; the registry acts with its kubeconfig.
 func newEnvWith(t *testing.T, api *harness.ImageAPIServer) *env {
 	t.Helper()
-	restCfg, err := clientcmd.BuildConfigFromFlags("", api.Kubeconfig)
+	return newEnvAt(t, api, api.Kubeconfig)
+}
+
+// newClusterEnv uses a running cluster: the registry, the prunes and the test reach the image
+// API through the kube-apiserver with its admin kubeconfig, as in OpenShift.
+func newClusterEnv(t *testing.T, c *harness.Cluster) *env {
+	t.Helper()
+	requireRegistryBinary(t)
+	return newEnvAt(t, c.ImageAPI, c.Kubeconfig)
+}
+
+func newEnvAt(t *testing.T, api *harness.ImageAPIServer, kubeconfig string) *env {
+	t.Helper()
+	restCfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +92,7 @@ func newEnvWith(t *testing.T, api *harness.ImageAPIServer) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, api: api, images: client, storageDir: t.TempDir()}
+	return &env{t: t, api: api, kubeconfig: kubeconfig, images: client, storageDir: t.TempDir()}
 }
 
 // startRegistry (re)starts the registry over the shared storage, with extra environment
@@ -84,7 +101,7 @@ func (e *env) startRegistry(extraEnv ...string) {
 	e.t.Helper()
 	e.stopRegistry()
 	reg, err := harness.StartRegistry(context.Background(), e.t.TempDir(), nil, harness.RegistryOptions{
-		Kubeconfig: e.api.Kubeconfig, StorageDir: e.storageDir, Storage: e.storage, Env: extraEnv,
+		Kubeconfig: e.kubeconfig, StorageDir: e.storageDir, Storage: e.storage, Env: extraEnv,
 	})
 	if err != nil {
 		e.t.Fatal(err)

@@ -11,16 +11,17 @@ import (
 	"github.com/hardprune/image-registry/e2e/harness"
 )
 
-// TestPermissions runs the prune under real authentication and RBAC: a kube-apiserver decides,
-// and the image API server delegates to it, as OpenShift's does.
+// TestPermissions runs the prune under real authentication and RBAC, as in OpenShift: the
+// registry and the prune reach the image API through the kube-apiserver, which serves it by
+// aggregation; both the kube-apiserver and the image API server behind it ask RBAC.
 func TestPermissions(t *testing.T) {
 	requireRegistryBinary(t)
-	kube, api := harness.StartDelegatedImageAPIT(t)
+	cluster := harness.StartClusterT(t)
 	ctx := context.Background()
-	if err := kube.CreateNamespace(ctx, "ns"); err != nil {
+	if err := cluster.CreateNamespace(ctx, "ns"); err != nil {
 		t.Fatal(err)
 	}
-	e := newEnvWith(t, api)
+	e := newClusterEnv(t, cluster)
 	e.startRegistry()
 	e.mustPush("ns/app:latest", image(t, "kept", "base", "kept-only"))
 	gone := e.mustPush("ns/gone:latest", image(t, "gone", "base", "gone-only"))
@@ -33,14 +34,14 @@ func TestPermissions(t *testing.T) {
 
 	kubeconfig := func(token string) []string {
 		p := filepath.Join(t.TempDir(), "kubeconfig")
-		if err := api.KubeconfigFor(p, token); err != nil {
+		if err := cluster.KubeconfigFor(p, token); err != nil {
 			t.Fatal(err)
 		}
 		return []string{"REGISTRY_OPENSHIFT_KUBECONFIG=" + p}
 	}
 
 	t.Run("identity without list rights", func(t *testing.T) {
-		res := e.prune(kubeconfig(kube.Tokens[harness.KubeNobodyUser]), "-prune=delete", noGrace)
+		res := e.prune(kubeconfig(cluster.Tokens[harness.KubeNobodyUser]), "-prune=delete", noGrace)
 		if res.ExitCode != 1 || res.Stdout != "" {
 			t.Errorf("exit %d, stdout %q", res.ExitCode, res.Stdout)
 		}
@@ -71,13 +72,14 @@ func TestPermissions(t *testing.T) {
 
 	t.Run("registry service account granted system:image-pruner", func(t *testing.T) {
 		// Step 4 of the procedure: grant the registry's service account the pruner role.
-		if err := kube.CreateImagePrunerRole(ctx); err != nil {
+		if err := cluster.CreateImagePrunerRole(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if err := kube.BindImagePruner(ctx, harness.KubeServiceAccount("openshift-image-registry", "registry")); err != nil {
+		registry := harness.KubeServiceAccount("openshift-image-registry", "registry")
+		if err := cluster.BindImagePruner(ctx, registry); err != nil {
 			t.Fatal(err)
 		}
-		token, err := kube.CreateServiceAccountToken(ctx, "openshift-image-registry", "registry")
+		token, err := cluster.CreateServiceAccountToken(ctx, "openshift-image-registry", "registry")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,11 +2,13 @@ package harness
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -30,6 +32,11 @@ type ImageAPIServerOptions struct {
 	AuthArgs []string
 	// ExtraArgs are appended to the command line (e.g. -v=4).
 	ExtraArgs []string
+	// ServingDNSNames are names the serving certificate is valid for besides localhost,
+	// 127.0.0.1 and ::1: the aggregator checks it against <service>.<namespace>.svc. When
+	// set, the harness issues the certificate from a CA of its own (CAFile); otherwise the
+	// server makes a self-signed one.
+	ServingDNSNames []string
 }
 
 // ImageAPIServer is a running imageapiserver.
@@ -66,6 +73,14 @@ func StartImageAPIServer(
 		opts.Token = DefaultToken
 	}
 	certDir := filepath.Join(dir, "imageapiserver-certs")
+	// Written by the server on first start, or below.
+	caFile := filepath.Join(certDir, "apiserver.crt")
+	var certArgs []string
+	if len(opts.ServingDNSNames) > 0 {
+		if caFile, certArgs, err = writeServingCert(certDir, opts.ServingDNSNames); err != nil {
+			return nil, fmt.Errorf("imageapiserver: %w", err)
+		}
+	}
 	authArgs := opts.AuthArgs
 	if authArgs == nil {
 		authArgs = []string{"--insecure-allow-all"}
@@ -81,7 +96,7 @@ func StartImageAPIServer(
 			// (for localhost, 127.0.0.1 and ::1) here on first start.
 			"--cert-dir=" + certDir,
 		}
-		args = append(append(args, authArgs...), opts.ExtraArgs...)
+		args = append(append(append(args, certArgs...), authArgs...), opts.ExtraArgs...)
 		return startProcess(dir, "imageapiserver", log, binary, args...)
 	}, func(p *Process) error {
 		if err := p.waitReady(ctx, url+"/readyz", ""); err != nil {
@@ -92,13 +107,37 @@ func StartImageAPIServer(
 	if err != nil {
 		return nil, err
 	}
-	s := &ImageAPIServer{Process: p, URL: url, CAFile: filepath.Join(certDir, "apiserver.crt"), Token: opts.Token,
+	s := &ImageAPIServer{Process: p, URL: url, CAFile: caFile, Token: opts.Token,
 		Kubeconfig: filepath.Join(dir, "kubeconfig")}
 	if err := writeKubeconfig(s.Kubeconfig, s.URL, s.CAFile, s.Token); err != nil {
 		_ = p.Stop()
 		return nil, err
 	}
 	return s, nil
+}
+
+// writeServingCert issues a serving certificate for localhost, the loopback addresses and
+// dnsNames from a new CA, writes both into certDir, and returns the CA's file and the flags
+// that make the server use the certificate.
+func writeServingCert(certDir string, dnsNames []string) (caFile string, args []string, err error) {
+	if err := os.MkdirAll(certDir, 0o700); err != nil {
+		return "", nil, err
+	}
+	ca, err := newCertAuthority("e2e-imageapiserver-ca")
+	if err != nil {
+		return "", nil, err
+	}
+	caFile = filepath.Join(certDir, "ca.crt")
+	if err := os.WriteFile(caFile, ca.pem, 0o644); err != nil {
+		return "", nil, err
+	}
+	certFile, keyFile := filepath.Join(certDir, "serving.crt"), filepath.Join(certDir, "serving.key")
+	err = ca.writeIssued(certFile, keyFile, "imageapiserver", x509.ExtKeyUsageServerAuth,
+		append([]string{"localhost"}, dnsNames...), []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback})
+	if err != nil {
+		return "", nil, err
+	}
+	return caFile, []string{"--tls-cert-file=" + certFile, "--tls-private-key-file=" + keyFile}, nil
 }
 
 // writeKubeconfig writes a kubeconfig (as JSON, which is valid YAML and

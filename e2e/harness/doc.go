@@ -4,6 +4,21 @@
 // authentication and RBAC (see e2e/tools/build.sh), and the registry binary
 // itself, serving or pruning.
 //
+// Two ways to serve the image API:
+//   - StartImageAPIServer alone (StartImageAPIT in tests): insecure, everyone
+//     is a cluster admin, no kube-apiserver; starts in about a second and a
+//     half. Most tests use it.
+//   - StartCluster (StartClusterT): the proving ground, as OpenShift serves
+//     it. The kube-apiserver serves image.openshift.io/v1 through API
+//     aggregation (APIService v1.image.openshift.io, an ExternalName service
+//     naming the image API server's loopback address, since Endpoints and
+//     EndpointSlices refuse loopback addresses); the image API server trusts
+//     the aggregator's front-proxy certificate and asks the kube-apiserver
+//     (TokenReview, SubjectAccessReview) who a request is and what it may do.
+//     One URL, one kubeconfig and one token reach pods, RBAC, access reviews,
+//     Images and ImageStreams. It starts in about five seconds (the
+//     kube-apiserver's own start-up); make demo and the RBAC tests use it.
+//
 // The Start functions take a context (which bounds the start-up only), a
 // directory for data and logs, and return a handle whose Stop kills the
 // process group and waits. They work from any program; the ...T wrappers in
@@ -11,5 +26,6 @@
 // failure).
 //
 // Binaries: E2E_BIN_DIR (default <repo root>/_output/bin) holds
-// imageapiserver; etcd is E2E_ETCD, else <bin dir>/etcd, else etcd on PATH.
+// imageapiserver and kube-apiserver; etcd is E2E_ETCD, else <bin dir>/etcd,
+// else etcd on PATH.
 package harness

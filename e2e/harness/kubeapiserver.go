@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -74,7 +76,15 @@ type KubeAPIServer struct {
 	// Tokens maps the users of the token file (KubeAdminUser, KubePrunerUser,
 	// KubeNobodyUser) to their bearer tokens.
 	Tokens map[string]string
+	// FrontProxyCAFile is the CA of the client certificate the aggregator presents when it
+	// proxies a request to an aggregated API server (--requestheader-client-ca-file). That
+	// server learns it from the extension-apiserver-authentication ConfigMap in kube-system.
+	FrontProxyCAFile string
 }
+
+// FrontProxyClientName is the common name of the aggregator's client certificate, the one
+// name --requestheader-allowed-names lets set the identity headers (as kubeadm names it).
+const FrontProxyClientName = "front-proxy-client"
 
 // KubeAPIServerBinary returns the path of the built kube-apiserver.
 func KubeAPIServerBinary() (string, error) {
@@ -140,6 +150,10 @@ func StartKubeAPIServer(
 	if err := os.WriteFile(tokenFile, []byte(tokenCSV), 0o600); err != nil {
 		return nil, err
 	}
+	frontProxy, err := writeFrontProxyPKI(confDir)
+	if err != nil {
+		return nil, fmt.Errorf("kube-apiserver: %w", err)
+	}
 
 	var url string
 	p, err := startOnFreePorts(1, func(ports []int) (*Process, error) {
@@ -163,6 +177,7 @@ func StartKubeAPIServer(
 			// endpoint validation rejects; nothing here needs them.
 			"--endpoint-reconciler-type=none",
 		}
+		args = append(args, frontProxy.args()...)
 		args = append(args, opts.ExtraArgs...)
 		return startProcess(dir, "kube-apiserver", log, binary, args...)
 	}, func(p *Process) error {
@@ -178,28 +193,75 @@ func StartKubeAPIServer(
 	}
 	s := &KubeAPIServer{Process: p, URL: url, CAFile: filepath.Join(certDir, "apiserver.crt"),
 		AdminToken: tokens[KubeAdminUser], Tokens: tokens,
-		Kubeconfig: filepath.Join(confDir, "admin.kubeconfig")}
-	if err := writeKubeKubeconfig(s.Kubeconfig, s.URL, s.CAFile, s.AdminToken); err != nil {
+		Kubeconfig:       filepath.Join(confDir, "admin.kubeconfig"),
+		FrontProxyCAFile: frontProxy.caFile}
+	if err := writeKubeKubeconfig(s.Kubeconfig, s.URL, s.CAFile, KubeAdminUser, s.AdminToken); err != nil {
 		_ = p.Stop()
 		return nil, err
 	}
 	return s, nil
 }
 
+// frontProxyPKI is the aggregator's side of request-header authentication: the CA an
+// aggregated server trusts, and the client certificate and key kube-apiserver presents.
+type frontProxyPKI struct {
+	caFile, certFile, keyFile string
+}
+
+// writeFrontProxyPKI writes a front-proxy CA and the aggregator's client certificate into dir.
+func writeFrontProxyPKI(dir string) (*frontProxyPKI, error) {
+	ca, err := newCertAuthority("e2e-front-proxy-ca")
+	if err != nil {
+		return nil, err
+	}
+	pki := &frontProxyPKI{
+		caFile:   filepath.Join(dir, "front-proxy-ca.crt"),
+		certFile: filepath.Join(dir, "front-proxy-client.crt"),
+		keyFile:  filepath.Join(dir, "front-proxy-client.key"),
+	}
+	if err := os.WriteFile(pki.caFile, ca.pem, 0o644); err != nil {
+		return nil, err
+	}
+	if err := ca.writeIssued(pki.certFile, pki.keyFile, FrontProxyClientName, x509.ExtKeyUsageClientAuth,
+		nil, nil); err != nil {
+		return nil, err
+	}
+	return pki, nil
+}
+
+// args are kube-apiserver's aggregator flags, with the header names every cluster uses.
+func (f *frontProxyPKI) args() []string {
+	return []string{
+		"--requestheader-client-ca-file=" + f.caFile,
+		"--requestheader-allowed-names=" + FrontProxyClientName,
+		"--requestheader-username-headers=X-Remote-User",
+		"--requestheader-group-headers=X-Remote-Group",
+		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
+		"--proxy-client-cert-file=" + f.certFile,
+		"--proxy-client-key-file=" + f.keyFile,
+		// Route to an APIService's service by its cluster IP or, for an ExternalName service,
+		// its external name; aggregator routing would pick an EndpointSlice address instead,
+		// and EndpointSlice validation refuses loopback addresses, where the test servers
+		// listen. StartCluster registers the image API with an ExternalName service.
+		"--enable-aggregator-routing=false",
+	}
+}
+
 // DelegatedAuthArgs returns the imageapiserver flags (ImageAPIServerOptions.AuthArgs)
 // that delegate authentication (TokenReview) and authorization
 // (SubjectAccessReview, i.e. RBAC) to kube, and give its admission plugins
 // (NamespaceLifecycle, the admission webhooks and policies) and API priority
-// and fairness the core API, all with the admin kubeconfig. Client
-// certificates and request headers are not used (--authentication-skip-lookup),
-// and health checks need no authorization. Note that NamespaceLifecycle makes
-// creating an image stream need its namespace in kube (CreateNamespace).
+// and fairness the core API, all with the admin kubeconfig. The server also
+// reads kube's extension-apiserver-authentication ConfigMap, as every aggregated
+// API server does, so it trusts the identity headers of requests the aggregator
+// proxies (front-proxy client certificate) besides bearer tokens sent to it
+// directly. Health checks need no authorization. Note that NamespaceLifecycle
+// makes creating an image stream need its namespace in kube (CreateNamespace).
 func DelegatedAuthArgs(kube *KubeAPIServer) []string {
 	return []string{
 		"--authentication-kubeconfig=" + kube.Kubeconfig,
 		"--authorization-kubeconfig=" + kube.Kubeconfig,
 		"--kubeconfig=" + kube.Kubeconfig,
-		"--authentication-skip-lookup",
 		"--authorization-always-allow-paths=/healthz,/readyz,/livez",
 	}
 }
@@ -427,24 +489,43 @@ func writeServiceAccountKeys(keyPath, pubPath string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}), 0o600); err != nil {
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
+	if err := os.WriteFile(keyPath, keyPEM, 0o600); err != nil {
 		return err
 	}
 	return os.WriteFile(pubPath, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o644)
 }
 
+// KubeconfigFor writes a kubeconfig for kube that authenticates with token, to act as
+// another identity (a user without rights, a bad token, a service account).
+func (k *KubeAPIServer) KubeconfigFor(path, token string) error {
+	return writeKubeKubeconfig(path, k.URL, k.CAFile, "user", token)
+}
+
 // writeKubeKubeconfig writes a kubeconfig for server with the CA inlined.
-func writeKubeKubeconfig(path, server, caFile, token string) error {
+func writeKubeKubeconfig(path, server, caFile, user, token string) error {
 	ca, err := os.ReadFile(caFile)
 	if err != nil {
 		return fmt.Errorf("reading the serving CA: %w", err)
 	}
 	cfg := clientcmdapi.NewConfig()
 	cfg.Clusters["kube-apiserver"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: ca}
-	cfg.AuthInfos[KubeAdminUser] = &clientcmdapi.AuthInfo{Token: token}
-	cfg.Contexts["kube-apiserver"] = &clientcmdapi.Context{Cluster: "kube-apiserver", AuthInfo: KubeAdminUser}
+	cfg.AuthInfos[user] = &clientcmdapi.AuthInfo{Token: token}
+	cfg.Contexts["kube-apiserver"] = &clientcmdapi.Context{Cluster: "kube-apiserver", AuthInfo: user}
 	cfg.CurrentContext = "kube-apiserver"
 	return clientcmd.WriteToFile(*cfg, path)
+}
+
+// splitHostPort returns the host and port of an https://host:port URL.
+func splitHostPort(rawURL string) (host, port string, err error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "", "", err
+	}
+	if host, port, err = net.SplitHostPort(u.Host); err != nil {
+		return "", "", fmt.Errorf("URL %s: %w", rawURL, err)
+	}
+	return host, port, nil
 }
 
 // waitReadyToken is waitReady with a bearer token.

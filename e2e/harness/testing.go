@@ -86,21 +86,19 @@ func StartKubeAPIServerT(t testing.TB, etcd *Etcd, opts KubeAPIServerOptions) *K
 	return s
 }
 
-// StartDelegatedImageAPIT starts etcd, kube-apiserver and imageapiserver
-// delegating authentication and authorization to it (DelegatedAuthArgs),
-// both on the one etcd. The image API server's kubeconfig has the admin
-// token.
-func StartDelegatedImageAPIT(t testing.TB) (*KubeAPIServer, *ImageAPIServer) {
+// StartClusterT starts a Cluster (etcd, kube-apiserver, the image API aggregated behind
+// it) in a fresh t.TempDir and stops it in t.Cleanup, printing the end of each log if the
+// test failed.
+func StartClusterT(t testing.TB) *Cluster {
 	t.Helper()
 	RequireKubeBinaries(t)
 	etcd := StartEtcdT(t)
-	kube := StartKubeAPIServerT(t, etcd, KubeAPIServerOptions{})
-	img := StartImageAPIServerT(
-		t,
-		etcd,
-		ImageAPIServerOptions{Token: kube.AdminToken, AuthArgs: DelegatedAuthArgs(kube)},
-	)
-	return kube, img
+	c := &Cluster{Etcd: etcd, KubeAPIServer: StartKubeAPIServerT(t, etcd, KubeAPIServerOptions{})}
+	c.ImageAPI = StartImageAPIServerT(t, etcd, c.imageAPIOptions(ClusterOptions{}))
+	if err := RegisterImageAPI(context.Background(), c.KubeAPIServer, c.ImageAPI); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 func cleanupProcess(t testing.TB, p *Process) {
