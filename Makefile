@@ -32,7 +32,7 @@ e2e: build tools
 test: lint build tools
 	E2E_REQUIRED=1 $(GO) test -count=1 -timeout 40m ./...
 
-# The demo needs only etcd, the kube-apiserver and the image API server besides the registry.
+# The demo needs only etcd and the image API server besides the registry.
 demo: build
 	bash e2e/tools/build.sh demo
 	$(GO) run ./e2e/demo

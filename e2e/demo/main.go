@@ -1,6 +1,5 @@
 // Command demo walks through a hard-prune maintenance window on a local setup: a real etcd,
-// a real kube-apiserver serving the image API server's image.openshift.io by aggregation, as
-// OpenShift does, the registry binary, images pushed by a real client, orphans made the
+// the image API server, the registry binary, images pushed by a real client, orphans made the
 // ways they happen in clusters, then -prune=check and -prune=delete with their real output.
 // Run it with `make demo`.
 package main
@@ -54,22 +53,24 @@ func run() error {
 	}()
 	ctx := context.Background()
 
-	step("Starting etcd, a kube-apiserver and the image API server (image.openshift.io/v1) behind it, on loopback")
-	cluster, err := harness.StartCluster(ctx, mkdir(dir, "cluster"), nil, harness.ClusterOptions{})
+	step("Starting etcd and the image API server (image.openshift.io/v1) on loopback")
+	etcd, err := harness.StartEtcd(ctx, mkdir(dir, "etcd"), nil)
 	if err != nil {
 		return err
 	}
-	running = append(running, cluster)
-	fmt.Printf("    kube-apiserver at %s serves image.openshift.io/v1 through APIService %s\n",
-		cluster.URL, harness.ImageAPIService)
-	fmt.Printf("    (the image API server at %s); one kubeconfig for all: %s\n", cluster.ImageAPI.URL, cluster.Kubeconfig)
-	// Pushes create image streams, and the image API admits them only into namespaces that
-	// exist, as in a cluster where pushing into a project needs the project.
-	if err := cluster.CreateNamespace(ctx, "shop"); err != nil {
+	running = append(running, etcd)
+	api, err := harness.StartImageAPIServer(
+		ctx,
+		mkdir(dir, "api"),
+		nil,
+		harness.ImageAPIServerOptions{EtcdEndpoint: etcd.Endpoint},
+	)
+	if err != nil {
 		return err
 	}
-	fmt.Println("    created namespace shop (oc new-project shop)")
-	restCfg, err := clientcmd.BuildConfigFromFlags("", cluster.Kubeconfig)
+	running = append(running, api)
+	fmt.Printf("    image API at %s\n", api.URL)
+	restCfg, err := clientcmd.BuildConfigFromFlags("", api.Kubeconfig)
 	if err != nil {
 		return err
 	}
@@ -81,7 +82,7 @@ func run() error {
 	storageDir := mkdir(dir, "storage")
 	startRegistry := func(env ...string) (*harness.Registry, error) {
 		reg, err := harness.StartRegistry(ctx, mkdir(dir, fmt.Sprintf("registry-%d", time.Now().UnixNano())), nil,
-			harness.RegistryOptions{Kubeconfig: cluster.Kubeconfig, StorageDir: storageDir, Env: env})
+			harness.RegistryOptions{Kubeconfig: api.Kubeconfig, StorageDir: storageDir, Env: env})
 		if err == nil {
 			running = append(running, reg)
 		}

@@ -9,8 +9,7 @@
 # is not touched when etcd is already on PATH, so a second run takes seconds.
 # Needs only Go, gcc, git and apt (root, or sudo, for the etcd install).
 #
-# `build.sh demo` builds only what `make demo` runs: etcd, the image API server and the
-# kube-apiserver in front of it.
+# `build.sh demo` builds only what `make demo` runs: etcd and the image API server.
 #
 # Env: E2E_BIN_DIR overrides the output folder; E2E_FORCE_BUILD=1 rebuilds;
 # VERSITYGW_VERSION pins another versitygw release.
@@ -108,16 +107,15 @@ install_redis() {
 
 install_etcd
 build_module imageapiserver "$root/e2e/imageapiserver"
-# Upstream kube-apiserver v1.34 (nested module): the demo and the RBAC tests reach the image
-# API through it (API aggregation), as in OpenShift. Cold: ~5.5 min on 2 cores, 2.1 GB peak
-# RSS (the link).
-build_module kube-apiserver "$root/e2e/kubeapiserver"
-# `build.sh demo` stops here: the demo runs etcd, the two API servers and the registry only,
-# so a fresh machine does not install redis or build versitygw and distribution for it.
+# `build.sh demo` stops here: the demo runs etcd, the image API server and the registry only,
+# so a fresh machine does not build kube-apiserver, versitygw and distribution for it.
 if [[ ${1:-all} == demo ]]; then
 	exit 0
 fi
 install_redis
+# Upstream kube-apiserver v1.34 for the delegated authn/authz tests (nested
+# module). Cold: ~5.5 min on 2 cores, 2.1 GB peak RSS (the link).
+build_module kube-apiserver "$root/e2e/kubeapiserver"
 
 # install_versitygw: go install of the S3 server from the module proxy, cached by version
 # (a stamp file beside the binary). Cold: about two minutes on 2 cores.
