@@ -17,7 +17,7 @@
 //     (TokenReview, SubjectAccessReview) who a request is and what it may do.
 //     One URL, one kubeconfig and one token reach pods, RBAC, access reviews,
 //     Images and ImageStreams. It starts in about five seconds (the
-//     kube-apiserver's own start-up); make demo and the RBAC tests use it.
+//     kube-apiserver's own start-up); the RBAC tests use it.
 //
 // The Start functions take a context (which bounds the start-up only), a
 // directory for data and logs, and return a handle whose Stop kills the
