@@ -109,11 +109,17 @@ func (f *crashFixture) interrupt(t *testing.T, n int, sig syscall.Signal) (int, 
 	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
-	pipe, err := cmd.StderrPipe()
+	// The log lines come through a pipe of one page, so that the run cannot finish far ahead
+	// of the line the signal answers.
+	pipe, w, err := harness.SmallPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
+	defer pipe.Close()
+	cmd.Stderr = w
+	err = cmd.Start()
+	w.Close() // the child holds its own copy
+	if err != nil {
 		t.Fatal(err)
 	}
 	sc := bufio.NewScanner(pipe)
