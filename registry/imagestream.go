@@ -65,6 +65,15 @@ type imageStreamRepository struct {
 	recorder *Recorder
 }
 
+// Tags resolves, besides the tags storage holds, those of the repository's image stream.
+func (r *imageStreamRepository) Tags(ctx context.Context) distribution.TagService {
+	tags := r.Repository.Tags(ctx)
+	if streams == nil {
+		return tags
+	}
+	return &streamTags{TagService: tags, repo: r.Named().Name(), access: streams}
+}
+
 func (r *imageStreamRepository) Manifests(
 	ctx context.Context,
 	options ...distribution.ManifestServiceOption,

@@ -11,14 +11,16 @@ import (
 	"github.com/distribution/distribution/v3/configuration"
 	distregistry "github.com/distribution/distribution/v3/registry"
 	registrymiddleware "github.com/distribution/distribution/v3/registry/middleware/registry"
+	diststorage "github.com/distribution/distribution/v3/registry/storage"
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	storagemiddleware "github.com/distribution/distribution/v3/registry/storage/driver/middleware"
+	imageclient "github.com/openshift/client-go/image/clientset/versioned/typed/image/v1"
 	"github.com/sirupsen/logrus"
 
 	"github.com/hardprune/image-registry/config"
 	"github.com/hardprune/image-registry/imageapi"
-	// Registers the storage drivers an administrator's configuration may name.
-	_ "github.com/hardprune/image-registry/storage"
+	// Also registers the storage drivers an administrator's configuration may name.
+	"github.com/hardprune/image-registry/storage"
 )
 
 func init() {
@@ -60,6 +62,9 @@ func Serve(ctx context.Context, cfg *config.Config) error {
 	}
 	recorder = &Recorder{Client: client, ServerAddr: cfg.OpenShift.Server.Addr}
 	ensureRepositoryMiddleware(cfg.Distribution)
+	if err := serveWhatStreamsUse(ctx, cfg, client); err != nil {
+		return err
+	}
 	if err := setupInMemoryCache(ctx, cfg); err != nil {
 		return err
 	}
@@ -86,6 +91,17 @@ func Serve(ctx context.Context, cfg *config.Config) error {
 	case <-ctx.Done():
 		return reg.Shutdown(context.Background())
 	}
+}
+
+// serveWhatStreamsUse makes each repository serve what its image stream uses, linked or not
+// (see streamAccess). Distribution's app takes the statter's wrapper as a registry option.
+func serveWhatStreamsUse(ctx context.Context, cfg *config.Config, client imageclient.ImageV1Interface) error {
+	drv, err := storage.OpenDriver(ctx, cfg.Distribution.Storage, "to serve what image streams use")
+	if err != nil {
+		return err
+	}
+	streams = newStreamAccess(client, drv)
+	return registrymiddleware.RegisterOptions(diststorage.BlobDescriptorServiceFactory(streams))
 }
 
 // newRegistry is distribution's NewRegistry, whose app panics on much of what a configuration
