@@ -1,10 +1,12 @@
 package storage
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 
 	"github.com/aws/aws-sdk-go/aws"
@@ -41,8 +43,9 @@ func (s *Store) Remover() prune.Remover {
 	return &batchingStore{Store: s, keys: keys}
 }
 
-// batchingStore deletes the objects that are one key each (links, index entries, blobs) in
-// batches of exact keys, and the others (repositories, tags, uploads: prefixes) as Store does.
+// batchingStore deletes the objects that are one key each (links, index entries, blobs), and
+// the repositories the inventory knows key by key, in batches of exact keys; the others (tags,
+// uploads, other repositories: prefixes) as Store does.
 type batchingStore struct {
 	*Store
 	keys keyDeleter
@@ -78,6 +81,11 @@ func (b *batchingStore) DeleteBatch(ctx context.Context, objs []prune.Object) []
 		if p, ok := keyPath(o); ok {
 			paths = append(paths, p)
 			of[p] = i
+		} else if ps, ok := b.repositoryPaths(o); ok {
+			for _, p := range ps {
+				paths = append(paths, p)
+				of[p] = i
+			}
 		} else {
 			prefix = append(prefix, i)
 		}
@@ -91,10 +99,48 @@ func (b *batchingStore) DeleteBatch(ctx context.Context, objs []prune.Object) []
 		}()
 	}
 	for p, err := range b.removeKeys(ctx, paths) {
-		errs[of[p]] = err
+		if i := of[p]; errs[i] == nil {
+			errs[i] = err
+		}
 	}
 	wg.Wait()
 	return errs
+}
+
+// repositoryPaths are the keys of a repository that goes whole, as the inventory walked them:
+// its links and its tags' links. Only a repository whose every key the walk parsed, and which
+// has no unfinished upload (whose files the inventory sums up), is known so; a repository
+// with nested ones loses its own keys only, as deleteRepository does. A key written after the
+// walk would stay, where a prefix deletion would take it: on a registry kept read-only for the
+// run there is none.
+func (b *batchingStore) repositoryPaths(o prune.Object) ([]string, bool) {
+	w := b.walked.Load()
+	if o.Kind != prune.KindRepository || w == nil || w.inexact[o.Repository] {
+		return nil, false
+	}
+	i, found := slices.BinarySearchFunc(w.repos, o.Repository, func(r prune.Repository, name string) int {
+		return cmp.Compare(r.Name, name)
+	})
+	if !found || len(w.repos[i].Uploads) > 0 {
+		return nil, false
+	}
+	r := &w.repos[i]
+	var paths []string
+	for _, l := range r.Manifests {
+		paths = append(paths, ManifestRevisionLinkPath(r.Name, l.Digest))
+	}
+	for _, l := range r.Layers {
+		paths = append(paths, LayerLinkPath(r.Name, l.Digest))
+	}
+	for _, t := range r.Tags {
+		if t.State != prune.TagUnlisted {
+			paths = append(paths, TagCurrentLinkPath(r.Name, t.Name))
+		}
+		for _, d := range t.Index {
+			paths = append(paths, TagIndexEntryLinkPath(r.Name, t.Name, d))
+		}
+	}
+	return paths, len(paths) > 0
 }
 
 // removeKeys deletes paths in requests of up to prune.BatchSize keys, retrying a failed request

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/distribution/distribution/v3/configuration"
+	"github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/hardprune/image-registry/e2e/harness"
@@ -21,9 +22,10 @@ import (
 	"github.com/hardprune/image-registry/storage"
 )
 
-// TestS3DeletesInBatches: on a real S3 server (versitygw), the sweep deletes links and blobs
-// with one DeleteObjects request per prune.BatchSize keys, on the configured driver's own
-// client, and lists nothing; what the plan does not name stays.
+// TestS3DeletesInBatches: on a real S3 server (versitygw), the sweep deletes links, blobs and
+// whole repositories with one DeleteObjects request per prune.BatchSize keys, on the configured
+// driver's own client, listing nothing but the one repository holding a file the inventory
+// skipped, which goes by prefix; what the plan does not name stays.
 func TestS3DeletesInBatches(t *testing.T) {
 	ctx := context.Background()
 	s3 := harness.StartS3T(t)
@@ -70,7 +72,24 @@ func TestS3DeletesInBatches(t *testing.T) {
 	put(storage.BlobDataPath(kept))
 	put(storage.LayerLinkPath("ns/app", kept))
 
+	// A repository known key by key, and one with a file the registry does not write.
+	gone := digest.FromString("gone")
+	put(storage.ManifestRevisionLinkPath("ns/gone", gone))
+	put(storage.LayerLinkPath("ns/gone", kept))
+	put(storage.TagCurrentLinkPath("ns/gone", "v1"))
+	put(storage.TagIndexEntryLinkPath("ns/gone", "v1", gone))
+	put(storage.LayerLinkPath("ns/odd", kept))
+	put(storage.RepositoryPath("ns/odd") + "/_layers/junk")
+	objs = append(objs, prune.Object{Kind: prune.KindRepository, Repository: "ns/gone"},
+		prune.Object{Kind: prune.KindRepository, Repository: "ns/odd"})
+
 	store := &storage.Store{Driver: drv, Workers: 4}
+	if _, err := store.Inventory(ctx); err != nil { // what it walks, the sweep deletes key by key
+		t.Fatal(err)
+	}
+	mu.Lock()
+	requests = nil
+	mu.Unlock()
 	remover := store.Remover()
 	if _, ok := remover.(prune.BatchRemover); !ok {
 		t.Fatalf("the s3aws store's remover is a %T, not a prune.BatchRemover", remover)
@@ -85,12 +104,22 @@ func TestS3DeletesInBatches(t *testing.T) {
 	mu.Lock()
 	got := strings.Join(requests, "\n")
 	mu.Unlock()
-	if want := strings.Repeat("POST delete=\n", 3); got+"\n" != want {
-		t.Errorf("requests of the sweep:\n%s\nwant three DeleteObjects (two of links, one of blobs)", got)
+	lists, deletes := strings.Count(got, "GET list-type=2"), strings.Count(got, "POST delete=")
+	if lists != 1 || deletes != 5 || strings.Count(got, "\n")+1 != lists+deletes {
+		t.Errorf("requests of the sweep:\n%s\nwant one listing (ns/odd) and five DeleteObjects "+
+			"(ns/gone, ns/odd, two of links, one of blobs)", got)
 	}
 
 	inv, err := store.Inventory(ctx)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := drv.Walk(ctx, storage.RepositoriesPath+"/ns", func(fi driver.FileInfo) error {
+		if !strings.HasPrefix(fi.Path(), storage.RepositoryPath("ns/app")) {
+			t.Errorf("%s is left", fi.Path())
+		}
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
 	if len(inv.Blobs) != 1 || inv.Blobs[0].Digest != kept || len(inv.Repositories) != 1 ||

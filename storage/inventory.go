@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	driver "github.com/distribution/distribution/v3/registry/storage/driver"
@@ -29,6 +30,17 @@ type Store struct {
 	// Root is where the driver keeps RootPath (its rootdirectory setting), for messages only;
 	// empty when unknown.
 	Root string
+
+	// walked is what the last one-listing inventory saw of the repositories, for deleting a
+	// repository key by key (see batchingStore).
+	walked atomic.Pointer[walkedRepositories]
+}
+
+// walkedRepositories is an inventory's repositories, and the names of those holding files the
+// inventory skipped: only the others are known key by key.
+type walkedRepositories struct {
+	repos   []prune.Repository // sorted by name
+	inexact map[string]bool
 }
 
 var (
@@ -128,13 +140,13 @@ func (s *walker) flatInventory(ctx context.Context) (*prune.Inventory, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.finish(
-		&prune.Inventory{
-			Blobs:               finishBlobs([]*[]prune.Blob{&blobs}),
-			Repositories:        finishRepositories([]*repoShard{repos}),
-			RepositoriesMissing: !reposSeen,
-		},
-	), nil
+	inv := &prune.Inventory{
+		Blobs:               finishBlobs([]*[]prune.Blob{&blobs}),
+		Repositories:        finishRepositories([]*repoShard{repos}),
+		RepositoriesMissing: !reposSeen,
+	}
+	s.walked.Store(&walkedRepositories{repos: inv.Repositories, inexact: repos.odd})
+	return s.finish(inv), nil
 }
 
 // walkShards walks root, split into the directories depth levels below it, up to Workers at
@@ -291,6 +303,8 @@ type repoShard struct {
 	builders map[string]*repoBuilder
 	// warned holds the names of unaddressable repositories already logged.
 	warned map[string]bool
+	// odd holds the names of repositories with files the walk skipped.
+	odd map[string]bool
 }
 
 func (sh *repoShard) get(name string) *repoBuilder {
@@ -306,8 +320,23 @@ func (sh *repoShard) get(name string) *repoBuilder {
 	return b
 }
 
+// markOdd records that the repository holding p has a file the walk skipped; for a file outside
+// any data directory, every repository whose directory holds it.
+func (sh *repoShard) markOdd(p string) {
+	if name := RepositoryNameOf(p); name != "" {
+		sh.odd[name] = true
+		return
+	}
+	rel := strings.TrimPrefix(p, RepositoriesPath+"/")
+	for i, c := range rel {
+		if c == '/' {
+			sh.odd[rel[:i]] = true
+		}
+	}
+}
+
 func newRepoShard() *repoShard {
-	return &repoShard{builders: map[string]*repoBuilder{}, warned: map[string]bool{}}
+	return &repoShard{builders: map[string]*repoBuilder{}, warned: map[string]bool{}, odd: map[string]bool{}}
 }
 
 // walkRepositories walks the repositories; missing says there is no repositories directory.
@@ -363,6 +392,7 @@ func (s *walker) visitRepositoryFile(shard *repoShard, fi driver.FileInfo) {
 		return
 	case err != nil && !badName:
 		s.log().WithField("path", fi.Path()).WithError(err).Warn("skipping a file the registry does not write")
+		shard.markOdd(fi.Path())
 		return
 	}
 	if e.Digest != "" {
