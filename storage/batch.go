@@ -77,7 +77,33 @@ func (b *batchingStore) DeleteBatch(ctx context.Context, objs []prune.Object) []
 		slots  = make(chan struct{}, b.workers())
 		prefix []int
 	)
+	// A tag's current link goes before the rest of it (see Store.Delete): current links first,
+	// in requests of their own, then the index entries of the tags whose current link went.
+	tagIndex := map[int][]string{}
 	for i, o := range objs {
+		if current, index, ok := b.tagPaths(o); ok {
+			paths = append(paths, current)
+			of[current] = i
+			tagIndex[i] = index
+		}
+	}
+	for p, err := range b.removeKeys(ctx, paths) {
+		errs[of[p]] = err
+	}
+	paths = paths[:0]
+	for i, index := range tagIndex {
+		if errs[i] != nil {
+			continue
+		}
+		for _, p := range index {
+			paths = append(paths, p)
+			of[p] = i
+		}
+	}
+	for i, o := range objs {
+		if _, ok := tagIndex[i]; ok {
+			continue
+		}
 		if p, ok := keyPath(o); ok {
 			paths = append(paths, p)
 			of[p] = i
@@ -107,24 +133,59 @@ func (b *batchingStore) DeleteBatch(ctx context.Context, objs []prune.Object) []
 	return errs
 }
 
-// repositoryPaths are the keys of a repository that goes whole, as the inventory walked them:
-// its links and its tags' links. Only a repository whose every key the walk parsed, and which
-// has no unfinished upload (whose files the inventory sums up), is known so; a repository
-// with nested ones loses its own keys only, as deleteRepository does. A key written after the
-// walk would stay, where a prefix deletion would take it: on a registry kept read-only for the
-// run there is none.
-func (b *batchingStore) repositoryPaths(o prune.Object) ([]string, bool) {
+// walkedRepository is the inventory's record of repository name, when the walk knows it key by
+// key: every key below it parsed, no unfinished upload (whose files the inventory sums up).
+func (b *batchingStore) walkedRepository(name string) (*prune.Repository, bool) {
 	w := b.walked.Load()
-	if o.Kind != prune.KindRepository || w == nil || w.inexact[o.Repository] {
+	if w == nil || w.inexact[name] {
 		return nil, false
 	}
-	i, found := slices.BinarySearchFunc(w.repos, o.Repository, func(r prune.Repository, name string) int {
+	i, found := slices.BinarySearchFunc(w.repos, name, func(r prune.Repository, name string) int {
 		return cmp.Compare(r.Name, name)
 	})
 	if !found || len(w.repos[i].Uploads) > 0 {
 		return nil, false
 	}
-	r := &w.repos[i]
+	return &w.repos[i], true
+}
+
+// tagPaths are the keys of a tag that goes, as the inventory walked them: its current link,
+// and its index entries.
+func (b *batchingStore) tagPaths(o prune.Object) (current string, index []string, ok bool) {
+	if o.Kind != prune.KindTag {
+		return "", nil, false
+	}
+	r, ok := b.walkedRepository(o.Repository)
+	if !ok {
+		return "", nil, false
+	}
+	i, found := slices.BinarySearchFunc(r.Tags, o.Name, func(t prune.Tag, name string) int {
+		return cmp.Compare(t.Name, name)
+	})
+	if !found {
+		return "", nil, false
+	}
+	for _, d := range r.Tags[i].Index {
+		index = append(index, TagIndexEntryLinkPath(r.Name, o.Name, d))
+	}
+	// A current link not listed is deleted all the same: deleting a key that is not there
+	// costs nothing more.
+	return TagCurrentLinkPath(r.Name, o.Name), index, true
+}
+
+// repositoryPaths are the keys of a repository that goes whole, as the inventory walked them:
+// its links and its tags' links (see walkedRepository); a repository with nested ones loses
+// its own keys only, as deleteRepository does. A key written after the
+// walk would stay, where a prefix deletion would take it: on a registry kept read-only for the
+// run there is none.
+func (b *batchingStore) repositoryPaths(o prune.Object) ([]string, bool) {
+	if o.Kind != prune.KindRepository {
+		return nil, false
+	}
+	r, ok := b.walkedRepository(o.Repository)
+	if !ok {
+		return nil, false
+	}
 	var paths []string
 	for _, l := range r.Manifests {
 		paths = append(paths, ManifestRevisionLinkPath(r.Name, l.Digest))

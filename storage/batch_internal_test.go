@@ -78,3 +78,49 @@ func TestDeleteBatchRetriesAndReports(t *testing.T) {
 		t.Error("the repository, a prefix, was not deleted")
 	}
 }
+
+// recordingKeys is a keyDeleter that records each request's paths and refuses some paths.
+type recordingKeys struct {
+	requests [][]string
+	refuse   map[string]bool
+}
+
+func (r *recordingKeys) deleteKeys(_ context.Context, paths []string) (map[string]error, error) {
+	r.requests = append(r.requests, append([]string(nil), paths...))
+	refused := map[string]error{}
+	for _, p := range paths {
+		if r.refuse[p] {
+			refused[p] = errors.New("AccessDenied")
+		}
+	}
+	return refused, nil
+}
+
+// TestDeleteBatchTagOrder: a tag's current link goes in a request before its index entries,
+// and a tag whose current link stays keeps its index.
+func TestDeleteBatchTagOrder(t *testing.T) {
+	defer func(b wait.Backoff) { deleteBackoff = b }(deleteBackoff)
+	deleteBackoff = wait.Backoff{Steps: 1}
+	d := digest.FromString("m")
+	repo := prune.Repository{Name: "ns/app", Tags: []prune.Tag{
+		{Name: "a", Index: []digest.Digest{d}}, {Name: "b", Index: []digest.Digest{d}},
+	}}
+	keys := &recordingKeys{refuse: map[string]bool{TagCurrentLinkPath("ns/app", "b"): true}}
+	b := &batchingStore{Store: &Store{Driver: inmemory.New()}, keys: keys}
+	b.walked.Store(&walkedRepositories{repos: []prune.Repository{repo}})
+
+	errs := b.DeleteBatch(context.Background(), []prune.Object{
+		{Kind: prune.KindTag, Repository: "ns/app", Name: "a"},
+		{Kind: prune.KindTag, Repository: "ns/app", Name: "b"},
+	})
+	if errs[0] != nil || errs[1] == nil {
+		t.Fatalf("errors %v: want tag b's refused current link only", errs)
+	}
+	want := fmt.Sprint([][]string{
+		{TagCurrentLinkPath("ns/app", "a"), TagCurrentLinkPath("ns/app", "b")},
+		{TagIndexEntryLinkPath("ns/app", "a", d)},
+	})
+	if got := fmt.Sprint(keys.requests); got != want {
+		t.Errorf("requests %s, want %s", got, want)
+	}
+}

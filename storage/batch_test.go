@@ -82,6 +82,11 @@ func TestS3DeletesInBatches(t *testing.T) {
 	put(storage.RepositoryPath("ns/odd") + "/_layers/junk")
 	objs = append(objs, prune.Object{Kind: prune.KindRepository, Repository: "ns/gone"},
 		prune.Object{Kind: prune.KindRepository, Repository: "ns/odd"})
+	// A tag of a repository that stays: its current link, then its index.
+	put(storage.TagCurrentLinkPath("ns/app", "old"))
+	put(storage.TagIndexEntryLinkPath("ns/app", "old", gone))
+	put(storage.TagIndexEntryLinkPath("ns/app", "old", kept))
+	objs = append(objs, prune.Object{Kind: prune.KindTag, Repository: "ns/app", Name: "old"})
 
 	store := &storage.Store{Driver: drv, Workers: 4}
 	if _, err := store.Inventory(ctx); err != nil { // what it walks, the sweep deletes key by key
@@ -98,16 +103,17 @@ func TestS3DeletesInBatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Count[prune.KindLayerLink] != prune.BatchSize+1 || sum.Count[prune.KindBlob] != 3 {
+	if sum.Count[prune.KindLayerLink] != prune.BatchSize+1 || sum.Count[prune.KindBlob] != 3 ||
+		sum.Count[prune.KindRepository] != 2 || sum.Count[prune.KindTag] != 1 {
 		t.Errorf("summary %s", sum)
 	}
 	mu.Lock()
 	got := strings.Join(requests, "\n")
 	mu.Unlock()
 	lists, deletes := strings.Count(got, "GET list-type=2"), strings.Count(got, "POST delete=")
-	if lists != 1 || deletes != 5 || strings.Count(got, "\n")+1 != lists+deletes {
-		t.Errorf("requests of the sweep:\n%s\nwant one listing (ns/odd) and five DeleteObjects "+
-			"(ns/gone, ns/odd, two of links, one of blobs)", got)
+	if lists != 1 || deletes != 7 || strings.Count(got, "\n")+1 != lists+deletes {
+		t.Errorf("requests of the sweep:\n%s\nwant one listing (ns/odd) and seven DeleteObjects "+
+			"(ns/gone, ns/odd, the tag's current link, then its index, two of links, one of blobs)", got)
 	}
 
 	inv, err := store.Inventory(ctx)
@@ -115,7 +121,8 @@ func TestS3DeletesInBatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := drv.Walk(ctx, storage.RepositoriesPath+"/ns", func(fi driver.FileInfo) error {
-		if !strings.HasPrefix(fi.Path(), storage.RepositoryPath("ns/app")) {
+		if !strings.HasPrefix(fi.Path(), storage.RepositoryPath("ns/app")) ||
+			strings.Contains(fi.Path(), "/_manifests/tags/") {
 			t.Errorf("%s is left", fi.Path())
 		}
 		return nil
