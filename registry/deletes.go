@@ -48,9 +48,9 @@ type Deletes struct {
 	Remover prune.Remover
 	// Streams reads the image streams whose tag histories protect manifests.
 	Streams imageclient.ImageStreamsGetter
-	// Access, when set, decides every request before anything else is looked at but its path:
-	// the access controller the configuration's auth section names, as distribution's app
-	// uses for its own routes. The records asked are distribution's for a DELETE on a
+	// Access, when set, decides every well-formed request (a valid name and digest) before the
+	// modes, storage or the image API are looked at: the access controller the configuration's
+	// auth section names, as distribution's app uses for its own routes. The records asked are distribution's for a DELETE on a
 	// repository (repository:<name>:delete) and OpenShift's for the admin route (admin:prune);
 	// the openshift access controller grants both to cluster-scoped `delete images` only.
 	// Nil lets every request through, as the app does without an auth section.
