@@ -9,11 +9,11 @@ import (
 
 	registrymiddleware "github.com/distribution/distribution/v3/registry/middleware/registry"
 	diststorage "github.com/distribution/distribution/v3/registry/storage"
+	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/sirupsen/logrus"
 
 	"github.com/hardprune/image-registry/cache"
 	"github.com/hardprune/image-registry/config"
-	"github.com/hardprune/image-registry/storage"
 )
 
 // PollIntervalEnv overrides openshift.cache.pollinterval: how often a registry with the
@@ -21,48 +21,49 @@ import (
 const PollIntervalEnv = "REGISTRY_OPENSHIFT_CACHE_POLLINTERVAL"
 
 // setupInMemoryCache replaces the in-memory blob descriptor cache distribution would build
-// with one a hard prune can empty, and starts watching the prune marker until ctx ends.
+// with one a hard prune can empty, and starts watching the prune marker through drv until ctx
+// ends. It returns that cache (nil when the configuration names another), for the delete
+// endpoints to drop what they delete from it.
 //
 // Distribution builds its cache provider inside handlers.NewApp from storage.cache, out of
 // reach. But NewApp applies the options of registrymiddleware.RegisterOptions first and the
 // cache of storage.cache after them, so: take the cache out of the configuration the app sees
 // and register our provider as an option; it is then the only provider the registry uses.
 // The Redis cache needs none of this: the prune removes its entries itself.
-func setupInMemoryCache(ctx context.Context, cfg *config.Config) error {
+func setupInMemoryCache(
+	ctx context.Context,
+	cfg *config.Config,
+	drv storagedriver.StorageDriver,
+) (*cache.ResettableMemory, error) {
 	dcfg := cfg.Distribution
 	if cache.BlobDescriptorCache(dcfg) != "inmemory" {
-		return nil
+		return nil, nil
 	}
 	size := 0
 	if v, ok := dcfg.Storage["cache"]["blobdescriptorsize"]; ok {
 		var err error
 		if size, err = strconv.Atoi(fmt.Sprint(v)); err != nil {
-			return fmt.Errorf("storage.cache.blobdescriptorsize %v: %w", v, err)
+			return nil, fmt.Errorf("storage.cache.blobdescriptorsize %v: %w", v, err)
 		}
 	}
 	interval, err := pollInterval(cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	provider := cache.NewResettableMemory(size)
 	delete(dcfg.Storage, "cache")
 	if err := registrymiddleware.RegisterOptions(diststorage.BlobDescriptorCacheProvider(provider)); err != nil {
-		return err
+		return nil, err
 	}
 	log := logrus.WithField("component", "blob descriptor cache")
 	if interval == 0 {
 		log.Warn("in-memory blob descriptor cache without prune polling: restart the registry after each hard prune")
-		return nil
-	}
-	// A driver of our own: the app's is not reachable, and a Stat needs no middleware.
-	drv, err := storage.OpenDriver(ctx, dcfg.Storage, "to watch for prunes")
-	if err != nil {
-		return err
+		return provider, nil
 	}
 	w := &cache.MarkerWatcher{Driver: drv, Interval: interval, OnChange: provider.Reset, Log: log}
 	go w.Run(ctx)
 	log.WithField("pollinterval", interval).Info("using a resettable in-memory blob descriptor cache")
-	return nil
+	return provider, nil
 }
 
 // pollInterval reads openshift.cache.pollinterval (or PollIntervalEnv, which the

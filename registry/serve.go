@@ -5,11 +5,14 @@ package registry
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
+	"sync/atomic"
 
 	"github.com/distribution/distribution/v3"
 	"github.com/distribution/distribution/v3/configuration"
 	distregistry "github.com/distribution/distribution/v3/registry"
+	"github.com/distribution/distribution/v3/registry/auth"
 	registrymiddleware "github.com/distribution/distribution/v3/registry/middleware/registry"
 	diststorage "github.com/distribution/distribution/v3/registry/storage"
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
@@ -17,6 +20,7 @@ import (
 	imageclient "github.com/openshift/client-go/image/clientset/versioned/typed/image/v1"
 	"github.com/sirupsen/logrus"
 
+	"github.com/hardprune/image-registry/cache"
 	"github.com/hardprune/image-registry/config"
 	"github.com/hardprune/image-registry/imageapi"
 	// Also registers the storage drivers an administrator's configuration may name.
@@ -44,6 +48,23 @@ func init() {
 	)
 }
 
+func init() {
+	// Distribution applies registered handlers around its app when NewRegistry builds it; the
+	// delete endpoints Serve sets up then answer in front of it.
+	distregistry.RegisterHandler(func(_ *configuration.Configuration, next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if d := activeDeletes.Load(); d != nil {
+				d.Wrap(next).ServeHTTP(w, r)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
+}
+
+// activeDeletes are the delete endpoints of the registry Serve runs, nil outside Serve.
+var activeDeletes atomic.Pointer[Deletes]
+
 func must(err error) {
 	if err != nil {
 		panic(err)
@@ -62,12 +83,25 @@ func Serve(ctx context.Context, cfg *config.Config) error {
 	}
 	recorder = &Recorder{Client: client, ServerAddr: cfg.OpenShift.Server.Addr}
 	ensureRepositoryMiddleware(cfg.Distribution)
-	if err := serveWhatStreamsUse(ctx, cfg, client); err != nil {
+	// A driver of our own, for the delete endpoints, the prune marker and what streams use:
+	// the app's is out of reach, and none of them needs its storage middleware.
+	drv, err := storage.OpenDriver(ctx, cfg.Distribution.Storage, "")
+	if err != nil {
 		return err
 	}
-	if err := setupInMemoryCache(ctx, cfg); err != nil {
+	if err := serveWhatStreamsUse(client, drv); err != nil {
 		return err
 	}
+	redisKind := cache.BlobDescriptorCache(cfg.Distribution) == "redis"
+	memory, err := setupInMemoryCache(ctx, cfg, drv)
+	if err != nil {
+		return err
+	}
+	deletes, err := newDeletes(cfg, drv, redisKind, memory, client)
+	if err != nil {
+		return err
+	}
+	defer deletes.close()
 	for _, w := range cfg.Warnings {
 		logrus.Warn(w)
 	}
@@ -83,6 +117,13 @@ func Serve(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("starting the registry: %w", err)
 	}
+	// After the app, which builds its own first: building one may have effects (distribution's
+	// htpasswd controller creates a missing file), which the app's should have.
+	if deletes.Access, err = accessController(cfg.Distribution); err != nil {
+		return fmt.Errorf("starting the registry: %w", err)
+	}
+	activeDeletes.Store(deletes.Deletes)
+	defer activeDeletes.Store(nil)
 	errc := make(chan error, 1)
 	go func() { errc <- reg.ListenAndServe() }()
 	select {
@@ -95,11 +136,7 @@ func Serve(ctx context.Context, cfg *config.Config) error {
 
 // serveWhatStreamsUse makes each repository serve what its image stream uses, linked or not
 // (see streamAccess). Distribution's app takes the statter's wrapper as a registry option.
-func serveWhatStreamsUse(ctx context.Context, cfg *config.Config, client imageclient.ImageV1Interface) error {
-	drv, err := storage.OpenDriver(ctx, cfg.Distribution.Storage, "to serve what image streams use")
-	if err != nil {
-		return err
-	}
+func serveWhatStreamsUse(client imageclient.ImageV1Interface, drv storagedriver.StorageDriver) error {
 	streams = newStreamAccess(client, drv)
 	return registrymiddleware.RegisterOptions(diststorage.BlobDescriptorServiceFactory(streams))
 }
@@ -130,4 +167,66 @@ func ensureRepositoryMiddleware(dcfg *configuration.Configuration) {
 		dcfg.Middleware["repository"],
 		configuration.Middleware{Name: MiddlewareName},
 	)
+}
+
+// servedDeletes are the delete endpoints with what Serve must release.
+type servedDeletes struct {
+	*Deletes
+	close func()
+}
+
+// newDeletes sets up the delete endpoints over drv, with the cache invalidation the
+// configuration's blob descriptor cache needs: redis says it is Redis, memory is the in-memory
+// cache setupInMemoryCache set up (nil if none). Access is left to the caller.
+func newDeletes(
+	cfg *config.Config,
+	drv storagedriver.StorageDriver,
+	redisKind bool,
+	memory *cache.ResettableMemory,
+	streams imageclient.ImageStreamsGetter,
+) (servedDeletes, error) {
+	dcfg := cfg.Distribution
+	log := logrus.WithField("component", "delete endpoints")
+	store := &storage.Store{Driver: drv, Log: log, Root: storage.Location(dcfg.Storage)}
+	serving := &cache.Serving{Remover: store, Memory: memory}
+	closeRedis := func() {}
+	switch {
+	case redisKind:
+		client, err := cache.NewRedisClient(dcfg.Redis)
+		if err != nil {
+			return servedDeletes{}, err
+		}
+		serving.Redis = &cache.RedisInvalidator{Client: client}
+		closeRedis = func() { _ = client.Close() }
+	case memory != nil:
+		// The other replicas' caches: they watch the marker, as for a hard prune.
+		serving.Marker = &cache.MarkerPulse{Driver: drv, Log: log}
+	}
+	enabled, _ := dcfg.Storage["delete"]["enabled"].(bool) // distribution takes a bool only
+	return servedDeletes{
+		Deletes: &Deletes{
+			Store:         store,
+			Remover:       serving,
+			Streams:       streams,
+			DeleteEnabled: enabled,
+			ReadOnly:      cfg.ReadOnly(),
+			Prefix:        dcfg.HTTP.Prefix,
+			Log:           log,
+		},
+		close: closeRedis,
+	}, nil
+}
+
+// accessController builds the access controller the auth section names, as distribution's
+// app does for its own routes (nil without one), for the delete endpoints to ask.
+func accessController(dcfg *configuration.Configuration) (auth.AccessController, error) {
+	kind := dcfg.Auth.Type()
+	if kind == "" || strings.EqualFold(kind, "none") {
+		return nil, nil
+	}
+	ac, err := auth.GetAccessController(kind, dcfg.Auth.Parameters())
+	if err != nil {
+		return nil, fmt.Errorf("unable to configure authorization (%s): %w", kind, err)
+	}
+	return ac, nil
 }

@@ -37,7 +37,7 @@ import (
 //	│       │   │   └── <algorithm>
 //	│       │   │       └── <hex digest>             ManifestRevisionPath
 //	│       │   │           └── link                 ManifestRevisionLinkPath
-//	│       │   └── tags
+//	│       │   └── tags                             TagsPath
 //	│       │       └── <tag>                        TagPath
 //	│       │           ├── current                  TagCurrentPath
 //	│       │           │   └── link                 TagCurrentLinkPath
@@ -132,9 +132,14 @@ func LayerLinkPath(repo string, dgst digest.Digest) string {
 	return path.Join(LayerLinkDirPath(repo, dgst), "link")
 }
 
+// TagsPath is the directory of a repository's tags.
+func TagsPath(repo string) string {
+	return path.Join(RepositoriesPath, repo, manifestsDir, "tags")
+}
+
 // TagPath is the directory of a tag: its current link and its index.
 func TagPath(repo, tag string) string {
-	return path.Join(RepositoriesPath, repo, manifestsDir, "tags", tag)
+	return path.Join(TagsPath(repo), tag)
 }
 
 // TagCurrentPath is the directory of a tag's current link.
