@@ -68,6 +68,8 @@ type BackendResult struct {
 	Prune   Measure
 	Find    *Measure // filesystem only
 	GC      *Measure
+	// Delete is -prune=delete's (with xargs rm's on the filesystem); nil when not run.
+	Delete *DeleteResult
 	// Syscalls are strace -c's counts of one prune run (filesystem, when asked).
 	Syscalls map[string]int
 	// Profiles are the files of the profiled prune run (Config.Profile): CPU, allocations.
@@ -256,7 +258,16 @@ func runFilesystem(
 	if err != nil {
 		return nil, err
 	}
-	if err := alternate(ctx, rn, prune, find, gc); err != nil {
+	records, err := planRecords(prune, rn, "filesystem")
+	if err != nil {
+		return nil, err
+	}
+	del, rm, paths, err := fsDeleteSeries(ctx, cfg, res.Dataset, binary, root, kubeconfig, records)
+	if err != nil {
+		return nil, err
+	}
+	logf("filesystem: the plan deletes %d objects, %d paths for xargs rm", len(records), paths)
+	if err := alternate(ctx, rn, prune, find, gc, del, rm); err != nil {
 		return nil, err
 	}
 	br := &BackendResult{
@@ -264,6 +275,7 @@ func runFilesystem(
 		Prune:   prune.pruneMeasure(apiProxy, nil),
 		Find:    find.measure(),
 		GC:      gc.gcMeasure(nil),
+		Delete:  &DeleteResult{Prune: *del.measure(), Rm: rm.measure(), Objects: countKinds(records), Paths: paths},
 	}
 	if cfg.Profile {
 		if br.Profiles, err = profilePrune(prune, rn, "filesystem"); err != nil {

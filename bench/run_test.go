@@ -11,14 +11,15 @@ import (
 	"time"
 )
 
-func TestParseWouldDelete(t *testing.T) {
+func TestParseSummaryCount(t *testing.T) {
 	out := "Would delete 1200 blobs\nWould free up 2.835 GiB of disk space\n" +
 		"Use -prune=delete to actually delete the data\n"
 	if n, err := parseSummaryCount(strings.NewReader(out), wouldDelete); err != nil || n != 1200 {
 		t.Errorf("parseSummaryCount = %d, %v; want 1200", n, err)
 	}
 	// A line that only ends like the summary is not the summary.
-	if _, err := parseSummaryCount(strings.NewReader("Would delete 3 blobs later\nDeleted 3 blobs\n"), wouldDelete); err == nil {
+	other := strings.NewReader("Would delete 3 blobs later\nDeleted 3 blobs\n")
+	if _, err := parseSummaryCount(other, wouldDelete); err == nil {
 		t.Error("parseSummaryCount found a count in output without the summary line")
 	}
 }
