@@ -15,7 +15,8 @@ import (
 
 // DeleteResult is what the delete runs of one backend measured.
 type DeleteResult struct {
-	// Prune is -prune=delete's.
+	// Prune is -prune=delete's, with (S3) the storage requests of its median run classed by
+	// what they serve (s3Attribution).
 	Prune Measure
 	// Rm is `xargs -0 rm -rf` of the same paths (filesystem).
 	Rm *Measure
@@ -23,6 +24,9 @@ type DeleteResult struct {
 	Objects map[string]int
 	// Paths is how many paths the rm list holds (filesystem).
 	Paths int
+	// Keys is how many keys (files) the storage held before a run, Deleted how many a run
+	// deleted (S3).
+	Keys, Deleted int
 }
 
 // TotalObjects is the number of objects the delete removes, every kind.
@@ -146,4 +150,60 @@ func fsDeleteSeries(
 		},
 	}}
 	return ours, rm, len(list), nil
+}
+
+// s3DeleteSeries is target 4's delete run: -prune=delete of a hard-link copy of the bucket
+// (a second bucket of the same versitygw, its own directory in the posix backend) through
+// proxy, whose classifier is the plan's s3Attribution. What the run leaves in the bucket must
+// be the bucket's files without the plan's objects, or the bench fails. The run's requests do
+// not vary from run to run, so one run is taken.
+func s3DeleteSeries(
+	ctx context.Context,
+	cfg Config,
+	ds *Dataset,
+	s3 *harness.S3,
+	proxy *CountingProxy,
+	binary, kubeconfig string,
+	records []prune.ReportRecord,
+	res *DeleteResult,
+) (*series, error) {
+	const bucket = "registry-delete"
+	copyS3 := *s3
+	copyS3.Bucket = bucket
+	dir := copyS3.BucketDir()
+	configPath := filepath.Join(cfg.WorkDir, "prune-config-s3-delete.yml")
+	if err := harness.WriteRegistryConfigStorage(
+		configPath, "127.0.0.1:0", copyS3.StorageYAML(proxy.URL), kubeconfig,
+	); err != nil {
+		return nil, err
+	}
+	before, err := listTree(s3.BucketDir(), true)
+	if err != nil {
+		return nil, err
+	}
+	paths, err := deletePaths(records, s3.BucketDir())
+	if err != nil {
+		return nil, err
+	}
+	want := withoutDeleted(before, paths)
+	res.Keys = len(before)
+	return &series{runs: 1, timed: timed{
+		what:    "dockerregistry -prune=delete",
+		file:    "prune-delete-s3",
+		proxies: []*CountingProxy{nil, proxy}, // as pruneMeasure reads them: API, storage
+		newCmd:  func() *exec.Cmd { return deleteCmd(ctx, binary, configPath) },
+		check:   checkDeleted(ds),
+		prepare: func() error { return hardLinkCopy(s3.BucketDir(), dir) },
+		verify: func() error {
+			after, err := listTree(dir, true)
+			if err != nil {
+				return err
+			}
+			if err := compareTrees("-prune=delete", after, "the plan", want); err != nil {
+				return fmt.Errorf("%w: %w (the bucket is kept: %s)", errTreesDiffer, err, dir)
+			}
+			res.Deleted = len(before) - len(after)
+			return os.RemoveAll(dir)
+		},
+	}}, nil
 }

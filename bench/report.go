@@ -194,6 +194,20 @@ func writeDeleteRows(row func(measure, measured, target string, met *bool), d *D
 		)
 		row("what each run left", "the same files and directories after ours and after rm, every round", "", nil)
 	}
+	if d.Keys > 0 {
+		row(
+			"S3 requests of `-prune=delete`",
+			fmt.Sprintf("%d (%s)", d.Prune.Storage.Total(), d.Prune.Storage),
+			"target 4",
+			nil,
+		)
+		row(
+			"keys deleted",
+			fmt.Sprintf("%d of %d; what the bucket kept is its keys without the plan's objects", d.Deleted, d.Keys),
+			"",
+			nil,
+		)
+	}
 }
 
 // roundDiffs are a[i] − b[i] for the rounds both ran in.

@@ -326,10 +326,35 @@ func runS3(
 	if err != nil {
 		return nil, err
 	}
-	if err := alternate(ctx, rn, prune, gc); err != nil {
+	records, err := planRecords(prune, rn, "s3")
+	if err != nil {
 		return nil, err
 	}
-	br := &BackendResult{Backend: "s3", Prune: prune.pruneMeasure(apiProxy, s3Proxy), GC: gc.gcMeasure(s3Proxy)}
+	// The delete's own proxy, whose classes say what each request serves.
+	attribution, err := newS3Attribution(records)
+	if err != nil {
+		return nil, err
+	}
+	delProxy, err := StartCountingProxy(upstream, &http.Transport{MaxIdleConnsPerHost: 256}, attribution.classify)
+	if err != nil {
+		return nil, err
+	}
+	defer delProxy.Close()
+	delRes := &DeleteResult{Objects: countKinds(records)}
+	del, err := s3DeleteSeries(ctx, cfg, res.Dataset, s3, delProxy, binary, kubeconfig, records, delRes)
+	if err != nil {
+		return nil, err
+	}
+	if err := alternate(ctx, rn, prune, gc, del); err != nil {
+		return nil, err
+	}
+	delRes.Prune = del.pruneMeasure(nil, delProxy)
+	br := &BackendResult{
+		Backend: "s3",
+		Prune:   prune.pruneMeasure(apiProxy, s3Proxy),
+		GC:      gc.gcMeasure(s3Proxy),
+		Delete:  delRes,
+	}
 	if cfg.Profile {
 		if br.Profiles, err = profilePrune(prune, rn, "s3"); err != nil {
 			return nil, err

@@ -157,7 +157,7 @@ func (r *Result) Targets() []Target {
 	}
 	if s3 != nil {
 		// A check deletes nothing: the bound is its listing's.
-		bound := targetS3Requests * float64(ceilDiv(ds.Objects, 1000))
+		bound := s3RequestBound(ds.Objects, 0)
 		got := s3.Prune.Storage.Total()
 		t.Measured = fmt.Sprintf(
 			"%d (%s) for %d objects and no deletions, bound %.1f",
@@ -171,12 +171,17 @@ func (r *Result) Targets() []Target {
 		t.How = "-backends=s3"
 	}
 	out = append(out, t)
-	out = append(out, Target{
-		N:    4,
-		What: "S3 requests: -prune=delete",
-		Goal: fmt.Sprintf("≤ %.1f × (⌈objects/1000⌉ + ⌈deletions/1000⌉)", targetS3Requests),
-		How:  "no bench runs -prune=delete on S3 yet",
-	})
+	if s3 != nil && s3.Delete != nil {
+		d := s3.Delete
+		out = append(out, s3DeleteTarget(d.Keys, d.Deleted, d.Prune.Storage, d.Objects))
+	} else {
+		out = append(out, Target{
+			N:    4,
+			What: "S3 requests: -prune=delete",
+			Goal: fmt.Sprintf("≤ %.1f × (⌈objects/1000⌉ + ⌈deletions/1000⌉)", targetS3Requests),
+			How:  "-backends=s3",
+		})
+	}
 
 	out = append(out, Target{
 		N:    5,
