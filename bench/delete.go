@@ -326,12 +326,17 @@ func withoutDeleted(files, paths []string) []string {
 // hardLinkCopy makes dst a fresh copy of the tree src whose files are hard links to src's
 // (cp -al): copying is quick, and deleting from the copy leaves src whole (only the copy's
 // links go). The deletions measured on the copy unlink files as they would on a plain copy.
+//
+// The filesystem is then synced, so that the copy's metadata (and the previous run's
+// deletions) are not written back while the next command is timed, whichever command it is.
 func hardLinkCopy(src, dst string) error {
 	if err := os.RemoveAll(dst); err != nil {
 		return err
 	}
-	if out, err := exec.Command("cp", "-al", src, dst).CombinedOutput(); err != nil {
-		return fmt.Errorf("cp -al %s %s: %w: %s", src, dst, err, out)
+	for _, args := range [][]string{{"cp", "-al", src, dst}, {"sync", "-f", dst}} {
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			return fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, out)
+		}
 	}
 	return nil
 }

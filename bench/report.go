@@ -183,12 +183,20 @@ func writeDeleteRows(row func(measure, measured, target string, met *bool), d *D
 			nil,
 		)
 		row("ours / rm", formatRatios(roundRatios(d.Prune.Walls, d.Rm.Walls), 2), "target 3", nil)
+		// CPU time is steadier than wall time on a machine whose cores other work shares.
+		row("ours / rm, CPU time", formatRatios(roundRatios(d.Prune.CPUs, d.Rm.CPUs), 2), "", nil)
 		// The delete run is a check, the lock's settle wait, and then the deletion: the check
 		// of the same round, taken away, leaves roughly the lock and the deletion.
 		row(
 			fmt.Sprintf("(delete − check of the round) / rm; the delete waits %s for its lock to settle",
 				storage.DefaultLockSettle),
 			formatRatios(roundRatios(roundDiffs(d.Prune.Walls, check.Walls), d.Rm.Walls), 2),
+			"",
+			nil,
+		)
+		row(
+			"(delete − check of the round) / rm, CPU time",
+			formatRatios(roundRatios(roundDiffs(d.Prune.CPUs, check.CPUs), d.Rm.CPUs), 2),
 			"",
 			nil,
 		)
