@@ -39,11 +39,12 @@ demo: build
 
 # Benchmark: a synthetic registry (BENCH_SIZE=full: 200k blobs, 20k repositories, 30% orphans;
 # small: a quick smoke run) in filesystem and S3 (versitygw) storage plus its Images and
-# ImageStreams; -prune=check against find and distribution's garbage-collect in BENCH_RUNS
-# rounds (ours, find, garbage-collect in turn: the page cache does not stay warm), medians
-# with each run's figure; issue 14's targets, each with its measured value and met/no, or what
-# would measure it; then the Go benchmarks of the decision. Results: BENCH_OUT, both parts (set
-# it rather than -out in BENCH_FLAGS).
+# ImageStreams; -prune=check against find and distribution's garbage-collect, and -prune=delete
+# against xargs rm -rf of the same paths (on copies), in BENCH_RUNS rounds (in turn: the page
+# cache does not stay warm), medians with each run's figure; one -prune=delete on a copy of the
+# S3 bucket, its requests counted; issue 14's targets, each with its measured value and met/no,
+# or what would measure it; then the Go benchmarks of the decision. Results: BENCH_OUT, both
+# parts (set it rather than -out in BENCH_FLAGS).
 BENCH_SIZE ?= full
 BENCH_RUNS ?= 3
 BENCH_GC_RUNS ?= $(BENCH_RUNS)

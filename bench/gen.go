@@ -1,6 +1,7 @@
 // Package bench generates synthetic registries (storage and the matching image API objects)
 // and measures `dockerregistry -prune=check` on them against `find` and distribution's own
-// garbage collector. `make bench` runs it; cmd/bench is its command line.
+// garbage collector, and `-prune=delete` against `xargs rm -rf` of the same paths and in S3
+// requests. `make bench` runs it; cmd/bench is its command line.
 package bench
 
 import (

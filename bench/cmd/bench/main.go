@@ -1,6 +1,6 @@
 // Command bench generates a synthetic registry (storage and image API objects) and measures
 // `dockerregistry -prune=check` on it against `find` and distribution's garbage collector,
-// writing a Markdown table. `make bench` runs it.
+// and `-prune=delete` against `xargs rm -rf`, writing a Markdown table. `make bench` runs it.
 package main
 
 import (
