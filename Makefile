@@ -63,12 +63,13 @@ bench: build tools
 		| tee -a $(BENCH_OUT)
 
 # Profile the whole -prune=check run, CPU and allocations (the bench with -profile, one timed
-# round, no garbage-collect, on PROFILE_BACKENDS): the profiles stay in BENCH_WORK/profile, and
-# the top of each (go tool pprof -top) is printed and kept beside BENCH_OUT (-profile.txt).
+# round, no garbage-collect or deletes, on PROFILE_BACKENDS): the profiles stay in
+# BENCH_WORK/profile, and the top of each (go tool pprof -top) is printed and kept beside
+# BENCH_OUT (-profile.txt).
 PROFILE_BACKENDS ?= filesystem
 profile: build tools
-	$(GO) run ./bench/cmd/bench -size=$(BENCH_SIZE) -runs=1 -gc-runs=0 -s3-gc-runs=0 -backends=$(PROFILE_BACKENDS) \
-		-profile -work=$(BENCH_WORK) -out=$(basename $(BENCH_OUT))-profile.md $(BENCH_FLAGS)
+	$(GO) run ./bench/cmd/bench -size=$(BENCH_SIZE) -runs=1 -gc-runs=0 -s3-gc-runs=0 -delete=false \
+		-backends=$(PROFILE_BACKENDS) -profile -work=$(BENCH_WORK) -out=$(basename $(BENCH_OUT))-profile.md $(BENCH_FLAGS)
 	@for p in $(BENCH_WORK)/profile/*.pprof; do echo; echo "== $$p"; $(GO) tool pprof -top -nodecount=30 $$p; done \
 		| tee $(basename $(BENCH_OUT))-profile.txt
 

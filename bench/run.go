@@ -44,6 +44,8 @@ type Config struct {
 	// Profile runs the prune once more on each backend, untimed, with CPU and allocation
 	// profiles written to the work dir's profile/.
 	Profile bool
+	// NoDelete skips the delete benchmarks (targets 3 and 4), which make profile does not need.
+	NoDelete bool
 	// Log receives progress lines.
 	Log io.Writer
 }
@@ -258,24 +260,32 @@ func runFilesystem(
 	if err != nil {
 		return nil, err
 	}
-	records, err := planRecords(prune, rn, "filesystem")
-	if err != nil {
-		return nil, err
+	var del, rm *series
+	var delRes *DeleteResult
+	if !cfg.NoDelete {
+		records, err := planRecords(prune, rn, "filesystem")
+		if err != nil {
+			return nil, err
+		}
+		delRes = &DeleteResult{Objects: countKinds(records)}
+		del, rm, delRes.Paths, err = fsDeleteSeries(ctx, cfg, res.Dataset, binary, root, kubeconfig, records)
+		if err != nil {
+			return nil, err
+		}
+		logf("filesystem: the plan deletes %d objects, %d paths for xargs rm", len(records), delRes.Paths)
 	}
-	del, rm, paths, err := fsDeleteSeries(ctx, cfg, res.Dataset, binary, root, kubeconfig, records)
-	if err != nil {
-		return nil, err
-	}
-	logf("filesystem: the plan deletes %d objects, %d paths for xargs rm", len(records), paths)
 	if err := alternate(ctx, rn, prune, find, gc, del, rm); err != nil {
 		return nil, err
+	}
+	if delRes != nil {
+		delRes.Prune, delRes.Rm = *del.measure(), rm.measure()
 	}
 	br := &BackendResult{
 		Backend: "filesystem",
 		Prune:   prune.pruneMeasure(apiProxy, nil),
 		Find:    find.measure(),
 		GC:      gc.gcMeasure(nil),
-		Delete:  &DeleteResult{Prune: *del.measure(), Rm: rm.measure(), Objects: countKinds(records), Paths: paths},
+		Delete:  delRes,
 	}
 	if cfg.Profile {
 		if br.Profiles, err = profilePrune(prune, rn, "filesystem"); err != nil {
@@ -326,29 +336,36 @@ func runS3(
 	if err != nil {
 		return nil, err
 	}
-	records, err := planRecords(prune, rn, "s3")
-	if err != nil {
-		return nil, err
-	}
-	// The delete's own proxy, whose classes say what each request serves.
-	attribution, err := newS3Attribution(records)
-	if err != nil {
-		return nil, err
-	}
-	delProxy, err := StartCountingProxy(upstream, &http.Transport{MaxIdleConnsPerHost: 256}, attribution.classify)
-	if err != nil {
-		return nil, err
-	}
-	defer delProxy.Close()
-	delRes := &DeleteResult{Objects: countKinds(records)}
-	del, err := s3DeleteSeries(ctx, cfg, res.Dataset, s3, delProxy, binary, kubeconfig, records, delRes)
-	if err != nil {
-		return nil, err
+	var del *series
+	var delRes *DeleteResult
+	var delProxy *CountingProxy
+	if !cfg.NoDelete {
+		records, err := planRecords(prune, rn, "s3")
+		if err != nil {
+			return nil, err
+		}
+		// The delete's own proxy, whose classes say what each request serves.
+		attribution, err := newS3Attribution(records)
+		if err != nil {
+			return nil, err
+		}
+		delProxy, err = StartCountingProxy(upstream, &http.Transport{MaxIdleConnsPerHost: 256}, attribution.classify)
+		if err != nil {
+			return nil, err
+		}
+		defer delProxy.Close()
+		delRes = &DeleteResult{Objects: countKinds(records)}
+		del, err = s3DeleteSeries(ctx, cfg, res.Dataset, s3, delProxy, binary, kubeconfig, records, delRes)
+		if err != nil {
+			return nil, err
+		}
 	}
 	if err := alternate(ctx, rn, prune, gc, del); err != nil {
 		return nil, err
 	}
-	delRes.Prune = del.pruneMeasure(nil, delProxy)
+	if delRes != nil {
+		delRes.Prune = del.pruneMeasure(nil, delProxy)
+	}
 	br := &BackendResult{
 		Backend: "s3",
 		Prune:   prune.pruneMeasure(apiProxy, s3Proxy),

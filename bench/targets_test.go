@@ -144,6 +144,24 @@ func TestTargetsBelowFullSize(t *testing.T) {
 	}
 }
 
+// TestTargetsDeletesSkipped: a run without the deletes (-delete=false) says how to get them.
+func TestTargetsDeletesSkipped(t *testing.T) {
+	r := result(Sizes["full"], "filesystem", "s3")
+	for i := range r.Backends {
+		r.Backends[i].Delete = nil
+	}
+	targets := r.Targets()
+	for _, tg := range []Target{byNumber(targets, 3)[0], byNumber(targets, 4)[1]} {
+		if tg.Status != NotMeasured || !strings.HasPrefix(tg.How, "-delete ") {
+			t.Errorf("target %d (%s) without the deletes: %s, how %q; want not measured, -delete", tg.N, tg.What,
+				tg.Status, tg.How)
+		}
+	}
+	if s3 := byNumber(targets, 4)[0]; s3.Status != Met {
+		t.Errorf("target 4, the check, without the deletes: %s, want it measured still", s3.Status)
+	}
+}
+
 func TestTargetsGOMEMLIMIT(t *testing.T) {
 	r := result(Sizes["full"], "filesystem")
 	r.GoMemLimit = "100MiB"
