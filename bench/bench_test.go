@@ -76,7 +76,8 @@ func TestHarnessSmoke(t *testing.T) {
 			t.Errorf("filesystem: xargs rm %+v of %d paths, want one run", d.Rm, d.Paths)
 		case be.Backend == "s3" && (d.Deleted == 0 || d.Prune.Storage["DELETE-BATCH keys"] == 0 ||
 			d.Prune.Storage["LIST walk"] == 0):
-			t.Errorf("s3: %d keys deleted, requests %s; want keys deleted in batches after a walk", d.Deleted, d.Prune.Storage)
+			t.Errorf("s3: %d keys deleted, requests %s; want keys deleted in batches after a walk",
+				d.Deleted, d.Prune.Storage)
 		}
 		if len(be.Profiles) != 2 {
 			t.Errorf("%s: profiles %v, want a CPU and an allocation profile", be.Backend, be.Profiles)

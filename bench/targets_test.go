@@ -135,7 +135,8 @@ func TestTargetsBelowFullSize(t *testing.T) {
 	}
 	for _, s3 := range byNumber(targets, 4) {
 		if s3.Status != NotMeasured || s3.How != "-backends=s3" {
-			t.Errorf("target 4 without S3 (%s): %s, how %q; want not measured, -backends=s3", s3.What, s3.Status, s3.How)
+			t.Errorf("target 4 without S3 (%s): %s, how %q; want not measured, -backends=s3",
+				s3.What, s3.Status, s3.How)
 		}
 	}
 	del := byNumber(targets, 3)[0]
