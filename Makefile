@@ -39,11 +39,12 @@ demo: build
 
 # Benchmark: a synthetic registry (BENCH_SIZE=full: 200k blobs, 20k repositories, 30% orphans;
 # small: a quick smoke run) in filesystem and S3 (versitygw) storage plus its Images and
-# ImageStreams; -prune=check against find and distribution's garbage-collect in BENCH_RUNS
-# rounds (ours, find, garbage-collect in turn: the page cache does not stay warm), medians
-# with each run's figure; issue 14's targets, each with its measured value and met/no, or what
-# would measure it; then the Go benchmarks of the decision. Results: BENCH_OUT, both parts (set
-# it rather than -out in BENCH_FLAGS).
+# ImageStreams; -prune=check against find and distribution's garbage-collect, and -prune=delete
+# against xargs rm -rf of the same paths (on copies), in BENCH_RUNS rounds (in turn: the page
+# cache does not stay warm), medians with each run's figure; one -prune=delete on a copy of the
+# S3 bucket, its requests counted; issue 14's targets, each with its measured value and met/no,
+# or what would measure it; then the Go benchmarks of the decision. Results: BENCH_OUT, both
+# parts (set it rather than -out in BENCH_FLAGS).
 BENCH_SIZE ?= full
 BENCH_RUNS ?= 3
 BENCH_GC_RUNS ?= $(BENCH_RUNS)
@@ -62,12 +63,13 @@ bench: build tools
 		| tee -a $(BENCH_OUT)
 
 # Profile the whole -prune=check run, CPU and allocations (the bench with -profile, one timed
-# round, no garbage-collect, on PROFILE_BACKENDS): the profiles stay in BENCH_WORK/profile, and
-# the top of each (go tool pprof -top) is printed and kept beside BENCH_OUT (-profile.txt).
+# round, no garbage-collect or deletes, on PROFILE_BACKENDS): the profiles stay in
+# BENCH_WORK/profile, and the top of each (go tool pprof -top) is printed and kept beside
+# BENCH_OUT (-profile.txt).
 PROFILE_BACKENDS ?= filesystem
 profile: build tools
-	$(GO) run ./bench/cmd/bench -size=$(BENCH_SIZE) -runs=1 -gc-runs=0 -s3-gc-runs=0 -backends=$(PROFILE_BACKENDS) \
-		-profile -work=$(BENCH_WORK) -out=$(basename $(BENCH_OUT))-profile.md $(BENCH_FLAGS)
+	$(GO) run ./bench/cmd/bench -size=$(BENCH_SIZE) -runs=1 -gc-runs=0 -s3-gc-runs=0 -delete=false \
+		-backends=$(PROFILE_BACKENDS) -profile -work=$(BENCH_WORK) -out=$(basename $(BENCH_OUT))-profile.md $(BENCH_FLAGS)
 	@for p in $(BENCH_WORK)/profile/*.pprof; do echo; echo "== $$p"; $(GO) tool pprof -top -nodecount=30 $$p; done \
 		| tee $(basename $(BENCH_OUT))-profile.txt
 

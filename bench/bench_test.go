@@ -53,6 +53,8 @@ func TestHarnessSmoke(t *testing.T) {
 		"garbage-collect / ours",
 		"S3 requests",
 		"image API requests",
+		"ours / rm",
+		"S3 requests of `-prune=delete`",
 	} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("the report has no %q", want)
@@ -64,6 +66,18 @@ func TestHarnessSmoke(t *testing.T) {
 		}
 		if be.Backend == "s3" && be.Prune.Storage["LIST"] == 0 {
 			t.Errorf("s3: no LIST request counted (%s)", be.Prune.Storage)
+		}
+		// The delete runs: on the filesystem against rm, each round's copies compared (a
+		// difference fails Run); on S3 with their requests classed.
+		switch d := be.Delete; {
+		case d == nil || d.TotalObjects() == 0 || d.Prune.Runs == 0:
+			t.Errorf("%s: delete runs %+v, want runs deleting the plan's objects", be.Backend, d)
+		case be.Backend == "filesystem" && (d.Rm == nil || d.Rm.Runs != 1 || d.Paths == 0):
+			t.Errorf("filesystem: xargs rm %+v of %d paths, want one run", d.Rm, d.Paths)
+		case be.Backend == "s3" && (d.Deleted == 0 || d.Prune.Storage["DELETE-BATCH keys"] == 0 ||
+			d.Prune.Storage["LIST walk"] == 0):
+			t.Errorf("s3: %d keys deleted, requests %s; want keys deleted in batches after a walk",
+				d.Deleted, d.Prune.Storage)
 		}
 		if len(be.Profiles) != 2 {
 			t.Errorf("%s: profiles %v, want a CPU and an allocation profile", be.Backend, be.Profiles)

@@ -1,6 +1,7 @@
 // Package bench generates synthetic registries (storage and the matching image API objects)
 // and measures `dockerregistry -prune=check` on them against `find` and distribution's own
-// garbage collector. `make bench` runs it; cmd/bench is its command line.
+// garbage collector, and `-prune=delete` against `xargs rm -rf` of the same paths and in S3
+// requests. `make bench` runs it; cmd/bench is its command line.
 package bench
 
 import (
@@ -181,6 +182,9 @@ func Generate(size Size) *Dataset {
 	store := func(b blob) { stored[b.digest] = int64(len(b.content)) }
 	for _, r := range ds.repos {
 		links := 0
+		// Images of a repository share base layers: one layer link each, however many
+		// images name it.
+		layerLinks := map[digest.Digest]bool{}
 		eachImage(r, func(im *image, tag int, live bool) {
 			for _, b := range append(im.layers(), im.manifest, im.config) {
 				store(b)
@@ -188,15 +192,19 @@ func Generate(size Size) *Dataset {
 					referencedSet[b.digest] = true
 				}
 			}
-			links += 1 + 1 + len(im.layers()) + 1 // revision, config link, layer links, tag index
+			for _, b := range append(im.layers(), im.config) {
+				layerLinks[b.digest] = true
+			}
+			links += 1 + 1 // revision, tag index
 			if live && r.hasStream {
 				ds.Images++
 			}
 		})
 		for _, b := range r.loose {
 			store(b)
-			links++
+			layerLinks[b.digest] = true
 		}
+		links += len(layerLinks)
 		for t := range r.tags {
 			if len(r.live[t]) > 0 {
 				links++ // current link

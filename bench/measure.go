@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"time"
 )
 
@@ -23,6 +22,9 @@ type timed struct {
 	// garbage-collect print tens of MB that nothing reads, and writing them to a file would add
 	// page-cache writeback to what is timed.
 	check func(stdout io.Reader) error
+	// prepare runs before each run and verify after it (after check), both untimed: a delete
+	// needs a fresh copy of the storage to delete from, and what it left must be compared.
+	prepare, verify func() error
 }
 
 // series is a timed command, the number of runs it takes and the runs taken.
@@ -36,7 +38,19 @@ type series struct {
 type runResult struct {
 	wall   time.Duration
 	rss    int64
-	counts []Counts // per proxy (nil for a nil proxy)
+	cpu    time.Duration // user and system
+	counts []Counts      // per proxy (nil for a nil proxy)
+}
+
+// runner is what running a timed command takes besides the command.
+type runner struct {
+	outDir string // the commands' output files
+	rusage string // the rusage helper (BuildRusageHelper), which every command runs through
+	logf   func(string, ...any)
+}
+
+func newRunner(workDir, rusage string, logf func(string, ...any)) runner {
+	return runner{outDir: mkdir(workDir, "output"), rusage: rusage, logf: logf}
 }
 
 // alternate runs the series in rounds: each round runs, in order, every series that has runs
@@ -44,9 +58,8 @@ type runResult struct {
 // in one sitting), so series run one after the other would each meet other conditions; within
 // a round they meet about the same, and the per-round ratios compare like with like. Nil
 // series are skipped.
-func alternate(ctx context.Context, workDir string, logf func(string, ...any), all ...*series) error {
+func alternate(ctx context.Context, rn runner, all ...*series) error {
 	all = slices.DeleteFunc(all, func(s *series) bool { return s == nil })
-	outDir := mkdir(workDir, "output")
 	rounds := 0
 	for _, s := range all {
 		rounds = max(rounds, s.runs)
@@ -64,7 +77,7 @@ func alternate(ctx context.Context, workDir string, logf func(string, ...any), a
 					p.Reset()
 				}
 			}
-			r, err := runOnce(s.timed, outDir)
+			r, err := runOnce(s.timed, rn)
 			if err != nil {
 				return err
 			}
@@ -75,12 +88,13 @@ func alternate(ctx context.Context, workDir string, logf func(string, ...any), a
 				}
 				r.counts = append(r.counts, c)
 			}
-			logf(
-				"round %d/%d: %s: %s, peak RSS %s",
+			rn.logf(
+				"round %d/%d: %s: %s, CPU %s, peak RSS %s",
 				round+1,
 				rounds,
 				s.what,
 				r.wall.Round(time.Millisecond),
+				r.cpu.Round(time.Millisecond),
 				mib(r.rss),
 			)
 			s.results = append(s.results, r)
@@ -92,11 +106,19 @@ func alternate(ctx context.Context, workDir string, logf func(string, ...any), a
 // measure is the series' medians, and each run's wall time in run (round) order.
 func (s *series) measure() *Measure {
 	walls := make([]time.Duration, len(s.results))
+	cpus := make([]time.Duration, len(s.results))
 	rss := make([]int64, len(s.results))
 	for i, r := range s.results {
-		walls[i], rss[i] = r.wall, r.rss
+		walls[i], cpus[i], rss[i] = r.wall, r.cpu, r.rss
 	}
-	return &Measure{Runs: len(s.results), Wall: median(walls), PeakRSS: median(rss), Walls: walls}
+	return &Measure{
+		Runs:    len(s.results),
+		Wall:    median(walls),
+		Walls:   walls,
+		CPU:     median(cpus),
+		CPUs:    cpus,
+		PeakRSS: median(rss),
+	}
 }
 
 // medianCounts are the proxies' counts of the run with the median wall time (the slower of
@@ -120,18 +142,23 @@ func median[T ~int64 | ~float64](xs []T) T {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-// runOnce runs c once, its output going straight from the command into files in outDir (or
-// /dev/null): a copy through the bench's memory cost it most of a core while garbage-collect
-// printed 21.5 MB, on the cores the command was timed on. It then checks the standard output.
-func runOnce(c timed, outDir string) (runResult, error) {
-	cmd := c.newCmd()
-	rssFile := filepath.Join(outDir, c.file+".rss")
-	if err := viaRusageChild(cmd, rssFile); err != nil {
-		return runResult{}, err
+// runOnce runs c once, through the rusage helper, its output going straight from the command
+// into files in the runner's output dir (or /dev/null): a copy through the bench's memory cost
+// it most of a core while garbage-collect printed 21.5 MB, on the cores the command was timed
+// on. It then checks the standard output and verifies the run.
+func runOnce(c timed, rn runner) (runResult, error) {
+	if c.prepare != nil {
+		if err := c.prepare(); err != nil {
+			return runResult{}, fmt.Errorf("%s: preparing: %w", c.what, err)
+		}
 	}
-	stdoutPath, stderrPath := os.DevNull, filepath.Join(outDir, c.file+".stderr")
+	cmd := c.newCmd()
+	usageFile := filepath.Join(rn.outDir, c.file+".rusage")
+	_ = os.Remove(usageFile)
+	viaRusage(cmd, rn.rusage, usageFile)
+	stdoutPath, stderrPath := os.DevNull, filepath.Join(rn.outDir, c.file+".stderr")
 	if c.check != nil {
-		stdoutPath = filepath.Join(outDir, c.file+".stdout")
+		stdoutPath = filepath.Join(rn.outDir, c.file+".stdout")
 	}
 	stdout, err := os.Create(stdoutPath)
 	if err != nil {
@@ -159,12 +186,16 @@ func runOnce(c timed, outDir string) (runResult, error) {
 			return runResult{}, fmt.Errorf("%s: %w (output in %s)", c.what, err, stdoutPath)
 		}
 	}
-	r := runResult{wall: wall}
-	if b, err := os.ReadFile(rssFile); err == nil {
-		r.rss, _ = strconv.ParseInt(string(b), 10, 64)
-		_ = os.Remove(rssFile)
+	if c.verify != nil {
+		if err := c.verify(); err != nil {
+			return runResult{}, fmt.Errorf("%s: %w", c.what, err)
+		}
 	}
-	return r, nil
+	u, err := readUsage(usageFile)
+	if err != nil {
+		return runResult{}, fmt.Errorf("%s: no usage from the rusage helper: %w", c.what, err)
+	}
+	return runResult{wall: wall, rss: u.maxRSS, cpu: u.cpu()}, nil
 }
 
 // fileTail is the last limit bytes of the file at path (for error messages).

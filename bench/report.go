@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/hardprune/image-registry/storage"
 )
 
 // APIPageSize is the prune's default -prune-page-size.
@@ -39,7 +41,10 @@ func (r *Result) WriteMarkdown(w io.Writer) {
 		"%d blobs (%d orphaned, %d referenced digests), %d repositories (%d with an image stream), %d Images, "+
 			"%d storage objects (blobs and links); %d CPUs; medians of %d runs (garbage-collect: %d, on S3: %d), "+
 			"each run's figure in brackets. The commands alternate, a round running ours, then find, then "+
-			"garbage-collect, and a ratio is the median of the rounds' ratios (each round's in brackets). "+
+			"garbage-collect, then -prune=delete and xargs rm -rf of the same paths (each on a fresh hard-link copy "+
+			"of the storage; on S3 one delete, in the first round), and a ratio is the median of the rounds' "+
+			"ratios (each round's in brackets). CPU and peak RSS are the commands' own, measured through a "+
+			"small helper process. "+
 			"Generation: storage written in %s, API objects created in %s.\n\n",
 		ds.StoredBlobs,
 		ds.OrphanBlobs,
@@ -138,8 +143,88 @@ func (r *Result) WriteMarkdown(w io.Writer) {
 			fmt.Sprintf("%d (the generated orphans)", ds.OrphanBlobs),
 			boolp(p.Found == ds.OrphanBlobs),
 		)
+		if d := b.Delete; d != nil {
+			writeDeleteRows(row, d, p)
+		}
 		fmt.Fprintln(w)
 	}
+}
+
+// writeDeleteRows are a backend's rows of the delete runs, whose check is the check's Measure.
+func writeDeleteRows(row func(measure, measured, target string, met *bool), d *DeleteResult, check Measure) {
+	row(
+		"`-prune=delete` wall time (read-only registry, on a fresh copy each run)",
+		fmt.Sprintf("%s (runs: %s), CPU %s (runs: %s), peak RSS %s",
+			secs(d.Prune.Wall), walls(d.Prune.Walls), secs(d.Prune.CPU), walls(d.Prune.CPUs), mib(d.Prune.PeakRSS)),
+		"",
+		nil,
+	)
+	var objects []string
+	for _, k := range sortedKinds(d.Objects) {
+		objects = append(objects, fmt.Sprintf("%s=%d", k, d.Objects[k]))
+	}
+	row(
+		"objects deleted",
+		fmt.Sprintf("%d (%s)", d.TotalObjects(), strings.Join(objects, ", ")),
+		"",
+		nil,
+	)
+	target3 := ""
+	if d.Rm != nil {
+		target3 = "target 3"
+	}
+	row("`-prune=delete` CPU per deleted object", perObjectCPU(d.Prune.CPU, d.TotalObjects()), target3, nil)
+	if d.Rm != nil {
+		row(
+			"`xargs -0 rm -rf` of the same paths",
+			fmt.Sprintf("%s (runs: %s), CPU %s; %d paths (files and directories)",
+				secs(d.Rm.Wall), walls(d.Rm.Walls), secs(d.Rm.CPU), d.Paths),
+			"",
+			nil,
+		)
+		row("ours / rm", formatRatios(roundRatios(d.Prune.Walls, d.Rm.Walls), 2), "target 3", nil)
+		// CPU time is steadier than wall time on a machine whose cores other work shares.
+		row("ours / rm, CPU time", formatRatios(roundRatios(d.Prune.CPUs, d.Rm.CPUs), 2), "", nil)
+		// The delete run is a check, the lock's settle wait, and then the deletion: the check
+		// of the same round, taken away, leaves roughly the lock and the deletion.
+		row(
+			fmt.Sprintf("(delete − check of the round) / rm; the delete waits %s for its lock to settle",
+				storage.DefaultLockSettle),
+			formatRatios(roundRatios(roundDiffs(d.Prune.Walls, check.Walls), d.Rm.Walls), 2),
+			"",
+			nil,
+		)
+		row(
+			"(delete − check of the round) / rm, CPU time",
+			formatRatios(roundRatios(roundDiffs(d.Prune.CPUs, check.CPUs), d.Rm.CPUs), 2),
+			"",
+			nil,
+		)
+		row("what each run left", "the same files and directories after ours and after rm, every round", "", nil)
+	}
+	if d.Keys > 0 {
+		row(
+			"S3 requests of `-prune=delete`",
+			fmt.Sprintf("%d (%s)", d.Prune.Storage.Total(), d.Prune.Storage),
+			"target 4",
+			nil,
+		)
+		row(
+			"keys deleted",
+			fmt.Sprintf("%d of %d; what the bucket kept is its keys without the plan's objects", d.Deleted, d.Keys),
+			"",
+			nil,
+		)
+	}
+}
+
+// roundDiffs are a[i] − b[i] for the rounds both ran in.
+func roundDiffs(a, b []time.Duration) []time.Duration {
+	out := make([]time.Duration, 0, min(len(a), len(b)))
+	for i := range min(len(a), len(b)) {
+		out = append(out, a[i]-b[i])
+	}
+	return out
 }
 
 // writeProfiles lists the profiles of the run, if it took any.

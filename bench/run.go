@@ -44,6 +44,8 @@ type Config struct {
 	// Profile runs the prune once more on each backend, untimed, with CPU and allocation
 	// profiles written to the work dir's profile/.
 	Profile bool
+	// NoDelete skips the delete benchmarks (targets 3 and 4), which make profile does not need.
+	NoDelete bool
 	// Log receives progress lines.
 	Log io.Writer
 }
@@ -52,8 +54,10 @@ type Config struct {
 type Measure struct {
 	Runs    int
 	Wall    time.Duration   // median
-	PeakRSS int64           // median of the runs' peak resident set size, bytes
 	Walls   []time.Duration // each run's, in round order
+	CPU     time.Duration   // median of the runs' CPU time, user and system
+	CPUs    []time.Duration // each run's, in round order
+	PeakRSS int64           // median of the runs' peak resident set size, bytes
 	// Requests are the median run's request counts (API and storage).
 	API, Storage Counts
 	// Output is what the command reported (for checks), e.g. the blobs it would delete.
@@ -66,6 +70,8 @@ type BackendResult struct {
 	Prune   Measure
 	Find    *Measure // filesystem only
 	GC      *Measure
+	// Delete is -prune=delete's (with xargs rm's on the filesystem); nil when not run.
+	Delete *DeleteResult
 	// Syscalls are strace -c's counts of one prune run (filesystem, when asked).
 	Syscalls map[string]int
 	// Profiles are the files of the profiled prune run (Config.Profile): CPU, allocations.
@@ -106,6 +112,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{Config: cfg, CPUs: runtime.NumCPU(), GoMemLimit: os.Getenv("GOMEMLIMIT")}
+	helper, err := BuildRusageHelper(mkdir(cfg.WorkDir, "bin"))
+	if err != nil {
+		return nil, err
+	}
+	rn := newRunner(cfg.WorkDir, helper, logf)
 
 	// The image API, behind a counting proxy.
 	etcd, err := harness.StartEtcd(ctx, mkdir(cfg.WorkDir, "etcd"), nil)
@@ -165,9 +176,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		var err error
 		switch backend {
 		case "filesystem":
-			br, err = runFilesystem(ctx, cfg, res, binary, kubeconfig, apiProxy, logf)
+			br, err = runFilesystem(ctx, cfg, res, rn, binary, kubeconfig, apiProxy)
 		case "s3":
-			br, err = runS3(ctx, cfg, res, binary, kubeconfig, apiProxy, logf)
+			br, err = runS3(ctx, cfg, res, rn, binary, kubeconfig, apiProxy)
 		default:
 			err = fmt.Errorf("unknown backend %q (filesystem, s3)", backend)
 		}
@@ -224,10 +235,11 @@ func runFilesystem(
 	ctx context.Context,
 	cfg Config,
 	res *Result,
+	rn runner,
 	binary, kubeconfig string,
 	apiProxy *CountingProxy,
-	logf func(string, ...any),
 ) (*BackendResult, error) {
+	logf := rn.logf
 	root := mkdir(cfg.WorkDir, "filesystem")
 	start := time.Now()
 	if err := res.Dataset.WriteStorage(ctx, root, 8); err != nil {
@@ -248,17 +260,35 @@ func runFilesystem(
 	if err != nil {
 		return nil, err
 	}
-	if err := alternate(ctx, cfg.WorkDir, logf, prune, find, gc); err != nil {
+	var del, rm *series
+	var delRes *DeleteResult
+	if !cfg.NoDelete {
+		records, err := planRecords(prune, rn, "filesystem")
+		if err != nil {
+			return nil, err
+		}
+		delRes = &DeleteResult{Objects: countKinds(records)}
+		del, rm, delRes.Paths, err = fsDeleteSeries(ctx, cfg, res.Dataset, binary, root, kubeconfig, records)
+		if err != nil {
+			return nil, err
+		}
+		logf("filesystem: the plan deletes %d objects, %d paths for xargs rm", len(records), delRes.Paths)
+	}
+	if err := alternate(ctx, rn, prune, find, gc, del, rm); err != nil {
 		return nil, err
+	}
+	if delRes != nil {
+		delRes.Prune, delRes.Rm = *del.measure(), rm.measure()
 	}
 	br := &BackendResult{
 		Backend: "filesystem",
 		Prune:   prune.pruneMeasure(apiProxy, nil),
 		Find:    find.measure(),
 		GC:      gc.gcMeasure(nil),
+		Delete:  delRes,
 	}
 	if cfg.Profile {
-		if br.Profiles, err = profilePrune(cfg, prune, "filesystem", logf); err != nil {
+		if br.Profiles, err = profilePrune(prune, rn, "filesystem"); err != nil {
 			return nil, err
 		}
 	}
@@ -274,10 +304,11 @@ func runS3(
 	ctx context.Context,
 	cfg Config,
 	res *Result,
+	rn runner,
 	binary, kubeconfig string,
 	apiProxy *CountingProxy,
-	logf func(string, ...any),
 ) (*BackendResult, error) {
+	logf := rn.logf
 	s3, err := harness.StartS3(ctx, mkdir(cfg.WorkDir, "versitygw"), nil)
 	if err != nil {
 		return nil, err
@@ -305,12 +336,44 @@ func runS3(
 	if err != nil {
 		return nil, err
 	}
-	if err := alternate(ctx, cfg.WorkDir, logf, prune, gc); err != nil {
+	var del *series
+	var delRes *DeleteResult
+	var delProxy *CountingProxy
+	if !cfg.NoDelete {
+		records, err := planRecords(prune, rn, "s3")
+		if err != nil {
+			return nil, err
+		}
+		// The delete's own proxy, whose classes say what each request serves.
+		attribution, err := newS3Attribution(records)
+		if err != nil {
+			return nil, err
+		}
+		delProxy, err = StartCountingProxy(upstream, &http.Transport{MaxIdleConnsPerHost: 256}, attribution.classify)
+		if err != nil {
+			return nil, err
+		}
+		defer delProxy.Close()
+		delRes = &DeleteResult{Objects: countKinds(records)}
+		del, err = s3DeleteSeries(ctx, cfg, res.Dataset, s3, delProxy, binary, kubeconfig, records, delRes)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := alternate(ctx, rn, prune, gc, del); err != nil {
 		return nil, err
 	}
-	br := &BackendResult{Backend: "s3", Prune: prune.pruneMeasure(apiProxy, s3Proxy), GC: gc.gcMeasure(s3Proxy)}
+	if delRes != nil {
+		delRes.Prune = del.pruneMeasure(nil, delProxy)
+	}
+	br := &BackendResult{
+		Backend: "s3",
+		Prune:   prune.pruneMeasure(apiProxy, s3Proxy),
+		GC:      gc.gcMeasure(s3Proxy),
+		Delete:  delRes,
+	}
 	if cfg.Profile {
-		if br.Profiles, err = profilePrune(cfg, prune, "s3", logf); err != nil {
+		if br.Profiles, err = profilePrune(prune, rn, "s3"); err != nil {
 			return nil, err
 		}
 	}
@@ -319,18 +382,19 @@ func runS3(
 
 var wouldDelete = regexp.MustCompile(`^Would delete (\d+) blobs$`)
 
-// parseWouldDelete reads the prune's summary line "Would delete N blobs" from its output.
-func parseWouldDelete(stdout io.Reader) (int, error) {
+// parseSummaryCount reads the count of the prune's summary line that line matches ("Would
+// delete N blobs", "Deleted N blobs") from its output.
+func parseSummaryCount(stdout io.Reader, line *regexp.Regexp) (int, error) {
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
-		if m := wouldDelete.FindSubmatch(sc.Bytes()); m != nil {
+		if m := line.FindSubmatch(sc.Bytes()); m != nil {
 			return strconv.Atoi(string(m[1]))
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return 0, err
 	}
-	return 0, errors.New(`no "Would delete N blobs" line`)
+	return 0, fmt.Errorf("no line matching %q", line)
 }
 
 // pruneSeries is cfg.Runs of `dockerregistry -prune=check` on the storage, each of which must
@@ -357,7 +421,7 @@ func pruneSeries(
 			return cmd
 		},
 		check: func(stdout io.Reader) error {
-			found, err := parseWouldDelete(stdout)
+			found, err := parseSummaryCount(stdout, wouldDelete)
 			if err != nil {
 				return err
 			}
@@ -394,8 +458,8 @@ const (
 // profilePrune runs the prune once more, untimed (profiling slows it), with a CPU profile of
 // the whole run and an allocation profile at its end written to the work dir's profile/, and
 // returns their paths.
-func profilePrune(cfg Config, prune *series, backend string, logf func(string, ...any)) ([]string, error) {
-	dir := mkdir(cfg.WorkDir, "profile")
+func profilePrune(prune *series, rn runner, backend string) ([]string, error) {
+	dir := mkdir(filepath.Dir(rn.outDir), "profile")
 	cpu, allocs := filepath.Join(dir, backend+"-cpu.pprof"), filepath.Join(dir, backend+"-allocs.pprof")
 	c := prune.timed
 	c.file += "-profiled"
@@ -405,7 +469,7 @@ func profilePrune(cfg Config, prune *series, backend string, logf func(string, .
 		cmd.Env = append(cmd.Env, cpuProfileEnv+"="+cpu, memProfileEnv+"="+allocs)
 		return cmd
 	}
-	r, err := runOnce(c, mkdir(cfg.WorkDir, "output"))
+	r, err := runOnce(c, rn)
 	if err != nil {
 		return nil, fmt.Errorf("profiling: %w", err)
 	}
@@ -414,7 +478,7 @@ func profilePrune(cfg Config, prune *series, backend string, logf func(string, .
 			return nil, fmt.Errorf("profiling: %s: no profile written (a dockerregistry older than %s?)", p, cpuProfileEnv)
 		}
 	}
-	logf("%s: profiled %s in %s: %s, %s", backend, c.what, r.wall.Round(time.Millisecond), cpu, allocs)
+	rn.logf("%s: profiled %s in %s: %s, %s", backend, c.what, r.wall.Round(time.Millisecond), cpu, allocs)
 	return []string{cpu, allocs}, nil
 }
 

@@ -11,15 +11,16 @@ import (
 	"time"
 )
 
-func TestParseWouldDelete(t *testing.T) {
+func TestParseSummaryCount(t *testing.T) {
 	out := "Would delete 1200 blobs\nWould free up 2.835 GiB of disk space\n" +
 		"Use -prune=delete to actually delete the data\n"
-	if n, err := parseWouldDelete(strings.NewReader(out)); err != nil || n != 1200 {
-		t.Errorf("parseWouldDelete = %d, %v; want 1200", n, err)
+	if n, err := parseSummaryCount(strings.NewReader(out), wouldDelete); err != nil || n != 1200 {
+		t.Errorf("parseSummaryCount = %d, %v; want 1200", n, err)
 	}
 	// A line that only ends like the summary is not the summary.
-	if _, err := parseWouldDelete(strings.NewReader("Would delete 3 blobs later\nDeleted 3 blobs\n")); err == nil {
-		t.Error("parseWouldDelete found a count in output without the summary line")
+	other := strings.NewReader("Would delete 3 blobs later\nDeleted 3 blobs\n")
+	if _, err := parseSummaryCount(other, wouldDelete); err == nil {
+		t.Error("parseSummaryCount found a count in output without the summary line")
 	}
 }
 
@@ -36,7 +37,7 @@ func TestAlternate(t *testing.T) {
 		}}
 	}
 	ours, find, gc := echo("ours", 2), echo("find", 2), echo("gc", 3)
-	if err := alternate(context.Background(), dir, t.Logf, ours, nil, find, gc); err != nil {
+	if err := alternate(context.Background(), testRunner(t, dir), ours, nil, find, gc); err != nil {
 		t.Fatal(err)
 	}
 	got, err := os.ReadFile(order)
@@ -57,7 +58,7 @@ func TestAlternateFailure(t *testing.T) {
 		what: "failing", file: "failing",
 		newCmd: func() *exec.Cmd { return exec.Command("sh", "-c", "echo broken config >&2; exit 3") },
 	}}
-	err := alternate(context.Background(), dir, t.Logf, fail)
+	err := alternate(context.Background(), testRunner(t, dir), fail)
 	if err == nil || !strings.Contains(err.Error(), "broken config") {
 		t.Errorf("alternate = %v, want the command's standard error in the error", err)
 	}

@@ -5,76 +5,87 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
-	"syscall"
+	"strings"
+	"time"
+
+	"github.com/hardprune/image-registry/e2e/harness"
 )
 
-// rusageChildEnv makes a process started from a binary importing this package run the
-// command in its arguments and report that command's peak RSS (see init).
+// rusageHelperPackage is the helper every measured command runs through (bench/cmd/rusage).
 //
-// Why: on Linux a child's ru_maxrss starts from the parent's high-water mark at the fork (the
-// memory map is shared until exec), so every command the benchmark (holding its whole data set
-// in memory) starts directly would report at least the benchmark's own size. A small
-// intermediate process forks the command from a small memory map instead.
-const rusageChildEnv = "BENCH_RUSAGE_CHILD"
+// Why a binary of its own: on Linux a process inherits, at exec, the high-water mark of the
+// memory map it was forked from. Commands the benchmark (or a rusage mode of it) started itself
+// reported at least the benchmark's size, 74 MB and more, whatever they used. The helper is
+// tiny, and its own couple of MB is the floor it leaves.
+const rusageHelperPackage = "github.com/hardprune/image-registry/bench/cmd/rusage"
 
-func init() {
-	out := os.Getenv(rusageChildEnv)
-	if out == "" {
-		return
-	}
-	os.Exit(rusageChild(out, os.Args[1:]))
-}
-
-// rusageChild runs args with this process's standard streams, writes the command's peak RSS
-// in bytes to the file out, and returns its exit code.
-func rusageChild(out string, args []string) int {
-	if len(args) == 0 {
-		fmt.Fprintln(os.Stderr, "bench: rusage child: no command")
-		return 2
-	}
-	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.Env = withoutEnv(os.Environ(), rusageChildEnv)
-	err := cmd.Run()
-	code := 0
-	var exit *exec.ExitError
-	switch {
-	case errors.As(err, &exit):
-		code = exit.ExitCode()
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "bench: rusage child:", err)
-		return 127
-	}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		_ = os.WriteFile(out, []byte(strconv.FormatInt(int64(ru.Maxrss)*1024, 10)), 0o644) // kilobytes on Linux
-	}
-	return code
-}
-
-func withoutEnv(env []string, key string) []string {
-	out := env[:0:0]
-	for _, kv := range env {
-		if len(kv) > len(key) && kv[:len(key)+1] == key+"=" {
-			continue
-		}
-		out = append(out, kv)
-	}
-	return out
-}
-
-// viaRusageChild rewrites cmd to run through this binary as a rusage child reporting to out.
-func viaRusageChild(cmd *exec.Cmd, out string) error {
-	self, err := os.Executable()
+// BuildRusageHelper builds the rusage helper into dir and returns its path. It is built on
+// every run, from this checkout, rather than looked up: a stale helper would measure with
+// other rules, and go build's cache makes a rebuild take a fraction of a second.
+func BuildRusageHelper(dir string) (string, error) {
+	root, err := harness.RepoRoot()
 	if err != nil {
-		return err
+		return "", err
 	}
-	env := cmd.Env
-	if env == nil {
-		env = os.Environ()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		return "", fmt.Errorf("building the rusage helper: %w", err)
 	}
-	cmd.Args = append([]string{self}, append([]string{cmd.Path}, cmd.Args[1:]...)...)
-	cmd.Path = self
-	cmd.Env = append(env, rusageChildEnv+"="+out)
-	return nil
+	path := filepath.Join(dir, "rusage")
+	cmd := exec.Command(goTool, "build", "-o", path, rusageHelperPackage)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building the rusage helper: %w: %s", err, out)
+	}
+	return path, nil
+}
+
+// viaRusage rewrites cmd to run through the rusage helper, which writes the command's usage
+// to the file out.
+func viaRusage(cmd *exec.Cmd, helper, out string) {
+	cmd.Args = append([]string{helper, out, cmd.Path}, cmd.Args[1:]...)
+	cmd.Path = helper
+}
+
+// usage is what the rusage helper reports of one command.
+type usage struct {
+	maxRSS    int64 // bytes
+	user, sys time.Duration
+}
+
+// cpu is the command's CPU time, user and system.
+func (u usage) cpu() time.Duration { return u.user + u.sys }
+
+// readUsage reads the helper's file: "maxrss=<bytes>", "utime=<ns>", "stime=<ns>".
+func readUsage(path string) (usage, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return usage{}, err
+	}
+	var u usage
+	seen := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		key, value, _ := strings.Cut(line, "=")
+		n, err := strconv.ParseInt(value, 10, 64)
+		if err != nil {
+			return usage{}, fmt.Errorf("%s: %q: %w", path, line, err)
+		}
+		switch key {
+		case "maxrss":
+			u.maxRSS = n
+		case "utime":
+			u.user = time.Duration(n)
+		case "stime":
+			u.sys = time.Duration(n)
+		default:
+			return usage{}, fmt.Errorf("%s: unknown line %q", path, line)
+		}
+		seen++
+	}
+	if seen != 3 {
+		return usage{}, errors.New(path + ": want maxrss, utime and stime")
+	}
+	return u, nil
 }

@@ -8,7 +8,8 @@ import (
 
 // result is a run at the given size measured on the given backends, with the full-size
 // figures: check 27.4 s against find 14.4 s over three rounds, peak RSS 194 MiB, 564 S3
-// requests for 628k objects.
+// requests for 628k objects; and delete runs: 33 s against rm's 10 s, 8.1 s of CPU for 81,000
+// objects, and on S3 4,564 requests, 4,000 of them for 2,000 repositories deleted by prefix.
 func result(size Size, backends ...string) *Result {
 	s := time.Second
 	ds := &Dataset{
@@ -24,11 +25,30 @@ func result(size Size, backends ...string) *Result {
 			Walls:   []time.Duration{26900 * time.Millisecond, 27400 * time.Millisecond, 31 * s},
 			PeakRSS: 194 << 20,
 		}}
+		objects := map[string]int{"repository": 2000, "layer link": 19000, "blob": 60000}
 		switch b {
 		case "filesystem":
 			br.Find = &Measure{Walls: []time.Duration{14 * s, 14400 * time.Millisecond, 15 * s}}
+			br.Delete = &DeleteResult{
+				Prune: Measure{
+					Wall:  33 * s,
+					Walls: []time.Duration{32 * s, 33 * s, 40 * s},
+					CPU:   8100 * time.Millisecond,
+				},
+				Rm:      &Measure{Wall: 10 * s, Walls: []time.Duration{10 * s, 10 * s, 12 * s}},
+				Objects: objects,
+			}
 		case "s3":
 			br.Prune.Storage = Counts{"LIST": 563, "GET": 1}
+			br.Delete = &DeleteResult{
+				Prune: Measure{Storage: Counts{
+					"LIST walk": 563, "GET lock": 1, "DELETE-BATCH keys": 79,
+					"LIST repository": 2000, "DELETE-BATCH repository": 2000,
+				}},
+				Objects: objects,
+				Keys:    ds.Objects,
+				Deleted: 110_000,
+			}
 		}
 		r.Backends = append(r.Backends, br)
 	}
@@ -76,7 +96,21 @@ func TestTargetsFullSize(t *testing.T) {
 		!strings.Contains(s3.Measured, "bound 753.6") {
 		t.Errorf("target 4: %s, %q; want met, 564 requests against 753.6", s3.Status, s3.Measured)
 	}
-	for _, n := range []int{3, 5, 6, 7} {
+	del := byNumber(targets, 3)[0]
+	if del.Status != Missed ||
+		!strings.HasPrefix(del.Measured, "3.30x (rounds: 3.20, 3.30, 3.33): ours 33.00 s, rm 10.00 s") ||
+		!strings.Contains(del.Measured, "CPU 8.10 s, 100 µs per deleted object (81000 objects)") {
+		t.Errorf("target 3: %s, %q; want no at 3.3x, with the CPU per object", del.Status, del.Measured)
+	}
+	// 628,000 keys, 110,000 deleted: 1.2 × (628 + 110) = 885.6.
+	s3del := byNumber(targets, 4)[1]
+	if s3del.Status != Missed || !strings.Contains(s3del.Measured, "4643 (DELETE-BATCH=2079, GET=1, LIST=2563)") ||
+		!strings.Contains(s3del.Measured, "= 885.6") ||
+		!strings.Contains(s3del.Measured, "2000 repositories deleted by prefix cost 4000") ||
+		!strings.Contains(s3del.Measured, "the other requests: 643 (keys=79, lock=1, walk=563), within the bound") {
+		t.Errorf("target 4, delete: %s, %q; want no, the repositories named", s3del.Status, s3del.Measured)
+	}
+	for _, n := range []int{5, 6, 7} {
 		for _, tg := range byNumber(targets, n) {
 			if tg.Status != NotMeasured || tg.How == "" {
 				t.Errorf("target %d (%s): %s, how %q; want not measured, saying how to", n, tg.What, tg.Status, tg.How)
@@ -99,8 +133,33 @@ func TestTargetsBelowFullSize(t *testing.T) {
 			t.Errorf("target %d (%s): %s, %q; want met at size small, not full", tg.N, tg.What, tg.Status, tg.Measured)
 		}
 	}
-	if s3 := byNumber(targets, 4)[0]; s3.Status != NotMeasured || s3.How != "-backends=s3" {
-		t.Errorf("target 4 without S3: %s, how %q; want not measured, -backends=s3", s3.Status, s3.How)
+	for _, s3 := range byNumber(targets, 4) {
+		if s3.Status != NotMeasured || s3.How != "-backends=s3" {
+			t.Errorf("target 4 without S3 (%s): %s, how %q; want not measured, -backends=s3",
+				s3.What, s3.Status, s3.How)
+		}
+	}
+	del := byNumber(targets, 3)[0]
+	if del.Status != Missed || !strings.Contains(del.Measured, "at size small, not full") {
+		t.Errorf("target 3 at size small: %s, %q; want the size said", del.Status, del.Measured)
+	}
+}
+
+// TestTargetsDeletesSkipped: a run without the deletes (-delete=false) says how to get them.
+func TestTargetsDeletesSkipped(t *testing.T) {
+	r := result(Sizes["full"], "filesystem", "s3")
+	for i := range r.Backends {
+		r.Backends[i].Delete = nil
+	}
+	targets := r.Targets()
+	for _, tg := range []Target{byNumber(targets, 3)[0], byNumber(targets, 4)[1]} {
+		if tg.Status != NotMeasured || !strings.HasPrefix(tg.How, "-delete ") {
+			t.Errorf("target %d (%s) without the deletes: %s, how %q; want not measured, -delete", tg.N, tg.What,
+				tg.Status, tg.How)
+		}
+	}
+	if s3 := byNumber(targets, 4)[0]; s3.Status != Met {
+		t.Errorf("target 4, the check, without the deletes: %s, want it measured still", s3.Status)
 	}
 }
 

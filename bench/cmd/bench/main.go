@@ -1,6 +1,6 @@
 // Command bench generates a synthetic registry (storage and image API objects) and measures
 // `dockerregistry -prune=check` on it against `find` and distribution's garbage collector,
-// writing a Markdown table. `make bench` runs it.
+// and `-prune=delete` against `xargs rm -rf`, writing a Markdown table. `make bench` runs it.
 package main
 
 import (
@@ -36,6 +36,7 @@ func main() {
 		false,
 		"run -prune=check once more on each backend with CPU and allocation profiles (in the work dir's profile/)",
 	)
+	deletes := flag.Bool("delete", true, "run the delete benchmarks (targets 3 and 4) on copies of the storage")
 	flag.Parse()
 
 	sz, ok := bench.Sizes[*size]
@@ -60,7 +61,7 @@ func main() {
 	}
 	res, err := bench.Run(ctx, bench.Config{
 		Size: sz, Runs: *runs, GCRuns: *gcRuns, S3GCRuns: *s3GCRuns, Backends: strings.Split(*backends, ","),
-		WorkDir: workDir, Strace: *strace, Profile: *profile, Log: os.Stderr,
+		WorkDir: workDir, Strace: *strace, Profile: *profile, NoDelete: !*deletes, Log: os.Stderr,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench: error:", err)
