@@ -1,5 +1,6 @@
 // Package registry assembles the registry server from the configuration: distribution's
-// server, with the repository middleware that records pushes in the image API.
+// server, with the repository middleware that records pushes in the image API, the openshift
+// access controller (package access) when the configuration names it, and /healthz.
 package registry
 
 import (
@@ -14,9 +15,11 @@ import (
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	storagemiddleware "github.com/distribution/distribution/v3/registry/storage/driver/middleware"
 	"github.com/sirupsen/logrus"
+	"k8s.io/client-go/rest"
 
 	"github.com/hardprune/image-registry/config"
 	"github.com/hardprune/image-registry/imageapi"
+	"github.com/hardprune/image-registry/registry/access"
 	// Registers the storage drivers an administrator's configuration may name.
 	_ "github.com/hardprune/image-registry/storage"
 )
@@ -59,6 +62,9 @@ func Serve(ctx context.Context, cfg *config.Config) error {
 		return fmt.Errorf("creating the image API client: %w", err)
 	}
 	recorder = &Recorder{Client: client, ServerAddr: cfg.OpenShift.Server.Addr}
+	if err := setupAccess(cfg, restCfg); err != nil {
+		return err
+	}
 	ensureRepositoryMiddleware(cfg.Distribution)
 	if err := setupInMemoryCache(ctx, cfg); err != nil {
 		return err
@@ -72,6 +78,7 @@ func Serve(ctx context.Context, cfg *config.Config) error {
 	}
 	logrus.WithFields(logrus.Fields{
 		"credentials": source, "server": restCfg.Host, "readonly": cfg.ReadOnly(), "address": recorder.ServerAddr,
+		"auth": authDescription(cfg),
 	}).Info("starting the registry")
 
 	reg, err := newRegistry(ctx, cfg.Distribution)
@@ -86,6 +93,43 @@ func Serve(ctx context.Context, cfg *config.Config) error {
 	case <-ctx.Done():
 		return reg.Shutdown(context.Background())
 	}
+}
+
+// setupAccess builds the openshift access controller when the configuration names it (auth:
+// openshift), asking the cluster of the registry's kubeconfig; and says how the endpoints
+// outside distribution's app are authorized.
+func setupAccess(cfg *config.Config, restCfg *rest.Config) error {
+	accessController = nil
+	if !cfg.OpenShiftAuth {
+		open := cfg.Distribution.Auth.Type() == ""
+		if open {
+			logrus.Warn("the configuration names no access controller (auth: openshift: {} in OpenShift's): " +
+				"anyone who reaches the registry can pull, push and delete")
+		}
+		access.Setup(nil, open)
+		return nil
+	}
+	reviewer, err := access.NewClusterReviewer(restCfg)
+	if err != nil {
+		return err
+	}
+	accessController = access.New(reviewer, access.Options{
+		Realm:      cfg.OpenShift.Auth.Realm,
+		TokenRealm: cfg.OpenShift.Auth.TokenRealmURL(),
+		Log:        logrus.WithField("component", "access"),
+	})
+	access.Setup(accessController, false)
+	return nil
+}
+
+func authDescription(cfg *config.Config) string {
+	switch {
+	case cfg.OpenShiftAuth:
+		return "openshift (every request reviewed by the cluster)"
+	case cfg.Distribution.Auth.Type() == "":
+		return "none"
+	}
+	return cfg.Distribution.Auth.Type()
 }
 
 // newRegistry is distribution's NewRegistry, whose app panics on much of what a configuration
