@@ -439,12 +439,54 @@ func TestAccessMatrix(t *testing.T) {
 		}
 	})
 
+	t.Run("the cluster gone: 503, nothing let through", func(t *testing.T) {
+		late, err := w.cluster.CreateServiceAccountToken(ctx, "users", "late")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.cluster.KubeAPIServer.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		lateHeader := "Basic " + base64.StdEncoding.EncodeToString([]byte("any:"+late))
+		for _, tt := range []struct{ name, path, header string }{
+			{"a token not reviewed before", "/v2/ns/app/manifests/v1", lateHeader},
+			{"anonymous", "/v2/ns/never/manifests/v1", ""},
+			{"a push", "/v2/ns/never/blobs/uploads/", lateHeader},
+		} {
+			method := http.MethodGet
+			if strings.HasSuffix(tt.path, "/uploads/") {
+				method = http.MethodPost
+			}
+			start := time.Now()
+			status, _, body := w.call(method, tt.path, tt.header)
+			if status != http.StatusServiceUnavailable || !strings.Contains(body, `"code":"UNAVAILABLE"`) {
+				t.Errorf("%s: %d %s", tt.name, status, body)
+			}
+			if took := time.Since(start); took > 15*time.Second {
+				t.Errorf("%s: answered after %v", tt.name, took)
+			}
+		}
+		if got := repositories(t, w.storageDir); strings.Contains(strings.Join(got, " "), "ns/never") {
+			t.Errorf("a request made while the cluster was gone stored %v", got)
+		}
+	})
+
 	log, err := os.ReadFile(w.reg.LogPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(string(log), "panic") {
 		t.Errorf("the registry's log mentions a panic:\n%s", harness.LogTail(w.reg.LogPath, 40))
+	}
+	// Each refusal is logged with its reason.
+	for _, reason := range []string{
+		"system:serviceaccount:users:puller may not update imagestreams/layers.image.openshift.io ns/push-puller",
+		"the cluster refused the token",
+		"request refused: the access review failed",
+	} {
+		if !strings.Contains(string(log), reason) {
+			t.Errorf("the registry's log lacks %q", reason)
+		}
 	}
 }
 
