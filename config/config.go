@@ -3,10 +3,10 @@
 // OpenShift) with its REGISTRY_OPENSHIFT_* overrides and legacy names.
 //
 // A stock OpenShift registry configuration loads unchanged. What distribution itself cannot
-// take is adapted here: auth.openshift is taken out of distribution's configuration until this
-// registry has an openshift access controller, the read-only forms the registry operator sets
-// are normalized, and logrus level names are mapped to distribution's. Keys that are accepted
-// but do nothing yet are listed in Config.Warnings.
+// take is adapted here: the read-only forms the registry operator sets are normalized, and
+// logrus level names are mapped to distribution's. auth.openshift stays in distribution's
+// configuration: the registry package registers that access controller. Keys that are
+// accepted but do nothing yet are listed in Config.Warnings.
 package config
 
 import (
@@ -42,10 +42,9 @@ type Config struct {
 	// distribution's registry server.
 	Distribution *configuration.Configuration
 	OpenShift    OpenShift
-	// OpenShiftAuth says the configuration asked for the openshift access controller
-	// (auth.openshift). Parse removes it from Distribution, whose server would panic on an
-	// access controller nobody registered; the controller that registers itself under that
-	// name will make it effective (issue 11, item 2), and this removal must then go.
+	// OpenShiftAuth says the configuration asks for the openshift access controller
+	// (auth.openshift), which the registry's serve mode sets up with the cluster's
+	// credentials before distribution's app looks it up by that name.
 	OpenShiftAuth bool
 	// Warnings are lines for the server to log: keys given that are accepted but not in
 	// effect yet, unknown keys of the openshift section, a server address from an older name.
@@ -109,13 +108,8 @@ func Parse(path string, content []byte) (*Config, error) {
 		return nil, fmt.Errorf("configuration %s: %w", path, err)
 	}
 	cfg := &Config{Distribution: dcfg, OpenShift: openshift, Path: path}
-	if _, ok := dcfg.Auth["openshift"]; ok {
-		// Until the openshift access controller exists (see OpenShiftAuth), and named in the
-		// warning: never let requests through as if OpenShift's rules had allowed them.
-		cfg.OpenShiftAuth = true
-		delete(dcfg.Auth, "openshift")
-	}
-	if keys := notInEffect(openshift, src, cfg.OpenShiftAuth); len(keys) > 0 {
+	_, cfg.OpenShiftAuth = dcfg.Auth["openshift"]
+	if keys := notInEffect(openshift, src); len(keys) > 0 {
 		cfg.Warnings = append(cfg.Warnings, NotInEffectWarning+strings.Join(keys, ", "))
 	}
 	if len(unknown) > 0 {

@@ -491,13 +491,9 @@ func legacyAddress(o OpenShift, src sources) []string {
 }
 
 // notInEffect names the keys given that ask for what this registry does not do yet, each with
-// its value (secrets without), for the warning; authOpenShift says auth.openshift was given.
-func notInEffect(o OpenShift, src sources, authOpenShift bool) []string {
+// its value (secrets without), for the warning.
+func notInEffect(o OpenShift, src sources) []string {
 	var out []string
-	if authOpenShift {
-		// The access controller of item 2 of issue 11 will make this one effective.
-		out = append(out, "auth.openshift (requests are not authenticated)")
-	}
 	if _, ok := os.LookupEnv(versionEnv); ok {
 		out = append(out, versionEnv+" (the file's openshift.version counts)")
 	}
@@ -515,8 +511,6 @@ func notInEffect(o OpenShift, src sources, authOpenShift bool) []string {
 		}
 		out = append(out, named)
 	}
-	add("auth.realm", o.Auth.Realm, o.Auth.Realm != "" && src.given("auth.realm"))
-	add("auth.tokenrealm", o.Auth.TokenRealm, o.Auth.TokenRealm != "")
 	add("audit.enabled", true, o.Audit.Enabled)
 	add("metrics.enabled", true, o.Metrics.Enabled)
 	add("metrics.secret", nil, o.Metrics.Secret != "")

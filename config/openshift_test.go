@@ -128,8 +128,8 @@ func TestStockConfigurationWithOperatorEnv(t *testing.T) {
 		!o.Pullthrough.Enabled || !o.Pullthrough.Mirror || !o.Compatibility.AcceptSchema2 {
 		t.Errorf("file values lost: %+v", o)
 	}
-	// Distribution would panic on an access controller nobody registered.
-	if !cfg.OpenShiftAuth || cfg.Distribution.Auth.Type() != "" {
+	// The registry registers the openshift access controller that distribution's app looks up.
+	if !cfg.OpenShiftAuth || cfg.Distribution.Auth.Type() != "openshift" {
 		t.Errorf("auth.openshift: OpenShiftAuth=%v, distribution's auth %v", cfg.OpenShiftAuth, cfg.Distribution.Auth)
 	}
 	d := cfg.Distribution
@@ -140,8 +140,7 @@ func TestStockConfigurationWithOperatorEnv(t *testing.T) {
 	if d.Storage["delete"]["enabled"] != true || d.Storage["cache"]["blobdescriptor"] != "inmemory" {
 		t.Errorf("storage.delete / storage.cache lost: %v", d.Storage)
 	}
-	want := []string{NotInEffectWarning + "auth.openshift (requests are not authenticated), " +
-		"openshift.auth.realm=openshift, openshift.metrics.enabled=true, openshift.quota.enabled=true, " +
+	want := []string{NotInEffectWarning + "openshift.metrics.enabled=true, openshift.quota.enabled=true, " +
 		"openshift.quota.cachettl=1m0s, openshift.cache.blobrepositoryttl=10m0s, openshift.pullthrough.enabled=true, " +
 		"openshift.pullthrough.mirror=true"}
 	if strings.Join(cfg.Warnings, "\n") != strings.Join(want, "\n") {
@@ -237,8 +236,13 @@ func TestEveryKeyHasAnEnvironmentOverride(t *testing.T) {
 		t.Errorf("got\n%+v\nwant\n%+v", o, want)
 	}
 	w := strings.Join(cfg.Warnings, "\n")
+	// The access controller honours the realms.
+	for _, honoured := range []string{"openshift.auth.realm", "openshift.auth.tokenrealm"} {
+		if strings.Contains(w, honoured) {
+			t.Errorf("warning names %s, which is in effect:\n%s", honoured, w)
+		}
+	}
 	for _, named := range []string{
-		"openshift.auth.realm=myrealm", "openshift.auth.tokenrealm=https://token.example.com:5000",
 		"openshift.audit.enabled=true", "openshift.metrics.enabled=true", "openshift.metrics.secret,",
 		"openshift.requests.read.maxrunning=10", "openshift.requests.write.maxwaitinqueue=1m0s",
 		"openshift.quota.cachettl=2m0s", "openshift.cache.blobrepositoryttl=3m0s",
@@ -426,7 +430,6 @@ middleware:
 	for _, named := range []string{
 		"openshift.quota.enabled=true (from middleware option enforcequota)",
 		"openshift.audit.enabled=true (from auth.openshift.audit.enabled)",
-		"openshift.auth.tokenrealm=https://legacy.example.com (from auth.openshift.tokenrealm)",
 	} {
 		if !strings.Contains(strings.Join(cfg.Warnings, ""), named) {
 			t.Errorf("warnings %q do not name %s", cfg.Warnings, named)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -49,7 +50,15 @@ type env struct {
 	reg     *harness.Registry
 	// regEnv is the registry's environment; a prune run inside its pod inherits it.
 	regEnv []string
+	// regConfig is extra top-level registry configuration (harness.RegistryOptions.Config),
+	// e.g. authConfig.
+	regConfig string
+	// auth is who push and pullsIdentical act as; anonymous when nil.
+	auth authn.Authenticator
 }
+
+// authConfig turns on the openshift access controller.
+const authConfig = "auth:\n  openshift: {}\n"
 
 // newEnv starts etcd and an image API server that lets everyone in.
 func newEnv(t *testing.T) *env {
@@ -101,7 +110,7 @@ func (e *env) startRegistry(extraEnv ...string) {
 	e.t.Helper()
 	e.stopRegistry()
 	reg, err := harness.StartRegistry(context.Background(), e.t.TempDir(), nil, harness.RegistryOptions{
-		Kubeconfig: e.kubeconfig, StorageDir: e.storageDir, Storage: e.storage, Env: extraEnv,
+		Kubeconfig: e.kubeconfig, StorageDir: e.storageDir, Storage: e.storage, Env: extraEnv, Config: e.regConfig,
 	})
 	if err != nil {
 		e.t.Fatal(err)
@@ -135,7 +144,15 @@ func (e *env) ref(repoAndTag string) name.Reference {
 }
 
 func (e *env) push(repoAndTag string, img v1.Image) error {
-	return remote.Write(e.ref(repoAndTag), img)
+	return remote.Write(e.ref(repoAndTag), img, e.remoteAuth())
+}
+
+// remoteAuth is the client option that acts as e.auth.
+func (e *env) remoteAuth() remote.Option {
+	if e.auth == nil {
+		return remote.WithAuth(authn.Anonymous)
+	}
+	return remote.WithAuth(e.auth)
 }
 
 func (e *env) mustPush(repoAndTag string, img v1.Image) v1.Hash {
@@ -259,7 +276,7 @@ func blobsOf(t *testing.T, img v1.Image) []v1.Hash {
 // pullsIdentical pulls an image and checks that the manifest and every blob are byte for byte
 // what was pushed.
 func (e *env) pullsIdentical(repoAndRef string, want v1.Image) error {
-	got, err := remote.Image(e.ref(repoAndRef))
+	got, err := remote.Image(e.ref(repoAndRef), e.remoteAuth())
 	if err != nil {
 		return fmt.Errorf("pulling %s: %w", repoAndRef, err)
 	}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,15 +88,24 @@ func operatorEnv(dir, kubeconfig string) []string {
 }
 
 // The registry starts from OpenShift's stock configuration and the operator's environment,
-// with no change by hand, serves a push, and records it as OpenShift's registry does.
+// with no change by hand, as a service account with the README's role; it authenticates (auth:
+// openshift), serves a push made with a token, and records it as OpenShift's registry does.
 func TestOpenShiftStockConfiguration(t *testing.T) {
-	e := newEnv(t)
+	w := newAuthWorld(t)
+	e := w.env
+	ctx := context.Background()
+	// The hard prune, run in the registry's pod, acts as the same account: step 4 of the
+	// procedure grants it system:image-pruner.
+	registry := harness.KubeServiceAccount("openshift-image-registry", "registry")
+	if err := w.cluster.BindImagePruner(ctx, registry); err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	configPath := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(configPath, []byte(stockConfig), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := operatorEnv(e.storageDir, e.api.Kubeconfig)
+	env := operatorEnv(e.storageDir, e.kubeconfig)
 	reg, err := harness.StartRegistryFromFile(context.Background(), dir, nil, configPath, env)
 	if err != nil {
 		t.Fatal(err)
@@ -108,13 +118,28 @@ func TestOpenShiftStockConfiguration(t *testing.T) {
 		_ = reg.Stop()
 	})
 
+	// auth: openshift {} is in effect, with the file's realm.
+	status, header, _ := w.call(http.MethodPost, "/v2/ns/app/blobs/uploads/", "")
+	if challenge := `Bearer realm="http://` + reg.Host + `/openshift/token"`; status != http.StatusUnauthorized ||
+		header.Get("WWW-Authenticate") != challenge {
+		t.Errorf("a push without credentials: %d, WWW-Authenticate %q", status, header.Get("WWW-Authenticate"))
+	}
+	status, header, _ = w.call(http.MethodGet, "/v2/", "Bearer forged")
+	if want := `Basic realm="openshift",error="access denied"`; status != http.StatusUnauthorized ||
+		header.Get("WWW-Authenticate") != want {
+		t.Errorf("a forged token: %d, WWW-Authenticate %q", status, header.Get("WWW-Authenticate"))
+	}
+	if status, _, _ := w.call(http.MethodGet, "/healthz", ""); status != http.StatusOK {
+		t.Errorf("/healthz: %d", status)
+	}
+
+	e.auth = w.basic(pusher)
 	img := image(t, "stock", "layer one", "layer two", "layer one")
 	dgst := e.mustPush("ns/app:v1", img)
 	if err := e.pullsIdentical("ns/app:v1", img); err != nil {
 		t.Fatal(err)
 	}
 
-	ctx := context.Background()
 	got, err := e.images.Images().Get(ctx, dgst.String(), metav1.GetOptions{})
 	if err != nil {
 		t.Fatalf("the pushed Image: %v", err)
@@ -154,8 +179,7 @@ func TestOpenShiftStockConfiguration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := config.NotInEffectWarning + "auth.openshift (requests are not authenticated), " +
-		"openshift.auth.realm=openshift, openshift.metrics.enabled=true, openshift.quota.enabled=true, " +
+	want := config.NotInEffectWarning + "openshift.metrics.enabled=true, openshift.quota.enabled=true, " +
 		"openshift.quota.cachettl=1m0s, openshift.cache.blobrepositoryttl=10m0s, " +
 		"openshift.pullthrough.enabled=true, openshift.pullthrough.mirror=true"
 	if strings.Count(string(log), want) != 1 {

@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/hardprune/image-registry/prune"
+	"github.com/hardprune/image-registry/registry/access"
 	"github.com/hardprune/image-registry/storage"
 )
 
@@ -340,9 +341,13 @@ func (d *Deletes) authorize(w http.ResponseWriter, r *http.Request, c call, out 
 		err = errors.New("the access controller returned neither a grant nor an error")
 	}
 	out.err = err
+	var refusal *access.Refusal
 	var challenge auth.Challenge
 	var coded codedError
 	switch {
+	case errors.As(err, &refusal):
+		// The openshift controller's: its own status (401, 403, 503), challenge and body.
+		access.WriteRefusal(w, refusal)
 	case errors.As(err, &challenge):
 		challenge.SetHeaders(r, w)
 		serveError(w, errcode.ErrorCodeUnauthorized.WithDetail(records))

@@ -1,5 +1,6 @@
 // Package registry assembles the registry server from the configuration: distribution's
-// server, with the repository middleware that records pushes in the image API.
+// server, with the repository middleware that records pushes in the image API, the openshift
+// access controller (package access) when the configuration names it, and /healthz.
 package registry
 
 import (
@@ -19,10 +20,12 @@ import (
 	storagemiddleware "github.com/distribution/distribution/v3/registry/storage/driver/middleware"
 	imageclient "github.com/openshift/client-go/image/clientset/versioned/typed/image/v1"
 	"github.com/sirupsen/logrus"
+	"k8s.io/client-go/rest"
 
 	"github.com/hardprune/image-registry/cache"
 	"github.com/hardprune/image-registry/config"
 	"github.com/hardprune/image-registry/imageapi"
+	"github.com/hardprune/image-registry/registry/access"
 	// Also registers the storage drivers an administrator's configuration may name.
 	"github.com/hardprune/image-registry/storage"
 )
@@ -82,6 +85,9 @@ func Serve(ctx context.Context, cfg *config.Config) error {
 		return fmt.Errorf("creating the image API client: %w", err)
 	}
 	recorder = &Recorder{Client: client, ServerAddr: cfg.OpenShift.Server.Addr}
+	if err := setupAccess(cfg, restCfg); err != nil {
+		return err
+	}
 	ensureRepositoryMiddleware(cfg.Distribution)
 	// A driver of our own, for the delete endpoints, the prune marker and what streams use:
 	// the app's is out of reach, and none of them needs its storage middleware.
@@ -111,6 +117,7 @@ func Serve(ctx context.Context, cfg *config.Config) error {
 	}
 	logrus.WithFields(logrus.Fields{
 		"credentials": source, "server": restCfg.Host, "readonly": cfg.ReadOnly(), "address": recorder.ServerAddr,
+		"auth": authDescription(cfg),
 	}).Info("starting the registry")
 
 	reg, err := newRegistry(ctx, cfg.Distribution)
@@ -139,6 +146,43 @@ func Serve(ctx context.Context, cfg *config.Config) error {
 func serveWhatStreamsUse(client imageclient.ImageV1Interface, drv storagedriver.StorageDriver) error {
 	streams = newStreamAccess(client, drv)
 	return registrymiddleware.RegisterOptions(diststorage.BlobDescriptorServiceFactory(streams))
+}
+
+// setupAccess builds the openshift access controller when the configuration names it (auth:
+// openshift), asking the cluster of the registry's kubeconfig; and says how the endpoints
+// outside distribution's app are authorized.
+func setupAccess(cfg *config.Config, restCfg *rest.Config) error {
+	openshiftAccess = nil
+	if !cfg.OpenShiftAuth {
+		open := cfg.Distribution.Auth.Type() == ""
+		if open {
+			logrus.Warn("the configuration names no access controller (auth: openshift: {} in OpenShift's): " +
+				"anyone who reaches the registry can pull, push and delete")
+		}
+		access.Setup(nil, open)
+		return nil
+	}
+	reviewer, err := access.NewClusterReviewer(restCfg)
+	if err != nil {
+		return err
+	}
+	openshiftAccess = access.New(reviewer, access.Options{
+		Realm:      cfg.OpenShift.Auth.Realm,
+		TokenRealm: cfg.OpenShift.Auth.TokenRealmURL(),
+		Log:        logrus.WithField("component", "access"),
+	})
+	access.Setup(openshiftAccess, false)
+	return nil
+}
+
+func authDescription(cfg *config.Config) string {
+	switch {
+	case cfg.OpenShiftAuth:
+		return "openshift (every request reviewed by the cluster)"
+	case cfg.Distribution.Auth.Type() == "":
+		return "none"
+	}
+	return cfg.Distribution.Auth.Type()
 }
 
 // newRegistry is distribution's NewRegistry, whose app panics on much of what a configuration

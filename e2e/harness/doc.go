@@ -17,7 +17,12 @@
 //     (TokenReview, SubjectAccessReview) who a request is and what it may do.
 //     One URL, one kubeconfig and one token reach pods, RBAC, access reviews,
 //     Images and ImageStreams. It starts in about five seconds (the
-//     kube-apiserver's own start-up); the RBAC tests use it.
+//     kube-apiserver's own start-up); the RBAC and access tests use it, with
+//     OpenShift's image roles (rbac.go: system:image-puller, -pusher, -pruner)
+//     and the registry's own ClusterRole (RegistryClusterRole).
+//
+// The registry counts as started when /healthz answers: under auth:
+// openshift, /v2/ asks for credentials.
 //
 // The Start functions take a context (which bounds the start-up only), a
 // directory for data and logs, and return a handle whose Stop kills the

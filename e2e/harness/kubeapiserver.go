@@ -76,6 +76,9 @@ type KubeAPIServer struct {
 	// Tokens maps the users of the token file (KubeAdminUser, KubePrunerUser,
 	// KubeNobodyUser) to their bearer tokens.
 	Tokens map[string]string
+	// ServiceAccountKeyFile is the key that signs service account tokens (PEM, PKCS #1), for
+	// tests that forge tokens the cluster must refuse (expired ones).
+	ServiceAccountKeyFile string
 	// FrontProxyCAFile is the CA of the client certificate the aggregator presents when it
 	// proxies a request to an aggregated API server (--requestheader-client-ca-file). That
 	// server learns it from the extension-apiserver-authentication ConfigMap in kube-system.
@@ -194,7 +197,7 @@ func StartKubeAPIServer(
 	s := &KubeAPIServer{Process: p, URL: url, CAFile: filepath.Join(certDir, "apiserver.crt"),
 		AdminToken: tokens[KubeAdminUser], Tokens: tokens,
 		Kubeconfig:       filepath.Join(confDir, "admin.kubeconfig"),
-		FrontProxyCAFile: frontProxy.caFile}
+		FrontProxyCAFile: frontProxy.caFile, ServiceAccountKeyFile: saKey}
 	if err := writeKubeKubeconfig(s.Kubeconfig, s.URL, s.CAFile, KubeAdminUser, s.AdminToken); err != nil {
 		_ = p.Stop()
 		return nil, err

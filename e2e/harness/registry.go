@@ -82,7 +82,8 @@ openshift:
 	return os.WriteFile(path, []byte(cfg), 0o600)
 }
 
-// StartRegistry starts the registry on a free loopback port and waits until /v2/ answers.
+// StartRegistry starts the registry on a free loopback port and waits until /healthz answers
+// (/v2/ asks for credentials under auth: openshift).
 // ctx bounds the start-up only; call Stop to end it.
 func StartRegistry(ctx context.Context, dir string, log io.Writer, opts RegistryOptions) (*Registry, error) {
 	if opts.Kubeconfig == "" || (opts.StorageDir == "" && opts.Storage == "") {
@@ -108,7 +109,7 @@ func StartRegistry(ctx context.Context, dir string, log io.Writer, opts Registry
 		}
 		return startProcessEnv(dir, "registry", log, append(isolatedEnv(), opts.Env...), binary, configPath)
 	}, func(p *Process) error {
-		return p.waitReady(ctx, "http://"+host+"/v2/", "")
+		return p.waitReady(ctx, "http://"+host+"/healthz", "")
 	})
 	if err != nil {
 		return nil, err
@@ -137,7 +138,7 @@ func StartRegistryFromFile(
 		full := append(append(isolatedEnv(), env...), "REGISTRY_HTTP_ADDR="+host)
 		return startProcessEnv(dir, "registry", log, full, binary, configPath)
 	}, func(p *Process) error {
-		return p.waitReady(ctx, "http://"+host+"/v2/", "")
+		return p.waitReady(ctx, "http://"+host+"/healthz", "")
 	})
 	if err != nil {
 		return nil, err
