@@ -55,6 +55,9 @@ type env struct {
 	regConfig string
 	// auth is who push and pullsIdentical act as; anonymous when nil.
 	auth authn.Authenticator
+	// callToken is the token call sends as oc adm prune does (the Basic password); a
+	// placeholder when empty, for a registry without auth.
+	callToken string
 }
 
 // authConfig turns on the openshift access controller.

@@ -49,7 +49,11 @@ func (e *env) call(method, path string) answer {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	req.SetBasicAuth("unused", prunerToken)
+	token := prunerToken
+	if e.callToken != "" {
+		token = e.callToken
+	}
+	req.SetBasicAuth("unused", token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		e.t.Fatalf("%s %s: %v", method, path, err)
@@ -121,7 +125,24 @@ func digestOf(t *testing.T, img interface{ Digest() (v1.Hash, error) }) v1.Hash 
 // deletes untag, and drop the manifests from the tags' indexes), and ns/gone keeps only empty
 // directories, which are no registry data. A hard prune then removes the children's links.
 func TestOrdinaryPruneCalls(t *testing.T) {
-	e := newEnv(t)
+	ordinaryPruneCalls(t, newEnv(t))
+}
+
+// TestOrdinaryPruneCallsAuthenticated is the same sequence under auth: openshift, on a cluster:
+// images pushed with a pusher's token, the calls made with a token of system:image-pruner's
+// (the registry's service account holds it too, for the hard prune run in its pod).
+func TestOrdinaryPruneCallsAuthenticated(t *testing.T) {
+	w := newAuthWorld(t)
+	registry := harness.KubeServiceAccount("openshift-image-registry", "registry")
+	if err := w.cluster.BindImagePruner(context.Background(), registry); err != nil {
+		t.Fatal(err)
+	}
+	w.auth = w.basic(pusher)
+	w.callToken = w.tokens[pruner]
+	ordinaryPruneCalls(t, w.env)
+}
+
+func ordinaryPruneCalls(t *testing.T, e *env) {
 	ctx := context.Background()
 	e.startRegistry()
 
@@ -139,7 +160,7 @@ func TestOrdinaryPruneCalls(t *testing.T) {
 	amd2, arm2 := image(t, "amd2", "base", "amd2-only"), image(t, "arm2", "base-arm", "arm2-only")
 	idx1, idx2 := harness.PlatformIndex(amd1, arm1), harness.PlatformIndex(amd2, arm2)
 	for _, idx := range []v1.ImageIndex{idx1, idx2} { // latest's history: idx2, idx1
-		if err := remote.WriteIndex(e.ref("ns/multi:latest"), idx); err != nil {
+		if err := remote.WriteIndex(e.ref("ns/multi:latest"), idx, e.remoteAuth()); err != nil {
 			t.Fatalf("pushing an index: %v", err)
 		}
 	}
@@ -223,15 +244,15 @@ func TestOrdinaryPruneCalls(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if idx, err := remote.Index(e.ref("ns/multi:latest")); err != nil || digestOf(t, idx) != idx2d {
+	if idx, err := remote.Index(e.ref("ns/multi:latest"), e.remoteAuth()); err != nil || digestOf(t, idx) != idx2d {
 		t.Errorf("ns/multi:latest is not idx2 (%v)", err)
 	}
 	for _, ref := range []string{"ns/app@" + a2d.String(), "ns/gone:latest", "ns/gone@" + gd.String()} {
-		if _, err := remote.Image(e.ref(ref)); err == nil {
+		if _, err := remote.Image(e.ref(ref), e.remoteAuth()); err == nil {
 			t.Errorf("the pruned %s still pulls", ref)
 		}
 	}
-	if _, err := remote.Index(e.ref("ns/multi@" + idx1d.String())); err == nil {
+	if _, err := remote.Index(e.ref("ns/multi@"+idx1d.String()), e.remoteAuth()); err == nil {
 		t.Error("the pruned index still pulls")
 	}
 
