@@ -7,52 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hardprune/image-registry/internal/testutil"
+
 	"github.com/sirupsen/logrus"
 )
 
 // stockConfig is the configuration file of OpenShift's registry image, as shipped.
-const stockConfig = `version: 0.1
-log:
-  level: debug
-http:
-  addr: :5000
-storage:
-  cache:
-    blobdescriptor: inmemory
-  filesystem:
-    rootdirectory: /registry
-  delete:
-    enabled: true
-auth:
-  openshift: {}
-openshift:
-  version: 1.0
-  auth:
-    realm: openshift
-  audit:
-    enabled: false
-  metrics:
-    enabled: false
-  requests:
-    read:
-      maxrunning: 0
-      maxinqueue: 0
-      maxwaitinqueue: 0
-    write:
-      maxrunning: 0
-      maxinqueue: 0
-      maxwaitinqueue: 0
-  quota:
-    enabled: false
-    cachettl: 1m
-  cache:
-    blobrepositoryttl: 10m
-  pullthrough:
-    enabled: true
-    mirror: true
-  compatibility:
-    acceptschema2: true
-`
+const stockConfig = testutil.OpenShiftStockConfig
 
 // operatorEnv is what the registry operator sets on the registry's container (filesystem
 // storage; TLS files left out).

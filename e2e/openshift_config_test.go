@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hardprune/image-registry/internal/testutil"
+
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -17,50 +19,8 @@ import (
 	"github.com/hardprune/image-registry/e2e/harness"
 )
 
-// stockConfig is the configuration file OpenShift's registry image ships
-// (images/dockerregistry/config.yml in openshift/image-registry), comments left out.
-const stockConfig = `version: 0.1
-log:
-  level: debug
-http:
-  addr: :5000
-storage:
-  cache:
-    blobdescriptor: inmemory
-  filesystem:
-    rootdirectory: /registry
-  delete:
-    enabled: true
-auth:
-  openshift: {}
-openshift:
-  version: 1.0
-  auth:
-    realm: openshift
-  audit:
-    enabled: false
-  metrics:
-    enabled: false
-  requests:
-    read:
-      maxrunning: 0
-      maxinqueue: 0
-      maxwaitinqueue: 0
-    write:
-      maxrunning: 0
-      maxinqueue: 0
-      maxwaitinqueue: 0
-  quota:
-    enabled: false
-    cachettl: 1m
-  cache:
-    blobrepositoryttl: 10m
-  pullthrough:
-    enabled: true
-    mirror: true
-  compatibility:
-    acceptschema2: true
-`
+// stockConfig is the configuration file OpenShift's registry image ships.
+const stockConfig = testutil.OpenShiftStockConfig
 
 // serverAddr is what the registry operator sets REGISTRY_OPENSHIFT_SERVER_ADDR to.
 const serverAddr = "image-registry.openshift-image-registry.svc:5000"

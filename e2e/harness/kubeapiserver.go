@@ -341,20 +341,7 @@ func (k *KubeAPIServer) CreateImagePrunerRole(ctx context.Context) error {
 }
 
 func createImagePrunerRole(ctx context.Context, c kubernetes.Interface) error {
-	roles := c.RbacV1().ClusterRoles()
-	want := ImagePrunerClusterRole()
-	_, err := roles.Create(ctx, want, metav1.CreateOptions{})
-	if apierrors.IsAlreadyExists(err) {
-		var have *rbacv1.ClusterRole
-		if have, err = roles.Get(ctx, want.Name, metav1.GetOptions{}); err == nil {
-			have.Rules = want.Rules
-			_, err = roles.Update(ctx, have, metav1.UpdateOptions{})
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("creating cluster role %s: %w", want.Name, err)
-	}
-	return nil
+	return createClusterRole(ctx, c, ImagePrunerClusterRole())
 }
 
 // KubeUser is an RBAC subject for a user (e.g. KubePrunerUser).

@@ -69,3 +69,49 @@ func SilentKubeconfig(t testing.TB) (kubeconfig, server string) {
 	}
 	return kubeconfig, server
 }
+
+// OpenShiftStockConfig is the configuration file OpenShift's registry image ships
+// (images/dockerregistry/config.yml in openshift/image-registry), comments left out: the
+// configuration tests and the end-to-end start-up test read it unchanged.
+const OpenShiftStockConfig = `version: 0.1
+log:
+  level: debug
+http:
+  addr: :5000
+storage:
+  cache:
+    blobdescriptor: inmemory
+  filesystem:
+    rootdirectory: /registry
+  delete:
+    enabled: true
+auth:
+  openshift: {}
+openshift:
+  version: 1.0
+  auth:
+    realm: openshift
+  audit:
+    enabled: false
+  metrics:
+    enabled: false
+  requests:
+    read:
+      maxrunning: 0
+      maxinqueue: 0
+      maxwaitinqueue: 0
+    write:
+      maxrunning: 0
+      maxinqueue: 0
+      maxwaitinqueue: 0
+  quota:
+    enabled: false
+    cachettl: 1m
+  cache:
+    blobrepositoryttl: 10m
+  pullthrough:
+    enabled: true
+    mirror: true
+  compatibility:
+    acceptschema2: true
+`
