@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	distcache "github.com/distribution/distribution/v3/registry/storage/cache"
+
 	"github.com/distribution/distribution/v3"
 	"github.com/distribution/distribution/v3/configuration"
 	rediscache "github.com/distribution/distribution/v3/registry/storage/cache/redis"
@@ -113,15 +115,7 @@ func testRedisInvalidation(t *testing.T, batches bool) {
 		t.Errorf("Invalidated = %d, want %d", got, want)
 	}
 
-	stat := func(repo string, d digest.Digest) error {
-		if repo == "" {
-			_, err := provider.Stat(ctx, d)
-			return err
-		}
-		svc, _ := provider.RepositoryScoped(repo)
-		_, err := svc.Stat(ctx, d)
-		return err
-	}
+	stat := cachedStat(ctx, provider)
 	for _, gone := range []struct {
 		repo string
 		d    digest.Digest
@@ -220,5 +214,19 @@ func TestNoRedisNoCount(t *testing.T) {
 	inval.WriteSummary(&b, 3, true)
 	if b.Len() != 0 {
 		t.Errorf("a summary line without Redis: %q", b.String())
+	}
+}
+
+// cachedStat asks distribution's cache provider for d, registry-wide when repo is empty:
+// distribution.ErrBlobUnknown says the entry is gone.
+func cachedStat(ctx context.Context, provider distcache.BlobDescriptorCacheProvider) func(string, digest.Digest) error {
+	return func(repo string, d digest.Digest) error {
+		if repo == "" {
+			_, err := provider.Stat(ctx, d)
+			return err
+		}
+		svc, _ := provider.RepositoryScoped(repo)
+		_, err := svc.Stat(ctx, d)
+		return err
 	}
 }

@@ -51,15 +51,7 @@ func TestServingInvalidatesRedis(t *testing.T) {
 			}
 		}
 	}
-	stat := func(repo string, d digest.Digest) error {
-		if repo == "" {
-			_, err := provider.Stat(ctx, d)
-			return err
-		}
-		svc, _ := provider.RepositoryScoped(repo)
-		_, err := svc.Stat(ctx, d)
-		return err
-	}
+	stat := cachedStat(ctx, provider)
 
 	if err := s.Delete(ctx, prune.Object{Kind: prune.KindLayerLink, Repository: "ns/app", Digest: layer}); err != nil {
 		t.Fatal(err)

@@ -12,7 +12,6 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/redis/go-redis/v9"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/hardprune/image-registry/e2e/harness"
 )
@@ -107,15 +106,7 @@ func headsAnswered(t *testing.T, reg *harness.Registry, repo string, d v1.Hash) 
 // names it, while storage keeps every blob.
 func softDelete(t *testing.T, e *env, namespace, stream, tag string, d v1.Hash) {
 	t.Helper()
-	ctx := context.Background()
-	is, err := e.images.ImageStreams(namespace).Get(ctx, stream, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	is.Status.Tags = trimHistory(is.Status.Tags, tag, d.String())
-	if _, err := e.images.ImageStreams(namespace).UpdateStatus(ctx, is, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	softDeleteHistory(t, e, namespace, stream, tag, d)
 	mustDeleteImage(t, e, d)
 }
 
