@@ -40,6 +40,9 @@ type streamAccess struct {
 	images  *lru.Cache // Image name -> the digests it uses ([]digest.Digest)
 }
 
+// streamReadTimeout bounds one reading of what a stream uses (a var for tests).
+var streamReadTimeout = 10 * time.Second
+
 // streams is the access Serve sets up before the registry starts; nil, only what storage
 // links is served.
 var streams *streamAccess
@@ -118,7 +121,10 @@ func (a *streamAccess) use(ctx context.Context, repo string) (streamUse, bool) {
 	if ok && time.Now().Before(u.until) {
 		return u, true
 	}
-	u, err := a.read(ctx, repo)
+	// Bounded: a blob request must not hang on an image API that stops answering.
+	rctx, cancel := context.WithTimeout(ctx, streamReadTimeout)
+	defer cancel()
+	u, err := a.read(rctx, repo)
 	if err != nil {
 		logrus.Warnf("reading what image stream %s uses (serving it only what it links): %v", repo, err)
 		return streamUse{}, false

@@ -3,7 +3,10 @@ package registry
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
 	"github.com/opencontainers/go-digest"
@@ -11,7 +14,10 @@ import (
 	"github.com/openshift/client-go/image/clientset/versioned/fake"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
 	clienttesting "k8s.io/client-go/testing"
+
+	"github.com/hardprune/image-registry/imageapi"
 )
 
 func dg(s string) digest.Digest { return digest.FromString(s) }
@@ -73,5 +79,28 @@ func TestStreamAccessUses(t *testing.T) {
 	a.uses(ctx, "b/app", dg("list"))
 	if n := len(failing.Actions()); n != 2 {
 		t.Errorf("a failure was cached: %d requests after two calls", n)
+	}
+}
+
+// TestStreamAccessBoundedWait: an image API that accepts the connection and never answers
+// makes the stream use nothing unlinked, after streamReadTimeout, not never.
+func TestStreamAccessBoundedWait(t *testing.T) {
+	defer func(d time.Duration) { streamReadTimeout = d }(streamReadTimeout)
+	streamReadTimeout = 200 * time.Millisecond
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-release }))
+	defer srv.Close()
+	defer close(release)
+	client, err := imageapi.NewClient(&rest.Config{Host: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newStreamAccess(client, inmemory.New())
+	start := time.Now()
+	if a.uses(context.Background(), "b/app", dg("x")) {
+		t.Error("an image API that does not answer must serve nothing unlinked")
+	}
+	if waited := time.Since(start); waited > 5*time.Second {
+		t.Errorf("waited %s", waited)
 	}
 }
