@@ -51,6 +51,7 @@ type options struct {
 	apiTimeout      time.Duration
 	configPath      string
 	maintenanceOptions
+	ordinary ordinaryOptions
 }
 
 func main() {
@@ -143,6 +144,7 @@ func parseFlags(args []string, stderr io.Writer) (options, int) {
 		"give up on an image API request with no complete answer after this long (a read is tried 3 times)",
 	)
 	opts.maintenanceOptions.register(fs)
+	opts.ordinary.register(fs)
 	positional, err := parseInterspersed(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -150,6 +152,7 @@ func parseFlags(args []string, stderr io.Writer) (options, int) {
 		}
 		return opts, exitUsage
 	}
+	opts.ordinary.noteGiven(fs)
 	if len(positional) > 1 {
 		fmt.Fprintf(stderr, "error: one configuration file at most, got %d arguments\n", len(positional))
 		return opts, exitUsage
@@ -188,6 +191,9 @@ func parseFlags(args []string, stderr io.Writer) (options, int) {
 		return opts, exitUsage
 	}
 	if code := opts.validateMaintenance(stderr); code >= 0 {
+		return opts, code
+	}
+	if code := opts.ordinary.validate(stderr); code >= 0 {
 		return opts, code
 	}
 	return opts, -1

@@ -91,8 +91,15 @@ func (o *options) validateMaintenance(stderr io.Writer) int {
 		return exitUsage
 	}
 	modes := m.modes()
-	if o.prune != "" {
+	// -prune-images and -prune go together: the ordinary prune, then the hard prune, in one
+	// maintenance window.
+	switch {
+	case o.prune != "" && o.ordinary.pruneImages:
+		modes = append(modes, "-prune-images -prune")
+	case o.prune != "":
 		modes = append(modes, "-prune")
+	case o.ordinary.pruneImages:
+		modes = append(modes, "-prune-images")
 	}
 	if len(modes) > 1 {
 		return usage("%v: one mode at a time", modes)
