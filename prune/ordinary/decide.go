@@ -1,6 +1,7 @@
 package ordinary
 
 import (
+	"cmp"
 	"slices"
 
 	"github.com/opencontainers/go-digest"
@@ -49,7 +50,7 @@ func DecideStream(
 		}
 	}
 	if opts.PruneRegistry && plan.Removed > 0 {
-		plan.LayerLinks, plan.ManifestLinks = releasedLinks(plan, images)
+		plan.LayerLinks, plan.ManifestLinks, plan.LinksKeptFor = releasedLinks(plan, images)
 	}
 	return plan
 }
@@ -111,6 +112,8 @@ func (rs *Referrers) imageUsers(i ImageRef) (*Users, bool) {
 // configs). Each is a set, so that what one item adds, its removal takes back exactly.
 type repoData struct {
 	manifests, blobs []digest.Digest
+	// incomplete is an Image among them that does not name every blob it uses.
+	incomplete digest.Digest
 }
 
 // dataOf is the registry data of the manifest d, through images: nothing when its Image does
@@ -122,6 +125,7 @@ func dataOf(d digest.Digest, images map[digest.Digest]*Image) repoData {
 	}
 	manifests := map[digest.Digest]bool{}
 	blobs := map[digest.Digest]bool{}
+	var incomplete digest.Digest
 	var visit func(d digest.Digest)
 	visit = func(d digest.Digest) {
 		img := images[d]
@@ -129,6 +133,9 @@ func dataOf(d digest.Digest, images map[digest.Digest]*Image) repoData {
 			return
 		}
 		manifests[d] = true
+		if img.Incomplete && incomplete == "" {
+			incomplete = d
+		}
 		for _, b := range img.Blobs() {
 			blobs[b] = true
 		}
@@ -137,12 +144,16 @@ func dataOf(d digest.Digest, images map[digest.Digest]*Image) repoData {
 		}
 	}
 	visit(d)
-	return repoData{manifests: sortedKeys(manifests), blobs: sortedKeys(blobs)}
+	return repoData{manifests: sortedKeys(manifests), blobs: sortedKeys(blobs), incomplete: incomplete}
 }
 
 // releasedLinks counts, over every item of the plan's stream, the links it holds, takes back
 // those of the removed items, and returns the links no item holds any more, each once, sorted.
-func releasedLinks(plan *StreamPlan, images map[digest.Digest]*Image) (layers, manifests []digest.Digest) {
+// When a kept item holds an Image that does not name every blob it uses, it returns no link
+// and that Image: what it needs is not known.
+func releasedLinks(
+	plan *StreamPlan, images map[digest.Digest]*Image,
+) (layers, manifests []digest.Digest, keptFor digest.Digest) {
 	cache := map[digest.Digest]repoData{}
 	data := func(d digest.Digest) repoData {
 		r, ok := cache[d]
@@ -156,6 +167,9 @@ func releasedLinks(plan *StreamPlan, images map[digest.Digest]*Image) (layers, m
 	layerCount := map[digest.Digest]int{}
 	for _, d := range plan.Items {
 		r := data(d.Item.Image)
+		if !d.Remove && r.incomplete != "" {
+			return nil, nil, r.incomplete
+		}
 		for _, m := range r.manifests {
 			manifestCount[m]++
 		}
@@ -181,7 +195,7 @@ func releasedLinks(plan *StreamPlan, images map[digest.Digest]*Image) (layers, m
 			}
 		}
 	}
-	return sortedKeys(goneLayers), sortedKeys(goneManifests)
+	return sortedKeys(goneLayers), sortedKeys(goneManifests), ""
 }
 
 func sortedKeys(set map[digest.Digest]bool) []digest.Digest {
@@ -235,6 +249,12 @@ type ImagePlan struct {
 	// Delete are the Images to delete, in digest order, each with the blobs that go once it
 	// is gone.
 	Delete []ImageDeletion
+	// A kept Image that does not name every blob it uses (prune.Image.Incomplete) may use a
+	// blob of a deleted one. BlobsKeptFor is such an Image without layers, a manifest list
+	// recorded without its children (or an Image naming no blob at all): any blob may be one
+	// it uses, so no blob goes. ConfigsKeptFor is one with layers, which lacks only its
+	// config: the deleted Images' configs stay. Each is the first such Image in digest order.
+	BlobsKeptFor, ConfigsKeptFor digest.Digest
 }
 
 // ImageDecision is the fate of one Image.
@@ -262,7 +282,8 @@ type ImageDeletion struct {
 // Otherwise an Image is kept when a remaining item names it (named-by-stream), or a manifest
 // list so kept lists it, directly or through other lists (child-of-used-list); when -all=false
 // and it is not managed (external); when, not in size-limit mode, it was created after the
-// cutoff (young-image). Every other Image goes (unused).
+// cutoff (young-image). Every other Image goes (unused). A blob goes with the deleted Images
+// when no kept Image names it, and no kept Image may use it unnamed (see BlobsKeptFor).
 func DecideImages(images map[digest.Digest]*Image, remaining []*Stream, opts Options) *ImagePlan {
 	plan := &ImagePlan{}
 	if opts.Namespace != "" {
@@ -303,6 +324,7 @@ func DecideImages(images map[digest.Digest]*Image, remaining []*Stream, opts Opt
 	slices.Sort(all)
 	cutoff := opts.Cutoff()
 	keptBlobs := map[digest.Digest]bool{}
+	removedConfigs := map[digest.Digest]bool{}
 	for _, d := range all {
 		img := images[d]
 		dec := ImageDecision{Image: d}
@@ -320,6 +342,16 @@ func DecideImages(images map[digest.Digest]*Image, remaining []*Stream, opts Opt
 			dec.Remove = true
 		}
 		plan.Images = append(plan.Images, dec)
+		switch {
+		case dec.Remove:
+			if img.Config != "" {
+				removedConfigs[img.Config] = true
+			}
+		case img.Incomplete && len(img.Layers) == 0:
+			plan.BlobsKeptFor = cmp.Or(plan.BlobsKeptFor, d)
+		case img.Incomplete:
+			plan.ConfigsKeptFor = cmp.Or(plan.ConfigsKeptFor, d)
+		}
 		if !dec.Remove {
 			for _, b := range imageBlobs(d, img) {
 				keptBlobs[b] = true
@@ -331,9 +363,9 @@ func DecideImages(images map[digest.Digest]*Image, remaining []*Stream, opts Opt
 			continue
 		}
 		del := ImageDeletion{Image: dec.Image}
-		if opts.PruneRegistry {
+		if opts.PruneRegistry && plan.BlobsKeptFor == "" {
 			for _, b := range imageBlobs(dec.Image, images[dec.Image]) {
-				if !keptBlobs[b] {
+				if !keptBlobs[b] && (plan.ConfigsKeptFor == "" || !removedConfigs[b]) {
 					del.Blobs = append(del.Blobs, b)
 				}
 			}

@@ -285,8 +285,15 @@ func TestDecideStreamLinks(t *testing.T) {
 	type want struct {
 		removed                   int
 		layerLinks, manifestLinks []string
+		keptFor                   string
 	}
+	incomplete := func(i *Image) *Image { i.Incomplete = true; return i }
 	images := imageSet(
+		// Images that do not name every blob they use: a schema 2 Image without its config,
+		// a list recorded without its children, a list of the first.
+		incomplete(img("inc", "", "x")),
+		incomplete(list("ilist")),
+		list("list3", "inc"),
 		img("a", "a.cfg", "w"),
 		img("b", "b.cfg", "x", "y"),
 		img("c", "c.cfg", "x", "z"),
@@ -358,6 +365,26 @@ func TestDecideStreamLinks(t *testing.T) {
 			want:   want{removed: 1, layerLinks: []string{"c4.cfg", "v"}, manifestLinks: []string{"c4", "idx", "list2"}},
 		},
 		{
+			name: "a kept Image without its config keeps every link", opts: keep(1),
+			stream: stream("ns", "app", tagOf("latest", "inc", "b")),
+			want:   want{removed: 1, keptFor: "inc"},
+		},
+		{
+			name: "a kept list without its children keeps every link", opts: keep(1),
+			stream: stream("ns", "app", tagOf("latest", "ilist", "b")),
+			want:   want{removed: 1, keptFor: "ilist"},
+		},
+		{
+			name: "a kept list whose child lacks its config keeps every link", opts: keep(1),
+			stream: stream("ns", "app", tagOf("latest", "list3", "b")),
+			want:   want{removed: 1, keptFor: "inc"},
+		},
+		{
+			name: "a removed Image without its config takes the links it names", opts: keep(1),
+			stream: stream("ns", "app", tagOf("latest", "a", "inc")),
+			want:   want{removed: 1, layerLinks: []string{"x"}, manifestLinks: []string{"inc"}},
+		},
+		{
 			name: "items whose Image is missing hold no links", opts: keep(1),
 			stream: stream("ns", "app", tagOf("latest", "a", "gone", "b")),
 			want:   want{removed: 2, layerLinks: []string{"b.cfg", "x", "y"}, manifestLinks: []string{"b"}},
@@ -365,7 +392,12 @@ func TestDecideStreamLinks(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			plan := DecideStream(tc.stream, images, nil, nil, tc.opts)
-			got := want{removed: plan.Removed, layerLinks: namesOf(plan.LayerLinks), manifestLinks: namesOf(plan.ManifestLinks)}
+			got := want{
+				removed: plan.Removed, layerLinks: namesOf(plan.LayerLinks), manifestLinks: namesOf(plan.ManifestLinks),
+			}
+			if plan.LinksKeptFor != "" {
+				got.keptFor = nameOf(plan.LinksKeptFor)
+			}
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("got  %+v\nwant %+v", got, tc.want)
 			}
@@ -568,6 +600,63 @@ func TestDecideImages(t *testing.T) {
 					line += " " + nameOf(b)
 				}
 				got.delete = append(got.delete, line)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got  %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestDecideImagesIncomplete: a kept Image that does not name every blob it uses keeps the
+// blobs it may use unnamed.
+func TestDecideImagesIncomplete(t *testing.T) {
+	type want struct {
+		delete                       []string
+		blobsKeptFor, configsKeptFor string
+	}
+	incomplete := func(i *Image) *Image { i.Incomplete = true; return i }
+	removed := []*Image{img("r1", "r1.cfg", "r1.l"), img("r2", "", "r2.l")}
+	named := stream("ns", "app", tagOf("latest", "kinc", "klist", "k"))
+	for _, tc := range []struct {
+		name   string
+		images []*Image
+		want   want
+	}{
+		{
+			name:   "a kept Image without its config keeps the deleted Images' configs",
+			images: []*Image{incomplete(img("kinc", "", "k.l")), incomplete(img("zinc", "", "z.l"))},
+			want: want{
+				delete:         []string{"r1: r1 r1.l", "r2: r2 r2.l", "zinc: z.l zinc"},
+				configsKeptFor: "kinc",
+			},
+		},
+		{
+			name:   "a kept list without its children keeps every blob",
+			images: []*Image{incomplete(list("klist")), incomplete(img("kinc", "", "k.l"))},
+			want:   want{delete: []string{"r1:", "r2:"}, blobsKeptFor: "klist", configsKeptFor: "kinc"},
+		},
+		{
+			name:   "a deleted Image without its config keeps nothing",
+			images: []*Image{img("k", "k.cfg", "k.l"), incomplete(img("rinc", "", "rinc.l"))},
+			want:   want{delete: []string{"r1: r1 r1.cfg r1.l", "r2: r2 r2.l", "rinc: rinc rinc.l"}},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			plan := DecideImages(imageSet(append(tc.images, removed...)...), []*Stream{named}, defaults())
+			var got want
+			for _, d := range plan.Delete {
+				line := nameOf(d.Image) + ":"
+				for _, b := range d.Blobs {
+					line += " " + nameOf(b)
+				}
+				got.delete = append(got.delete, line)
+			}
+			if plan.BlobsKeptFor != "" {
+				got.blobsKeptFor = nameOf(plan.BlobsKeptFor)
+			}
+			if plan.ConfigsKeptFor != "" {
+				got.configsKeptFor = nameOf(plan.ConfigsKeptFor)
 			}
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("got  %q\nwant %q", got, tc.want)

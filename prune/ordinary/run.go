@@ -276,6 +276,10 @@ func (r *runner) stream(ctx context.Context, s *Stream) *Stream {
 			st.UpdatedImageStreams++
 		})
 	}
+	if in.Options.PruneRegistry && plan.LinksKeptFor != "" {
+		r.log.WithFields(logrus.Fields{"repository": s.Repository(), "image": plan.LinksKeptFor}).
+			Warn("Keeping every link of the repository: a kept image does not name every blob it uses")
+	}
 	if in.Options.PruneRegistry {
 		for _, d := range plan.LayerLinks {
 			if ctx.Err() != nil {
@@ -316,6 +320,15 @@ func (r *runner) remove(ctx context.Context, o prune.Object) bool {
 // every deleted Image naming it is gone.
 func (r *runner) images(ctx context.Context, remaining []*Stream) {
 	plan := DecideImages(r.in.Images, remaining, r.in.Options)
+	if r.in.Options.PruneRegistry {
+		if plan.BlobsKeptFor != "" {
+			r.log.WithField("image", plan.BlobsKeptFor).
+				Warn("Keeping every blob: a kept image names neither its layers nor its children, so any blob may be one it uses")
+		} else if plan.ConfigsKeptFor != "" {
+			r.log.WithField("image", plan.ConfigsKeptFor).
+				Warn("Keeping the config blobs of the deleted images: a kept image does not name its config")
+		}
+	}
 	// pending counts, per blob, the Images naming it whose deletion has not succeeded yet.
 	pending := map[digest.Digest]int{}
 	for _, del := range plan.Delete {
