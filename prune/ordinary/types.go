@@ -228,6 +228,9 @@ type StreamPlan struct {
 	// LayerLinks are the repository's layer links that no item left uses any more;
 	// ManifestLinks its manifest links no item left names. Empty unless PruneRegistry.
 	LayerLinks, ManifestLinks []digest.Digest
+	// LinksKeptFor, when set, is a kept item's Image (or a child of it) that does not name
+	// every blob it uses (prune.Image.Incomplete): any link may be one it needs, so none goes.
+	LinksKeptFor digest.Digest
 }
 
 // ItemDecision is the fate of one history item.
