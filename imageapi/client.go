@@ -11,7 +11,10 @@ import (
 	"sync"
 	"time"
 
+	appsclient "github.com/openshift/client-go/apps/clientset/versioned/typed/apps/v1"
+	buildclient "github.com/openshift/client-go/build/clientset/versioned/typed/build/v1"
 	"github.com/sirupsen/logrus"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
 
@@ -38,20 +41,28 @@ type ConnectOptions struct {
 	Log logrus.FieldLogger
 }
 
-// Connection reads the image API, and says where it came from.
+// Connection reads the image API, and says where it came from. For the ordinary prune it also
+// reaches the objects that use images (pods and their controllers, DeploymentConfigs, Builds
+// and BuildConfigs, LimitRanges) with the same credentials and the same bounded requests.
 type Connection struct {
 	*Lister
 	// Host is the API server's address, as the kubeconfig or service account names it.
 	Host string
 	// Source says where the credentials came from (see RESTConfig).
 	Source string
+	// Kube reads pods, their controllers and LimitRanges.
+	Kube kubernetes.Interface
+	// Apps reads DeploymentConfigs (apps.openshift.io/v1).
+	Apps appsclient.AppsV1Interface
+	// Builds reads Builds and BuildConfigs (build.openshift.io/v1).
+	Builds buildclient.BuildV1Interface
 }
 
 // Connect finds the credentials (see RESTConfig, configKubeconfig being the configuration's
 // openshift.kubeconfig) and builds an image API client whose every request is bounded by
 // opts.Timeout: an API server that accepts connections and never answers fails the request
 // instead of holding the caller for ever. It is the one way the maintenance modes reach the
-// image API.
+// image API, and the ordinary prune the rest of the cluster.
 func Connect(configKubeconfig string, opts ConnectOptions) (*Connection, error) {
 	restCfg, source, err := RESTConfig(configKubeconfig)
 	if err != nil {
@@ -63,10 +74,25 @@ func Connect(configKubeconfig string, opts ConnectOptions) (*Connection, error) 
 	if err != nil {
 		return nil, fmt.Errorf("creating the image API client: %w", err)
 	}
+	kube, err := kubernetes.NewForConfig(protobufConfig(restCfg))
+	if err != nil {
+		return nil, fmt.Errorf("creating the Kubernetes client: %w", err)
+	}
+	apps, err := appsclient.NewForConfig(jsonConfig(restCfg))
+	if err != nil {
+		return nil, fmt.Errorf("creating the apps.openshift.io client: %w", err)
+	}
+	builds, err := buildclient.NewForConfig(jsonConfig(restCfg))
+	if err != nil {
+		return nil, fmt.Errorf("creating the build.openshift.io client: %w", err)
+	}
 	return &Connection{
 		Lister: &Lister{Client: client, PageSize: opts.PageSize, Log: opts.Log},
 		Host:   restCfg.Host,
 		Source: source,
+		Kube:   kube,
+		Apps:   apps,
+		Builds: builds,
 	}, nil
 }
 
@@ -98,24 +124,42 @@ type boundedTransport struct {
 	log     logrus.FieldLogger
 
 	mu    sync.Mutex
-	pages map[string]int // the page each listing is on, by resource
+	pages map[string]int // the page each listing is on, by path
+}
+
+// listedResources names, in the words of the log, the collections the pruners list, by the last
+// segment of their path.
+var listedResources = map[string]string{
+	"images":                 "images",
+	"imagestreams":           "image streams",
+	"pods":                   "pods",
+	"replicationcontrollers": "replication controllers",
+	"replicasets":            "replica sets",
+	"deployments":            "deployments",
+	"daemonsets":             "daemon sets",
+	"statefulsets":           "stateful sets",
+	"jobs":                   "jobs",
+	"cronjobs":               "cron jobs",
+	"deploymentconfigs":      "deployment configs",
+	"builds":                 "builds",
+	"buildconfigs":           "build configs",
+	"limitranges":            "limit ranges",
 }
 
 // describe says what a request is for, in the words of the log: "listing images, page 3".
 func (t *boundedTransport) describe(req *http.Request) string {
 	if req.Method == http.MethodGet {
-		for _, l := range []struct{ suffix, what string }{{"/images", "listing images"}, {"/imagestreams", "listing image streams"}} {
-			if !strings.HasSuffix(req.URL.Path, l.suffix) {
-				continue
-			}
+		path := req.URL.Path
+		if what, ok := listedResources[path[strings.LastIndex(path, "/")+1:]]; ok {
 			t.mu.Lock()
 			defer t.mu.Unlock()
 			page := 1
 			if req.URL.Query().Get("continue") != "" {
-				page = t.pages[l.suffix] + 1
+				page = t.pages[path] + 1
 			}
-			t.pages[l.suffix] = page
-			return fmt.Sprintf("%s, page %d", l.what, page)
+			// By path: listings of different resources, or namespaces, run at the same time.
+			t.pages[path] = page
+			return fmt.Sprintf("listing %s, page %d", what, page)
 		}
 	}
 	return req.Method + " " + req.URL.Path

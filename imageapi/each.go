@@ -56,8 +56,14 @@ func (l *Lister) EachImage(ctx context.Context, fn func(*imagev1.Image) error) e
 
 // EachImageStream calls fn for every ImageStream of every namespace.
 func (l *Lister) EachImageStream(ctx context.Context, fn func(*imagev1.ImageStream) error) error {
+	return l.EachImageStreamIn(ctx, metav1.NamespaceAll, fn)
+}
+
+// EachImageStreamIn calls fn for every ImageStream of namespace (of every namespace when
+// empty), one page in memory at a time.
+func (l *Lister) EachImageStreamIn(ctx context.Context, namespace string, fn func(*imagev1.ImageStream) error) error {
 	p := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-		return l.Client.ImageStreams(metav1.NamespaceAll).List(ctx, opts)
+		return l.Client.ImageStreams(namespace).List(ctx, opts)
 	})
 	p.PageSize = pageSize(l.PageSize)
 	err := p.EachListItem(ctx, metav1.ListOptions{}, func(obj runtime.Object) error {
@@ -68,6 +74,9 @@ func (l *Lister) EachImageStream(ctx context.Context, fn func(*imagev1.ImageStre
 		return fn(is)
 	})
 	if err != nil {
+		if namespace != metav1.NamespaceAll {
+			return fmt.Errorf("listing image streams in namespace %s: %w", namespace, withRemedy(err))
+		}
 		return fmt.Errorf("listing image streams: %w", withRemedy(err))
 	}
 	return nil

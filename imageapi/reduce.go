@@ -32,8 +32,16 @@ var listMediaTypes = map[string]bool{
 
 // ReduceImage keeps the digests of an Image: its manifest, config, layers and children.
 func ReduceImage(img *imagev1.Image) (prune.Image, error) {
-	bad := func(format string, args ...any) (prune.Image, error) {
-		return prune.Image{}, fmt.Errorf("image %q: %s: %w", img.Name, fmt.Sprintf(format, args...), ErrMalformed)
+	out, _, err := reduceImage(img)
+	return out, err
+}
+
+// reduceImage is ReduceImage that also returns what it read of dockerImageMetadata, which is
+// parsed once.
+func reduceImage(img *imagev1.Image) (prune.Image, dockerMetadata, error) {
+	bad := func(format string, args ...any) (prune.Image, dockerMetadata, error) {
+		return prune.Image{}, dockerMetadata{}, fmt.Errorf(
+			"image %q: %s: %w", img.Name, fmt.Sprintf(format, args...), ErrMalformed)
 	}
 	manifest, err := digest.Parse(img.Name)
 	if err != nil {
@@ -54,7 +62,11 @@ func ReduceImage(img *imagev1.Image) (prune.Image, error) {
 		}
 		out.Children = append(out.Children, d)
 	}
-	config, err := configDigest(img)
+	meta, err := readDockerMetadata(img)
+	if err != nil {
+		return bad("%v", err)
+	}
+	config, err := configDigest(img, meta)
 	if err != nil {
 		return bad("%v", err)
 	}
@@ -65,22 +77,34 @@ func ReduceImage(img *imagev1.Image) (prune.Image, error) {
 		// A list recorded without its children (before the API had the field) uses what
 		// storage alone can say.
 		len(out.Children) == 0 && listMediaTypes[img.DockerImageManifestMediaType]
-	return out, nil
+	return out, meta, nil
+}
+
+// dockerMetadata is what the pruners read of an Image's dockerImageMetadata.
+type dockerMetadata struct {
+	ID string `json:"Id"`
+	// Size is the image's size as the API recorded it, which the ordinary prune compares
+	// with the namespace's limit. It is kept raw: the hard prune does not need it and so does
+	// not fail on it (see imageSize).
+	Size json.RawMessage `json:"Size"`
+}
+
+// readDockerMetadata parses dockerImageMetadata; an Image without it has none of it.
+func readDockerMetadata(img *imagev1.Image) (dockerMetadata, error) {
+	var meta dockerMetadata
+	raw := img.DockerImageMetadata.Raw
+	if len(raw) == 0 {
+		return meta, nil
+	}
+	if err := json.Unmarshal(raw, &meta); err != nil {
+		return dockerMetadata{}, fmt.Errorf("dockerImageMetadata does not parse: %v", err)
+	}
+	return meta, nil
 }
 
 // configDigest reads the config blob's digest from dockerImageMetadata.Id. Schema 1 images have
 // no config blob, and their Id is not a digest, so it is read only for schema 2 and OCI.
-func configDigest(img *imagev1.Image) (digest.Digest, error) {
-	raw := img.DockerImageMetadata.Raw
-	if len(raw) == 0 {
-		return "", nil
-	}
-	var meta struct {
-		ID string `json:"Id"`
-	}
-	if err := json.Unmarshal(raw, &meta); err != nil {
-		return "", fmt.Errorf("dockerImageMetadata does not parse: %v", err)
-	}
+func configDigest(img *imagev1.Image, meta dockerMetadata) (digest.Digest, error) {
 	if meta.ID == "" {
 		return "", nil
 	}

@@ -28,14 +28,34 @@ var (
 // NewClient builds an image API client that speaks JSON: protobuf bodies from some API servers
 // do not decode into the image types.
 func NewClient(cfg *rest.Config) (imageclient.ImageV1Interface, error) {
+	return imageclient.NewForConfig(jsonConfig(cfg))
+}
+
+// jsonConfig is a copy of cfg that speaks JSON, for the OpenShift APIs.
+func jsonConfig(cfg *rest.Config) *rest.Config {
 	cfg = rest.CopyConfig(cfg)
 	cfg.ContentType = "application/json"
 	cfg.AcceptContentTypes = "application/json"
 	if cfg.UserAgent == "" {
-		cfg.UserAgent = "dockerregistry-prune"
+		cfg.UserAgent = userAgent
 	}
-	return imageclient.NewForConfig(cfg)
+	return cfg
 }
+
+// protobufConfig is a copy of cfg that asks the Kubernetes APIs for protobuf: pod lists, the
+// biggest the ordinary prune reads, decode several times faster than in JSON.
+func protobufConfig(cfg *rest.Config) *rest.Config {
+	cfg = rest.CopyConfig(cfg)
+	cfg.ContentType = "application/vnd.kubernetes.protobuf"
+	cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = userAgent
+	}
+	return cfg
+}
+
+// userAgent names the pruners to the API server (its audit log and metrics).
+const userAgent = "dockerregistry-prune"
 
 // References lists every Image and ImageStream, the two listings at the same time, reducing
 // each object to its digests as its page arrives.
