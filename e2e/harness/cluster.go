@@ -43,6 +43,10 @@ type ClusterOptions struct {
 	// KubeExtraArgs and ImageAPIExtraArgs are appended to the command lines (e.g. -v=4).
 	KubeExtraArgs     []string
 	ImageAPIExtraArgs []string
+	// NoOpenShiftWorkloadAPIs leaves out the CustomResourceDefinitions of DeploymentConfigs,
+	// BuildConfigs and Builds (InstallOpenShiftWorkloadAPIs), for a cluster that does not
+	// serve them, as Kubernetes without OpenShift does not.
+	NoOpenShiftWorkloadAPIs bool
 }
 
 // Cluster is a kube-apiserver that serves image.openshift.io/v1 through API aggregation,
@@ -64,7 +68,9 @@ type Cluster struct {
 
 // StartCluster starts etcd, the kube-apiserver and the image API server (both on that
 // etcd, under different prefixes), registers the image API with the kube-apiserver's
-// aggregator, and waits until the kube-apiserver serves /apis/image.openshift.io/v1. Data
+// aggregator, and waits until the kube-apiserver serves /apis/image.openshift.io/v1 and,
+// unless opts.NoOpenShiftWorkloadAPIs, OpenShift's DeploymentConfigs, BuildConfigs and Builds
+// (InstallOpenShiftWorkloadAPIs). Data
 // and logs go to subdirectories of dir (logs also to log, if not nil). ctx bounds the
 // start-up only (each wait is DefaultStartTimeout if it has no deadline); Stop ends all
 // three.
@@ -103,11 +109,32 @@ func (c *Cluster) start(ctx context.Context, dir string, log io.Writer, opts Clu
 	if err != nil {
 		return err
 	}
-	c.ImageAPI, err = StartImageAPIServer(ctx, apiDir, log, c.imageAPIOptions(opts))
-	if err != nil {
+	return c.startImageAPI(ctx, opts, func() error {
+		c.ImageAPI, err = StartImageAPIServer(ctx, apiDir, log, c.imageAPIOptions(opts))
+		return err
+	})
+}
+
+// startImageAPI runs startServer (which sets c.ImageAPI) and registers the image API with
+// the aggregator, with the OpenShift workload APIs unless opts leaves them out: their
+// definitions are created first and awaited last, so the kube-apiserver establishes them
+// while the image API server starts, which costs the start-up next to nothing.
+func (c *Cluster) startImageAPI(ctx context.Context, opts ClusterOptions, startServer func() error) error {
+	if !opts.NoOpenShiftWorkloadAPIs {
+		if err := c.createOpenShiftWorkloadCRDs(ctx); err != nil {
+			return err
+		}
+	}
+	if err := startServer(); err != nil {
 		return err
 	}
-	return RegisterImageAPI(ctx, c.KubeAPIServer, c.ImageAPI)
+	if err := RegisterImageAPI(ctx, c.KubeAPIServer, c.ImageAPI); err != nil {
+		return err
+	}
+	if opts.NoOpenShiftWorkloadAPIs {
+		return nil
+	}
+	return c.waitForOpenShiftWorkloadAPIs(ctx)
 }
 
 // imageAPIOptions runs the image API server as an aggregated one: delegated authentication

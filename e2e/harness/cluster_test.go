@@ -349,16 +349,27 @@ func BenchmarkStartStandalone(b *testing.B) {
 
 func BenchmarkStartCluster(b *testing.B) {
 	harness.RequireKubeBinaries(b)
-	for b.Loop() {
-		b.StopTimer()
-		dir := b.TempDir()
-		b.StartTimer()
-		c, err := harness.StartCluster(context.Background(), dir, nil, harness.ClusterOptions{})
-		b.StopTimer()
-		if err != nil {
-			b.Fatal(err)
-		}
-		_ = c.Stop()
-		b.StartTimer()
+	// What the OpenShift workload APIs add to every cluster test's start-up.
+	for _, bench := range []struct {
+		name string
+		opts harness.ClusterOptions
+	}{
+		{"with-workload-apis", harness.ClusterOptions{}},
+		{"without-workload-apis", harness.ClusterOptions{NoOpenShiftWorkloadAPIs: true}},
+	} {
+		b.Run(bench.name, func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				dir := b.TempDir()
+				b.StartTimer()
+				c, err := harness.StartCluster(context.Background(), dir, nil, bench.opts)
+				b.StopTimer()
+				if err != nil {
+					b.Fatal(err)
+				}
+				_ = c.Stop()
+				b.StartTimer()
+			}
+		})
 	}
 }

@@ -16,9 +16,13 @@
 //     the aggregator's front-proxy certificate and asks the kube-apiserver
 //     (TokenReview, SubjectAccessReview) who a request is and what it may do.
 //     One URL, one kubeconfig and one token reach pods, RBAC, access reviews,
-//     Images and ImageStreams. It starts in about five seconds (the
+//     Images and ImageStreams. It also serves OpenShift's DeploymentConfigs,
+//     BuildConfigs and Builds from CustomResourceDefinitions (workloadapis.go),
+//     so that CreateReferrer (referrers.go) seeds every kind of object whose
+//     images the ordinary prune keeps. It starts in about five seconds (the
 //     kube-apiserver's own start-up); the RBAC and access tests use it, with
-//     OpenShift's image roles (rbac.go: system:image-puller, -pusher, -pruner)
+//     OpenShift's image roles (rbac.go: system:image-puller, -pusher; the
+//     pruner's, system:image-pruner, is read from deploy/pruner-rbac.yaml)
 //     and the registry's own ClusterRole (RegistryClusterRole).
 //
 // The registry counts as started when /healthz answers: under auth:

@@ -302,35 +302,6 @@ func createNamespace(ctx context.Context, c kubernetes.Interface, name string) e
 	return nil
 }
 
-// ImagePrunerClusterRole returns a ClusterRole like OpenShift's
-// system:image-pruner: read images and image streams (and the workloads that
-// may reference images), delete images, update image stream status.
-func ImagePrunerClusterRole() *rbacv1.ClusterRole {
-	read := []string{"get", "list", "watch"}
-	return &rbacv1.ClusterRole{
-		ObjectMeta: metav1.ObjectMeta{Name: ImagePrunerRole},
-		Rules: []rbacv1.PolicyRule{
-			{Verbs: read, APIGroups: []string{""}, Resources: []string{"pods", "replicationcontrollers"}},
-			{Verbs: []string{"list"}, APIGroups: []string{""}, Resources: []string{"limitranges"}},
-			{Verbs: read, APIGroups: []string{"build.openshift.io"}, Resources: []string{"buildconfigs", "builds"}},
-			{Verbs: read, APIGroups: []string{"apps.openshift.io"}, Resources: []string{"deploymentconfigs"}},
-			{
-				Verbs:     read,
-				APIGroups: []string{"apps", "extensions"},
-				Resources: []string{"daemonsets", "deployments", "replicasets"},
-			},
-			{Verbs: read, APIGroups: []string{"batch"}, Resources: []string{"jobs", "cronjobs"}},
-			{Verbs: []string{"delete"}, APIGroups: []string{"image.openshift.io"}, Resources: []string{"images"}},
-			{Verbs: read, APIGroups: []string{"image.openshift.io"}, Resources: []string{"images", "imagestreams"}},
-			{
-				Verbs:     []string{"update"},
-				APIGroups: []string{"image.openshift.io"},
-				Resources: []string{"imagestreams/status"},
-			},
-		},
-	}
-}
-
 // CreateImagePrunerRole creates (or updates) the ImagePrunerClusterRole.
 func (k *KubeAPIServer) CreateImagePrunerRole(ctx context.Context) error {
 	c, err := k.Client()

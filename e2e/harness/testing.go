@@ -87,15 +87,25 @@ func StartKubeAPIServerT(t testing.TB, etcd *Etcd, opts KubeAPIServerOptions) *K
 }
 
 // StartClusterT starts a Cluster (etcd, kube-apiserver, the image API aggregated behind
-// it) in a fresh t.TempDir and stops it in t.Cleanup, printing the end of each log if the
-// test failed.
+// it, OpenShift's workload APIs) in a fresh t.TempDir and stops it in t.Cleanup, printing
+// the end of each log if the test failed.
 func StartClusterT(t testing.TB) *Cluster {
+	t.Helper()
+	return StartClusterWithOptionsT(t, ClusterOptions{})
+}
+
+// StartClusterWithOptionsT is StartClusterT with opts (see StartCluster).
+func StartClusterWithOptionsT(t testing.TB, opts ClusterOptions) *Cluster {
 	t.Helper()
 	RequireKubeBinaries(t)
 	etcd := StartEtcdT(t)
-	c := &Cluster{Etcd: etcd, KubeAPIServer: StartKubeAPIServerT(t, etcd, KubeAPIServerOptions{})}
-	c.ImageAPI = StartImageAPIServerT(t, etcd, c.imageAPIOptions(ClusterOptions{}))
-	if err := RegisterImageAPI(context.Background(), c.KubeAPIServer, c.ImageAPI); err != nil {
+	kube := StartKubeAPIServerT(t, etcd, KubeAPIServerOptions{ExtraArgs: opts.KubeExtraArgs})
+	c := &Cluster{Etcd: etcd, KubeAPIServer: kube}
+	err := c.startImageAPI(context.Background(), opts, func() error {
+		c.ImageAPI = StartImageAPIServerT(t, etcd, c.imageAPIOptions(opts))
+		return nil
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	return c
