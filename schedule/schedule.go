@@ -178,7 +178,8 @@ func (r *runner) elect(ctx context.Context) error {
 			},
 			OnStoppedLeading: func() {},
 			OnNewLeader: func(identity string) {
-				if identity != r.Identity {
+				// "" is a released lease: nobody leads until a candidate takes it.
+				if identity != r.Identity && identity != "" {
 					r.Log.Infof("scheduled image prune: %s leads (Lease %s)", identity, r.lease)
 				}
 			},
