@@ -30,7 +30,7 @@ const versionEnv = openShiftEnvPrefix + "VERSION"
 const DefaultTokenPath = "/openshift/token"
 
 // OpenShift is the openshift: section: OpenShift's registry keys, with their defaults there,
-// plus this registry's own (kubeconfig, cache.pollinterval). Each key has an environment
+// plus this registry's own (kubeconfig, cache.pollinterval, pruning). Each key has an environment
 // override, REGISTRY_OPENSHIFT_<SECTION>_<KEY>.
 //
 // Field names matter: distribution's parser, which applies the overrides, matches the
@@ -49,6 +49,7 @@ type OpenShift struct {
 	Cache         Cache         `yaml:"cache"`
 	Pullthrough   Pullthrough   `yaml:"pullthrough"`
 	Compatibility Compatibility `yaml:"compatibility"`
+	Pruning       Pruning       `yaml:"pruning"`
 }
 
 // Server is openshift.server.
@@ -148,6 +149,16 @@ var defaults = map[string]string{
 	"pullthrough.enabled":         "true",
 	"pullthrough.mirror":          "true",
 	"compatibility.acceptschema2": "true",
+	// The cluster's ImagePruner's; pruning.leasenamespace depends on the pod (see
+	// defaultLeaseNamespace).
+	"pruning.schedule":          `"0 0 * * *"`,
+	"pruning.keeptagrevisions":  "3",
+	"pruning.keepyoungerthan":   "60m",
+	"pruning.ignoreinvalidrefs": "true",
+	"pruning.all":               "true",
+	"pruning.pruneregistry":     "true",
+	"pruning.leasename":         "image-registry-pruner",
+	"pruning.leaseduration":     "60s",
 }
 
 // Legacy names OpenShift's registry still reads: options of the openshift repository
@@ -232,12 +243,14 @@ func parseOpenShift(content []byte, dcfg *configuration.Configuration) (OpenShif
 		}
 	}
 	err := withoutEnv(hide, func() error {
-		p := configuration.NewParser("registry", []configuration.VersionedParseInfo{{
-			Version:        dcfg.Version,
-			ParseAs:        reflect.TypeOf(wrapper),
-			ConversionFunc: func(c any) (any, error) { return c, nil },
-		}})
-		return p.Parse(content, &wrapper)
+		return withEnvValue(scheduleEnv, quoteSchedule, func() error {
+			p := configuration.NewParser("registry", []configuration.VersionedParseInfo{{
+				Version:        dcfg.Version,
+				ParseAs:        reflect.TypeOf(wrapper),
+				ConversionFunc: func(c any) (any, error) { return c, nil },
+			}})
+			return p.Parse(content, &wrapper)
+		})
 	})
 	if err != nil {
 		return o, nil, nil, fmt.Errorf("the openshift section: %s", oneLine(err))
@@ -263,6 +276,9 @@ func parseOpenShift(content []byte, dcfg *configuration.Configuration) (OpenShif
 				return o, nil, nil, fmt.Errorf("default of openshift.%s: %w", key, err)
 			}
 		}
+	}
+	if !src.given("pruning.leasenamespace") {
+		o.Pruning.LeaseNamespace = defaultLeaseNamespace()
 	}
 	return o, src, unknown, o.validate()
 }
@@ -434,6 +450,18 @@ func setLegacy(o *OpenShift, src sources, key, from string, value any) error {
 	return nil
 }
 
+// scheduleEnv overrides openshift.pruning.schedule. The parser reads a variable's value as YAML,
+// where the usual schedules are no plain strings ("*/5 * * * *" starts with an alias, "@daily"
+// with a reserved character): quoteSchedule quotes it unless it is quoted already.
+const scheduleEnv = openShiftEnvPrefix + "PRUNING_SCHEDULE"
+
+func quoteSchedule(v string) string {
+	if t := strings.TrimSpace(v); strings.HasPrefix(t, `"`) || strings.HasPrefix(t, "'") {
+		return v
+	}
+	return strings.TrimSpace(yamlQuote(v))
+}
+
 // yamlQuote makes s a YAML string whatever it holds.
 func yamlQuote(s string) string {
 	b, _ := yaml.Marshal(s)
@@ -452,7 +480,7 @@ func repositoryMiddlewareOptions(dcfg *configuration.Configuration) map[string]a
 }
 
 // validate refuses values that would make the registry record or announce wrong addresses,
-// and negative limits.
+// negative limits, and pruning settings the schedule could not use.
 func (o *OpenShift) validate() error {
 	if a := o.Server.Addr; a != "" && !domainRegexp.MatchString(a) {
 		return fmt.Errorf(
@@ -476,7 +504,7 @@ func (o *OpenShift) validate() error {
 				r.kind)
 		}
 	}
-	return nil
+	return o.Pruning.validate()
 }
 
 // legacyAddress is a warning line when the server address came from an older name, which wins

@@ -166,10 +166,23 @@ func TestEveryKeyHasAnEnvironmentOverride(t *testing.T) {
 		"REGISTRY_OPENSHIFT_PULLTHROUGH_MIRROR":            "false",
 		"REGISTRY_OPENSHIFT_COMPATIBILITY_ACCEPTSCHEMA2":   "false",
 		"REGISTRY_OPENSHIFT_KUBECONFIG":                    "/env/kubeconfig",
+		"REGISTRY_OPENSHIFT_PRUNING_ENABLED":               "true",
+		// Not plain YAML: the variable is taken as the string it is.
+		"REGISTRY_OPENSHIFT_PRUNING_SCHEDULE":          "*/5 * * * *",
+		"REGISTRY_OPENSHIFT_PRUNING_SUSPEND":           "true",
+		"REGISTRY_OPENSHIFT_PRUNING_KEEPTAGREVISIONS":  "5",
+		"REGISTRY_OPENSHIFT_PRUNING_KEEPYOUNGERTHAN":   "2h",
+		"REGISTRY_OPENSHIFT_PRUNING_IGNOREINVALIDREFS": "false",
+		"REGISTRY_OPENSHIFT_PRUNING_ALL":               "false",
+		"REGISTRY_OPENSHIFT_PRUNING_PRUNEREGISTRY":     "false",
+		"REGISTRY_OPENSHIFT_PRUNING_LEASENAME":         "env-pruner",
+		"REGISTRY_OPENSHIFT_PRUNING_LEASENAMESPACE":    "env-ns",
+		"REGISTRY_OPENSHIFT_PRUNING_LEASEDURATION":     "90s",
 	})
 	log := captureLog(t)
 	// The file says otherwise everywhere; the environment wins.
-	cfg, err := Load(write(t, stockConfig+"  server:\n    addr: file.example.com\n  kubeconfig: /file\n"))
+	cfg, err := Load(write(t, stockConfig+"  server:\n    addr: file.example.com\n  kubeconfig: /file\n"+
+		"  pruning:\n    schedule: \"@daily\"\n    keeptagrevisions: 1\n    leasename: file-pruner\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,6 +205,11 @@ func TestEveryKeyHasAnEnvironmentOverride(t *testing.T) {
 		Cache:         Cache{Disabled: true, BlobRepositoryTTL: 3 * time.Minute, PollInterval: "7s"},
 		Pullthrough:   Pullthrough{},
 		Compatibility: Compatibility{AcceptSchema2: false},
+		Pruning: Pruning{
+			Enabled: true, Schedule: "*/5 * * * *", Suspend: true, KeepTagRevisions: 5,
+			KeepYoungerThan: 2 * time.Hour, LeaseName: "env-pruner", LeaseNamespace: "env-ns",
+			LeaseDuration: 90 * time.Second,
+		},
 	}
 	if o != want {
 		t.Errorf("got\n%+v\nwant\n%+v", o, want)

@@ -1,6 +1,7 @@
 // Package registry assembles the registry server from the configuration: distribution's
 // server, with the repository middleware that records pushes in the image API, the openshift
-// access controller (package access) when the configuration names it, and /healthz.
+// access controller (package access) when the configuration names it, /healthz, and the
+// scheduled ordinary prune (openshift.pruning, see ScheduledPrune).
 package registry
 
 import (
@@ -20,12 +21,14 @@ import (
 	storagemiddleware "github.com/distribution/distribution/v3/registry/storage/driver/middleware"
 	imageclient "github.com/openshift/client-go/image/clientset/versioned/typed/image/v1"
 	"github.com/sirupsen/logrus"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/hardprune/image-registry/cache"
 	"github.com/hardprune/image-registry/config"
 	"github.com/hardprune/image-registry/imageapi"
 	"github.com/hardprune/image-registry/registry/access"
+
 	// Also registers the storage drivers an administrator's configuration may name.
 	"github.com/hardprune/image-registry/storage"
 )
@@ -131,6 +134,15 @@ func Serve(ctx context.Context, cfg *config.Config) error {
 	}
 	activeDeletes.Store(deletes.Deletes)
 	defer activeDeletes.Store(nil)
+	stopPruning, err := startScheduledPrune(ctx, cfg, func() (kubernetes.Interface, error) {
+		return kubernetes.NewForConfig(restCfg)
+	}, logrus.WithField("component", "scheduled prune"))
+	if err != nil {
+		return err
+	}
+	// Deferred: it ends with Serve's context, its running prune's context too, and Serve
+	// returns once the Lease is released.
+	defer stopPruning()
 	errc := make(chan error, 1)
 	go func() { errc <- reg.ListenAndServe() }()
 	select {
