@@ -55,6 +55,7 @@ type options struct {
 }
 
 func main() {
+	registry.ScheduledPrune = scheduledPrune
 	os.Exit(profiled(os.Stderr, func() int { return run(os.Args[1:], os.Stdout, os.Stderr) }))
 }
 
@@ -67,14 +68,26 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 
 	path, err := config.ResolvePath(opts.configPath)
-	if err != nil {
+	var cfg *config.Config
+	switch {
+	case errors.Is(err, config.ErrNoConfig) && opts.ordinary.pruneImages && opts.prune == "":
+		// The ordinary prune away from the registry (a CronJob with -registry-url) has no
+		// registry configuration: the cluster's credentials are all it needs.
+		cfg = &config.Config{}
+	case err != nil:
 		fmt.Fprintf(stderr, "error: %v\n", err)
 		return exitUsage
+	default:
+		if cfg, err = config.Load(path); err != nil {
+			fmt.Fprintf(stderr, "error: %v\n", err)
+			return exitFailure
+		}
 	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		fmt.Fprintf(stderr, "error: %v\n", err)
-		return exitFailure
+	if opts.ordinary.pruneImages {
+		code := runOrdinary(ctx, cfg, opts, stdout, stderr)
+		if code != 0 || opts.prune == "" {
+			return code
+		}
 	}
 	if opts.maintenance() {
 		return runMaintenance(ctx, cfg, opts, stdout, stderr)
@@ -193,7 +206,7 @@ func parseFlags(args []string, stderr io.Writer) (options, int) {
 	if code := opts.validateMaintenance(stderr); code >= 0 {
 		return opts, code
 	}
-	if code := opts.ordinary.validate(stderr); code >= 0 {
+	if code := opts.ordinary.validate(stderr, opts.explain != ""); code >= 0 {
 		return opts, code
 	}
 	return opts, -1

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	"github.com/sirupsen/logrus"
@@ -14,6 +15,7 @@ import (
 	"github.com/hardprune/image-registry/config"
 	"github.com/hardprune/image-registry/imageapi"
 	"github.com/hardprune/image-registry/prune"
+	"github.com/hardprune/image-registry/prune/ordinary"
 	"github.com/hardprune/image-registry/restore"
 	"github.com/hardprune/image-registry/storage"
 )
@@ -202,6 +204,16 @@ func explainDigest(
 		return err
 	}
 	prune.WriteExplanation(w, e)
+	// The ordinary prune's view: where the image sits in each tag history, and what keeps it.
+	// It reads the workloads too, which the registry's own account may not be allowed to list:
+	// then it says so, after the hard prune's answer.
+	fmt.Fprintln(w)
+	in, err := readCluster(ctx, api, opts.ordinary, time.Now(), log)
+	if err != nil {
+		fmt.Fprintf(w, "The ordinary prune's view is not available: %v\n", err)
+		return nil
+	}
+	ordinary.WriteExplanation(w, ordinary.Explain(in, digest.Digest(opts.explain)))
 	return nil
 }
 

@@ -112,6 +112,12 @@ func (o *ordinaryOptions) register(fs *flag.FlagSet) {
 	)
 }
 
+// explainFlags are the ordinary prune's settings that -prune-explain takes.
+var explainFlags = map[string]bool{
+	"keep-tag-revisions": true, "keep-younger-than": true, "prune-over-size-limit": true, "all": true,
+	"namespace": true, "n": true,
+}
+
 // noteGiven records which flags the command line set.
 func (o *ordinaryOptions) noteGiven(fs *flag.FlagSet) {
 	o.given = map[string]bool{}
@@ -120,18 +126,21 @@ func (o *ordinaryOptions) noteGiven(fs *flag.FlagSet) {
 
 // validate checks the ordinary prune's flags with oc's rules and oc's messages; it returns an
 // exit code, or -1 when all is well.
-func (o *ordinaryOptions) validate(stderr io.Writer) int {
+func (o *ordinaryOptions) validate(stderr io.Writer, explaining bool) int {
 	usage := func(format string, args ...any) int {
 		fmt.Fprintf(stderr, "error: "+format+"\n", args...)
 		return exitUsage
 	}
 	if !o.pruneImages {
 		for _, name := range ordinaryFlags {
-			if o.given[name] {
+			// -prune-explain explains the ordinary prune too, with its settings.
+			if o.given[name] && !(explaining && explainFlags[name]) {
 				return usage("-%s goes with -prune-images", name)
 			}
 		}
-		return -1
+		if !explaining {
+			return -1
+		}
 	}
 	if o.given["prune-over-size-limit"] && (o.given["keep-tag-revisions"] || o.given["keep-younger-than"]) {
 		return usage("--prune-over-size-limit cannot be specified with --keep-tag-revisions nor --keep-younger-than")
