@@ -866,3 +866,74 @@ func TestPruneImagesWithoutStorageConfig(t *testing.T) {
 		t.Errorf("a refused run changed the history: %v", got)
 	}
 }
+
+// TestPruneImagesTroubleshootingExample is the seeds' "why is my image not pruned?" case: an
+// image at myapp:v2 position 4 out of 5, myapp:v2.1 1 out of 2 and myapp:v2.1-may-2016 0 out of
+// 1 (positions count from the tag's current image, 0). With the default three revisions it
+// stays, held by the two newer tags; with --keep-tag-revisions=0 it goes; -prune-explain says
+// why each time, position by position, as one command.
+func TestPruneImagesTroubleshootingExample(t *testing.T) {
+	w := newImagesWorld(t)
+	s := w.scenario("shop")
+	s.push("myapp:v2", "x")
+	for _, l := range []string{"v2b", "v2c", "v2d", "v2e"} {
+		s.push("myapp:v2", l)
+	}
+	s.push("myapp:v2.1", "x")
+	s.push("myapp:v2.1", "v21b")
+	s.push("myapp:v2.1-may-2016", "x")
+	x := s.images["x"].digest.String()
+
+	explain := func(flags ...string) string {
+		t.Helper()
+		res := w.prune([]string{"KUBECONFIG=" + w.prunerKubeconfig},
+			append([]string{"-prune-explain=" + x, "-prune-keep-younger-than=0s", "--keep-younger-than=0s"}, flags...)...)
+		if res.ExitCode != 0 {
+			t.Fatalf("-prune-explain: exit %d\n%s\n%s", res.ExitCode, res.Stdout, res.Stderr)
+		}
+		return res.Stdout
+	}
+	for _, tc := range []struct {
+		flags []string
+		want  []string
+	}{
+		{nil, []string{
+			"The ordinary prune (-prune-images -keep-tag-revisions=3 -keep-younger-than=0s) and image " + x + ":",
+			"  shop/myapp:v2 at position 4 out of 5: goes (old-revision: ",
+			"  shop/myapp:v2.1 at position 1 out of 2: stays (within-revisions: ",
+			"  shop/myapp:v2.1-may-2016 at position 0 out of 1: stays (within-revisions: ",
+			"  the Image stays (named-by-stream: ",
+		}},
+		{[]string{"--keep-tag-revisions=0"}, []string{
+			"The ordinary prune (-prune-images -keep-tag-revisions=0 -keep-younger-than=0s) and image " + x + ":",
+			"  shop/myapp:v2 at position 4 out of 5: goes (old-revision: ",
+			"  shop/myapp:v2.1 at position 1 out of 2: goes (old-revision: ",
+			"  shop/myapp:v2.1-may-2016 at position 0 out of 1: goes (old-revision: ",
+			"  the Image goes (unused: ",
+		}},
+	} {
+		out := explain(tc.flags...)
+		for _, want := range tc.want {
+			if !strings.Contains(out, want) {
+				t.Errorf("-prune-explain %v lacks %q:\n%s", tc.flags, want, out)
+			}
+		}
+	}
+
+	res := w.pruneImages("--keep-younger-than=0s", "--confirm")
+	if res.ExitCode != 0 || !s.imageExists("x") {
+		t.Fatalf("defaults: exit %d, Image kept %v\n%s\n%s", res.ExitCode, s.imageExists("x"), res.Stdout, res.Stderr)
+	}
+	if got := s.history("myapp", "v2"); !slices.Equal(got, []string{"v2e", "v2d", "v2c"}) {
+		t.Errorf("myapp:v2 after the defaults: %v", got)
+	}
+	res = w.pruneImages("--keep-younger-than=0s", "--keep-tag-revisions=0", "--confirm")
+	if res.ExitCode != 0 || s.imageExists("x") {
+		t.Fatalf("-keep-tag-revisions=0: exit %d, Image kept %v\n%s\n%s", res.ExitCode, s.imageExists("x"), res.Stdout, res.Stderr)
+	}
+	for _, b := range s.images["x"].blobs {
+		if w.blobExists(b) {
+			t.Errorf("blob %s of the pruned image is still stored", b)
+		}
+	}
+}
