@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	imagev1 "github.com/openshift/api/image/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -37,8 +38,13 @@ type imagesWorld struct {
 
 func newImagesWorld(t *testing.T) *imagesWorld {
 	t.Helper()
+	return newImagesWorldWith(t, harness.ClusterOptions{})
+}
+
+func newImagesWorldWith(t *testing.T, opts harness.ClusterOptions) *imagesWorld {
+	t.Helper()
 	requireRegistryBinary(t)
-	cluster := harness.StartClusterT(t)
+	cluster := harness.StartClusterWithOptionsT(t, opts)
 	ctx := context.Background()
 	sa := harness.KubeServiceAccount("openshift-image-registry", "pruner")
 	if err := cluster.BindImagePruner(ctx, sa); err != nil {
@@ -935,5 +941,67 @@ func TestPruneImagesTroubleshootingExample(t *testing.T) {
 		if w.blobExists(b) {
 			t.Errorf("blob %s of the pruned image is still stored", b)
 		}
+	}
+}
+
+// TestPruneImagesOnPlainKubernetes: a cluster that does not serve DeploymentConfigs, Builds and
+// BuildConfigs (plain Kubernetes) is pruned all the same, each skipped API named in a note.
+func TestPruneImagesOnPlainKubernetes(t *testing.T) {
+	w := newImagesWorldWith(t, harness.ClusterOptions{NoOpenShiftWorkloadAPIs: true})
+	s := w.scenario("plain")
+	s.push("app:latest", "k1")
+	s.push("app:latest", "k2")
+	res := w.pruneImages("--keep-younger-than=0s", "--keep-tag-revisions=1", "--confirm")
+	if res.ExitCode != 0 {
+		t.Fatalf("exit %d\n%s\n%s", res.ExitCode, res.Stdout, res.Stderr)
+	}
+	for _, api := range []string{"buildconfigs.build.openshift.io", "builds.build.openshift.io", "deploymentconfigs.apps.openshift.io"} {
+		if !strings.Contains(res.Stderr, api+": not served by this cluster, skipped") {
+			t.Errorf("no note for %s:\n%s", api, res.Stderr)
+		}
+	}
+	if got := s.history("app", "latest"); !slices.Equal(got, []string{"k2"}) || s.imageExists("k1") {
+		t.Errorf("history %v, k1's Image kept %v", got, s.imageExists("k1"))
+	}
+}
+
+// TestPruneImagesForbidden: an account that may not read what the prune must read is refused
+// with the permission it lacks and the role that grants it, and nothing changes.
+func TestPruneImagesForbidden(t *testing.T) {
+	w := newImagesWorld(t)
+	s := w.scenario("locked")
+	s.push("app:latest", "f1")
+	s.push("app:latest", "f2")
+	ctx := context.Background()
+	// Allowed to read images and streams, not the workloads that use them.
+	reader := &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: "image-reader"},
+		Rules: []rbacv1.PolicyRule{{Verbs: []string{"get", "list"}, APIGroups: []string{"image.openshift.io"},
+			Resources: []string{"images", "imagestreams"}}},
+	}
+	if err := w.cluster.CreateClusterRole(ctx, reader); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.cluster.BindClusterRole(ctx, "image-reader", harness.KubeServiceAccount("users", "reader")); err != nil {
+		t.Fatal(err)
+	}
+	token, err := w.cluster.CreateServiceAccountToken(ctx, "users", "reader")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig := filepath.Join(t.TempDir(), "reader.kubeconfig")
+	if err := w.cluster.KubeconfigFor(kubeconfig, token); err != nil {
+		t.Fatal(err)
+	}
+	filesBefore, apiBefore := w.files(), w.apiState()
+	res := w.prune([]string{"KUBECONFIG=" + kubeconfig},
+		"-prune-images", "--keep-younger-than=0s", "--keep-tag-revisions=1", "--confirm")
+	if res.ExitCode != 1 || !strings.Contains(res.Stderr, `forbidden: the pruner needs "list" on`) ||
+		!strings.Contains(res.Stderr, "(bind the ClusterRole system:image-pruner)") ||
+		!strings.Contains(res.Stderr, "(nothing was changed)") {
+		t.Errorf("exit %d\n%s", res.ExitCode, res.Stderr)
+	}
+	if got := removedFiles(filesBefore, w.files()); len(got) > 0 || w.apiState() != apiBefore {
+		t.Fatalf("a refused run changed something: removed %q", got)
 	}
 }
