@@ -236,9 +236,10 @@ func registryRemover(
 	if err != nil {
 		return nil, err
 	}
-	lock, err := lockStorage(ctx, drv, false, opts.forceUnlock, rcfg.Log)
+	// One prune at a time deletes in a storage: the hard prune's lock.
+	lock, err := storage.AcquireLock(ctx, drv, storage.LockOptions{Force: opts.forceUnlock, Log: rcfg.Log})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("-prune-images cannot delete registry data now: %w", err)
 	}
 	inval, err := cache.NewInvalidation(ctx, cfg.Distribution, drv)
 	if err != nil {
