@@ -159,6 +159,8 @@ var defaults = map[string]string{
 	"pruning.pruneregistry":     "true",
 	"pruning.leasename":         "image-registry-pruner",
 	"pruning.leaseduration":     "60s",
+	// The command's -prune-keep-younger-than.
+	"pruning.blobgraceperiod": "1h",
 }
 
 // Legacy names OpenShift's registry still reads: options of the openshift repository

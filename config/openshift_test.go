@@ -175,6 +175,7 @@ func TestEveryKeyHasAnEnvironmentOverride(t *testing.T) {
 		"REGISTRY_OPENSHIFT_PRUNING_IGNOREINVALIDREFS": "false",
 		"REGISTRY_OPENSHIFT_PRUNING_ALL":               "false",
 		"REGISTRY_OPENSHIFT_PRUNING_PRUNEREGISTRY":     "false",
+		"REGISTRY_OPENSHIFT_PRUNING_BLOBGRACEPERIOD":   "10m",
 		"REGISTRY_OPENSHIFT_PRUNING_LEASENAME":         "env-pruner",
 		"REGISTRY_OPENSHIFT_PRUNING_LEASENAMESPACE":    "env-ns",
 		"REGISTRY_OPENSHIFT_PRUNING_LEASEDURATION":     "90s",
@@ -207,8 +208,8 @@ func TestEveryKeyHasAnEnvironmentOverride(t *testing.T) {
 		Compatibility: Compatibility{AcceptSchema2: false},
 		Pruning: Pruning{
 			Enabled: true, Schedule: "*/5 * * * *", Suspend: true, KeepTagRevisions: 5,
-			KeepYoungerThan: 2 * time.Hour, LeaseName: "env-pruner", LeaseNamespace: "env-ns",
-			LeaseDuration: 90 * time.Second,
+			KeepYoungerThan: 2 * time.Hour, BlobGracePeriod: 10 * time.Minute, LeaseName: "env-pruner",
+			LeaseNamespace: "env-ns", LeaseDuration: 90 * time.Second,
 		},
 	}
 	if o != want {

@@ -29,6 +29,9 @@ type Pruning struct {
 	IgnoreInvalidRefs bool          `yaml:"ignoreinvalidrefs"` // default true
 	All               bool          `yaml:"all"`               // default true
 	PruneRegistry     bool          `yaml:"pruneregistry"`     // default true
+	// BlobGracePeriod keeps the blobs of pruned images written more recently than this, as
+	// -prune-keep-younger-than does for the command: a push may be reusing them. Default 1h.
+	BlobGracePeriod time.Duration `yaml:"blobgraceperiod"`
 
 	// The coordination.k8s.io Lease the replicas elect the one that prunes with. LeaseNamespace
 	// defaults to the pod's namespace (see defaultLeaseNamespace); LeaseDuration (default 60s)
@@ -84,6 +87,9 @@ func (p Pruning) validate() error {
 	}
 	if p.KeepYoungerThan < 0 {
 		return fmt.Errorf("openshift.pruning.keepyoungerthan %s: must not be negative", p.KeepYoungerThan)
+	}
+	if p.BlobGracePeriod < 0 {
+		return fmt.Errorf("openshift.pruning.blobgraceperiod %s: must not be negative", p.BlobGracePeriod)
 	}
 	if p.LeaseDuration < MinLeaseDuration {
 		return fmt.Errorf("openshift.pruning.leaseduration %s: must be at least %s", p.LeaseDuration, MinLeaseDuration)

@@ -39,7 +39,7 @@ func TestPruningDefaults(t *testing.T) {
 	}
 	want := Pruning{
 		Schedule: "0 0 * * *", KeepTagRevisions: 3, KeepYoungerThan: time.Hour, IgnoreInvalidRefs: true,
-		All: true, PruneRegistry: true, LeaseName: "image-registry-pruner",
+		All: true, PruneRegistry: true, BlobGracePeriod: time.Hour, LeaseName: "image-registry-pruner",
 		LeaseNamespace: "openshift-image-registry", LeaseDuration: time.Minute,
 	}
 	if got := cfg.OpenShift.Pruning; got != want {
@@ -67,6 +67,7 @@ func TestPruningValuesGiven(t *testing.T) {
     ignoreinvalidrefs: false
     all: false
     pruneregistry: false
+    blobgraceperiod: 0s
     leasename: pruner
     leasenamespace: registry
     leaseduration: 5s
@@ -161,6 +162,11 @@ func TestBadPruningValues(t *testing.T) {
 			name: "negative age",
 			env:  map[string]string{"REGISTRY_OPENSHIFT_PRUNING_KEEPYOUNGERTHAN": "-1m"},
 			want: "openshift.pruning.keepyoungerthan -1m0s: must not be negative",
+		},
+		{
+			name: "negative blob grace period",
+			file: pruning("    blobgraceperiod: -5m\n"),
+			want: "openshift.pruning.blobgraceperiod -5m0s: must not be negative",
 		},
 		{
 			name: "short lease",

@@ -60,7 +60,7 @@ func startScheduledPrune(
 	log.WithFields(logrus.Fields{
 		"keeptagrevisions": settings.KeepTagRevisions, "keepyoungerthan": settings.KeepYoungerThan,
 		"ignoreinvalidrefs": settings.IgnoreInvalidRefs, "all": settings.All, "pruneregistry": settings.PruneRegistry,
-		"suspend": settings.Suspend, "identity": opts.Identity,
+		"blobgraceperiod": settings.BlobGracePeriod, "suspend": settings.Suspend, "identity": opts.Identity,
 	}).Infof("starting the scheduled image prune: schedule %q, Lease %s/%s (duration %s)",
 		settings.Schedule, settings.LeaseNamespace, settings.LeaseName, settings.LeaseDuration)
 

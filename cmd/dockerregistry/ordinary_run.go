@@ -60,15 +60,11 @@ func runOrdinary(ctx context.Context, cfg *config.Config, opts options, stdout, 
 }
 
 // scheduledPrune is the ordinary prune the serving registry runs on its schedule
-// (openshift.pruning): confirmed, with the settings of the configuration and this command's
-// defaults for the rest. oc's progress lines go to the log at debug level; the summary is
-// returned for the schedule's status line and the Lease's annotations.
+// (openshift.pruning): confirmed, with the settings of the configuration (scheduledOptions).
+// oc's progress lines go to the log at debug level; the summary is returned for the
+// schedule's status line and the Lease's annotations.
 func scheduledPrune(ctx context.Context, cfg *config.Config, settings config.Pruning) (string, error) {
-	opts, _ := parseFlags(nil, io.Discard)
-	o := &opts.ordinary
-	o.pruneImages, o.confirm = true, true
-	o.keepTagRevisions, o.keepYoungerThan = settings.KeepTagRevisions, settings.KeepYoungerThan
-	o.ignoreInvalidRefs, o.all, o.pruneRegistry = settings.IgnoreInvalidRefs, settings.All, settings.PruneRegistry
+	opts := scheduledOptions(settings)
 	log := logrus.StandardLogger().WithField("component", "scheduled image prune")
 	out := log.WriterLevel(logrus.DebugLevel)
 	defer out.Close()
@@ -76,6 +72,19 @@ func scheduledPrune(ctx context.Context, cfg *config.Config, settings config.Pru
 	defer errOut.Close()
 	stats, err := ordinaryPrune(ctx, cfg, opts, out, errOut, log)
 	return stats.String(), err
+}
+
+// scheduledOptions are the scheduled prune's options: a confirmed -prune-images with the
+// settings of openshift.pruning (blobgraceperiod as -prune-keep-younger-than), this command's
+// defaults for the rest.
+func scheduledOptions(settings config.Pruning) options {
+	opts, _ := parseFlags(nil, io.Discard)
+	opts.keepYoungerThan = settings.BlobGracePeriod
+	o := &opts.ordinary
+	o.pruneImages, o.confirm = true, true
+	o.keepTagRevisions, o.keepYoungerThan = settings.KeepTagRevisions, settings.KeepYoungerThan
+	o.ignoreInvalidRefs, o.all, o.pruneRegistry = settings.IgnoreInvalidRefs, settings.All, settings.PruneRegistry
+	return opts
 }
 
 // ordinaryPrune reads the image API whole (paged) before it changes anything; registry data

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hardprune/image-registry/config"
 )
 
 func TestOrdinaryPruneFlags(t *testing.T) {
@@ -67,5 +69,27 @@ func TestOrdinaryPruneDefaults(t *testing.T) {
 	if o.confirm || o.keepTagRevisions != 3 || o.keepYoungerThan != 60*time.Minute || o.pruneOverSizeLimit ||
 		!o.all || o.ignoreInvalidRefs || o.namespace != "shop" || !o.pruneRegistry || o.numWorkers != 5 {
 		t.Fatalf("defaults: %+v", o)
+	}
+}
+
+// The scheduled prune runs confirmed with openshift.pruning's settings; its blob grace period
+// is pruning.blobgraceperiod, not the command's default hour.
+func TestScheduledPruneOptions(t *testing.T) {
+	settings := config.Pruning{
+		KeepTagRevisions: 1, KeepYoungerThan: 2 * time.Minute, IgnoreInvalidRefs: true, All: false,
+		PruneRegistry: true, BlobGracePeriod: 0,
+	}
+	opts := scheduledOptions(settings)
+	o := opts.ordinary
+	if !o.pruneImages || !o.confirm || o.keepTagRevisions != 1 || o.keepYoungerThan != 2*time.Minute ||
+		!o.ignoreInvalidRefs || o.all || !o.pruneRegistry || o.registryURL != "" || o.namespace != "" {
+		t.Errorf("ordinary options: %+v", o)
+	}
+	if opts.keepYoungerThan != 0 {
+		t.Errorf("blob grace period %s, want openshift.pruning.blobgraceperiod's 0s", opts.keepYoungerThan)
+	}
+	settings.BlobGracePeriod = 90 * time.Minute
+	if got := scheduledOptions(settings).keepYoungerThan; got != 90*time.Minute {
+		t.Errorf("blob grace period %s, want 1h30m0s", got)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hardprune/image-registry/e2e/harness"
 	imagev1 "github.com/openshift/api/image/v1"
 	imageclient "github.com/openshift/client-go/image/clientset/versioned"
 	corev1 "k8s.io/api/core/v1"
@@ -14,6 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/hardprune/image-registry/e2e/harness"
 )
 
 // digest returns a fake but well-formed sha256 digest.

@@ -113,6 +113,16 @@ func (p *Process) Stop() error {
 	return err
 }
 
+// Kill ends the process group with SIGKILL at once, as a node failure or the OOM killer
+// would: the process cleans nothing up (releases no lock or lease). It waits for the exit;
+// Stop afterwards does nothing.
+func (p *Process) Kill() {
+	p.stopOnce.Do(func() {
+		signalGroup(p.cmd, syscall.SIGKILL)
+		<-p.done
+	})
+}
+
 // exitError describes an exit that Stop did not cause; nil for status 0.
 func (p *Process) exitError() error {
 	if p.waitErr == nil {

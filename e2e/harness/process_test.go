@@ -64,3 +64,29 @@ func TestStartOnFreePortsRetriesOnlyALostPort(t *testing.T) {
 		})
 	}
 }
+
+// Kill ends a child with SIGKILL, even one that ignores SIGTERM, and waits for it; Stop then
+// does nothing.
+func TestKill(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip(err)
+	}
+	p, err := startProcess(t.TempDir(), "stubborn", nil, sh, "-c", `trap "" TERM; sleep 60 & wait`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Kill()
+	select {
+	case <-p.Done():
+	default:
+		t.Fatal("Kill returned before the child exited")
+	}
+	var exit *exec.ExitError
+	if !errors.As(p.waitErr, &exit) || exit.ProcessState.String() != "signal: killed" {
+		t.Errorf("exit %v, want signal: killed", p.waitErr)
+	}
+	if err := p.Stop(); err != nil {
+		t.Errorf("Stop after Kill: %v", err)
+	}
+}
