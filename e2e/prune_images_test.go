@@ -37,6 +37,14 @@ type imagesWorld struct {
 
 func newImagesWorld(t *testing.T) *imagesWorld {
 	t.Helper()
+	w := newImagesCluster(t)
+	w.startRegistry()
+	return w
+}
+
+// newImagesCluster is newImagesWorld without the registry, for a test that starts its own.
+func newImagesCluster(t *testing.T) *imagesWorld {
+	t.Helper()
 	requireRegistryBinary(t)
 	cluster := harness.StartClusterT(t)
 	ctx := context.Background()
@@ -52,9 +60,7 @@ func newImagesWorld(t *testing.T) *imagesWorld {
 	if err := cluster.KubeconfigFor(kubeconfig, token); err != nil {
 		t.Fatal(err)
 	}
-	w := &imagesWorld{env: newClusterEnv(t, cluster), cluster: cluster, prunerKubeconfig: kubeconfig}
-	w.startRegistry()
-	return w
+	return &imagesWorld{env: newClusterEnv(t, cluster), cluster: cluster, prunerKubeconfig: kubeconfig}
 }
 
 // pruneImages runs `dockerregistry -prune-images args... config.yml` as the pruner.
