@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -55,6 +56,9 @@ type env struct {
 	regConfig string
 	// auth is who push and pullsIdentical act as; anonymous when nil.
 	auth authn.Authenticator
+	// transport, when set, is how push and pullsIdentical reach the registry (one trusting the
+	// CA of a registry served over TLS).
+	transport http.RoundTripper
 	// callToken is the token call sends as oc adm prune does (the Basic password); a
 	// placeholder when empty, for a registry without auth.
 	callToken string
@@ -147,7 +151,7 @@ func (e *env) ref(repoAndTag string) name.Reference {
 }
 
 func (e *env) push(repoAndTag string, img v1.Image) error {
-	return remote.Write(e.ref(repoAndTag), img, e.remoteAuth())
+	return remote.Write(e.ref(repoAndTag), img, e.remoteOptions()...)
 }
 
 // remoteAuth is the client option that acts as e.auth.
@@ -156,6 +160,15 @@ func (e *env) remoteAuth() remote.Option {
 		return remote.WithAuth(authn.Anonymous)
 	}
 	return remote.WithAuth(e.auth)
+}
+
+// remoteOptions act as e.auth, through e.transport when set.
+func (e *env) remoteOptions() []remote.Option {
+	opts := []remote.Option{e.remoteAuth()}
+	if e.transport != nil {
+		opts = append(opts, remote.WithTransport(e.transport))
+	}
+	return opts
 }
 
 func (e *env) mustPush(repoAndTag string, img v1.Image) v1.Hash {
@@ -279,7 +292,7 @@ func blobsOf(t *testing.T, img v1.Image) []v1.Hash {
 // pullsIdentical pulls an image and checks that the manifest and every blob are byte for byte
 // what was pushed.
 func (e *env) pullsIdentical(repoAndRef string, want v1.Image) error {
-	got, err := remote.Image(e.ref(repoAndRef), e.remoteAuth())
+	got, err := remote.Image(e.ref(repoAndRef), e.remoteOptions()...)
 	if err != nil {
 		return fmt.Errorf("pulling %s: %w", repoAndRef, err)
 	}

@@ -43,6 +43,19 @@ func newImagesWorld(t *testing.T) *imagesWorld {
 
 func newImagesWorldWith(t *testing.T, opts harness.ClusterOptions) *imagesWorld {
 	t.Helper()
+	w := newImagesClusterWith(t, opts)
+	w.startRegistry()
+	return w
+}
+
+// newImagesCluster is newImagesWorld without the registry, for a test that starts its own.
+func newImagesCluster(t *testing.T) *imagesWorld {
+	t.Helper()
+	return newImagesClusterWith(t, harness.ClusterOptions{})
+}
+
+func newImagesClusterWith(t *testing.T, opts harness.ClusterOptions) *imagesWorld {
+	t.Helper()
 	requireRegistryBinary(t)
 	cluster := harness.StartClusterWithOptionsT(t, opts)
 	ctx := context.Background()
@@ -58,9 +71,7 @@ func newImagesWorldWith(t *testing.T, opts harness.ClusterOptions) *imagesWorld 
 	if err := cluster.KubeconfigFor(kubeconfig, token); err != nil {
 		t.Fatal(err)
 	}
-	w := &imagesWorld{env: newClusterEnv(t, cluster), cluster: cluster, prunerKubeconfig: kubeconfig}
-	w.startRegistry()
-	return w
+	return &imagesWorld{env: newClusterEnv(t, cluster), cluster: cluster, prunerKubeconfig: kubeconfig}
 }
 
 // pruneImages runs `dockerregistry -prune-images args... config.yml` as the pruner.

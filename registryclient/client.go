@@ -141,10 +141,16 @@ func remedy(scheme string, err error, insecure bool, opts Options) string {
 	var hostnameErr x509.HostnameError
 	switch {
 	case scheme == "https" && strings.Contains(msg, "server gave HTTP response to HTTPS client"):
-		if insecure {
+		httpURL := "--registry-url=http://" + strings.TrimPrefix(opts.URL, "https://")
+		switch {
+		case opts.CAFile != "":
+			// Neither an http:// URL nor --force-insecure goes with --certificate-authority.
+			return " (the registry speaks plain HTTP: pass " + httpURL + " without --certificate-authority, " +
+				"which is for https only, or serve the registry over TLS)"
+		case insecure:
 			return " (the registry speaks plain HTTP: use an http:// --registry-url)"
 		}
-		return " (the registry speaks plain HTTP: pass --registry-url=http://" + strings.TrimPrefix(opts.URL, "https://") +
+		return " (the registry speaks plain HTTP: pass " + httpURL +
 			" or --force-insecure if you really want an insecure connection)"
 	case scheme == "http" && (strings.Contains(msg, "malformed HTTP response") || errors.Is(err, errTLSOnly)):
 		return " (the registry speaks TLS: use an https:// --registry-url)"

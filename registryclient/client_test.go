@@ -165,6 +165,14 @@ func TestConnectSaysWhatToPass(t *testing.T) {
 		{"right CA", Options{URL: tlsHost, CAFile: writeCA(t, tlsSrv)}, "", tlsSrv.URL},
 		{"wrong CA", Options{URL: tlsHost, CAFile: otherCA(t)}, "not signed by the CA in --certificate-authority", ""},
 		{"plain HTTP asked as https", Options{URL: "https://" + plainHost}, "use an http:// --registry-url", ""},
+		{
+			// Neither remedy of the secure default goes with --certificate-authority (usage errors).
+			"plain HTTP asked as https with a CA",
+			Options{URL: "https://" + plainHost, CAFile: writeCA(t, tlsSrv)},
+			"(the registry speaks plain HTTP: pass --registry-url=http://" + plainHost +
+				" without --certificate-authority, which is for https only, or serve the registry over TLS)",
+			"",
+		},
 		{"TLS asked as http", Options{URL: "http://" + tlsHost}, "the registry speaks TLS", ""},
 		{"plain HTTP on loopback falls back", Options{URL: plainHost}, "", plain.URL},
 		{"forced insecure over TLS", Options{URL: tlsHost, ForceInsecure: true}, "", tlsSrv.URL},

@@ -12,6 +12,7 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -118,4 +119,48 @@ func serialNumber() *big.Int {
 		panic(err)
 	}
 	return n
+}
+
+// TestCA is a CA for a test's own servers (a registry served over TLS): it issues serving
+// certificates, and clients trust it through CertPath or CertPool.
+type TestCA struct {
+	// CertPath is the CA's certificate (PEM): what a client passes as its CA bundle
+	// (--certificate-authority).
+	CertPath string
+	ca       *certAuthority
+}
+
+// NewTestCA creates a CA named commonName and writes its certificate to <dir>/ca.crt.
+func NewTestCA(dir, commonName string) (*TestCA, error) {
+	ca, err := newCertAuthority(commonName)
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, "ca.crt")
+	if err := os.WriteFile(path, ca.pem, 0o644); err != nil {
+		return nil, err
+	}
+	return &TestCA{CertPath: path, ca: ca}, nil
+}
+
+// Issue signs a serving certificate for the given names and addresses, writes it (followed by
+// the CA's, as a server sends its chain) and its key into a new directory under dir, and
+// returns their paths.
+func (c *TestCA) Issue(dir string, dnsNames []string, ips []net.IP) (certFile, keyFile string, err error) {
+	certDir, err := os.MkdirTemp(dir, "serving-")
+	if err != nil {
+		return "", "", err
+	}
+	certFile, keyFile = filepath.Join(certDir, "tls.crt"), filepath.Join(certDir, "tls.key")
+	if err := c.ca.writeIssued(certFile, keyFile, "e2e-server", x509.ExtKeyUsageServerAuth, dnsNames, ips); err != nil {
+		return "", "", err
+	}
+	return certFile, keyFile, nil
+}
+
+// CertPool is a pool holding the CA alone, for a test's clients.
+func (c *TestCA) CertPool() *x509.CertPool {
+	pool := x509.NewCertPool()
+	pool.AddCert(c.ca.cert)
+	return pool
 }

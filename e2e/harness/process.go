@@ -162,12 +162,18 @@ func (p *Process) waitReady(ctx context.Context, url, want string) error {
 
 // waitReadyAs is waitReady sending a bearer token, if set.
 func (p *Process) waitReadyAs(ctx context.Context, url, want, token string) error {
+	// Only readiness is checked here; the kubeconfig pins the CA.
+	return p.waitReadyTLS(ctx, url, want, token, &tls.Config{InsecureSkipVerify: true})
+}
+
+// waitReadyTLS is waitReadyAs connecting with tlsConfig: one that verifies the server's
+// certificate makes readiness prove it too.
+func (p *Process) waitReadyTLS(ctx context.Context, url, want, token string, tlsConfig *tls.Config) error {
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
 	client := &http.Client{
-		Timeout: 2 * time.Second,
-		// Only readiness is checked here; the kubeconfig pins the CA.
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}},
+		Timeout:   2 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: tlsConfig},
 	}
 	defer client.CloseIdleConnections()
 	tick := time.NewTicker(100 * time.Millisecond)

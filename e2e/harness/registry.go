@@ -3,6 +3,8 @@ package harness
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +32,18 @@ type RegistryOptions struct {
 	// Config is extra top-level configuration appended to the file (not indented), e.g.
 	// Redis.ConfigYAML. Settings under storage: go in Storage instead.
 	Config string
+	// TLS, when set, serves the registry over TLS (http.tls in its configuration); readiness is
+	// then checked over https, trusting TLS.CAFile alone, for the address in Host.
+	TLS *TLSFiles
+	// AllAddresses listens on every address of the machine (:<port>) instead of the loopback
+	// only, so that a name of the machine resolving to another of its addresses reaches it.
+	AllAddresses bool
+}
+
+// TLSFiles are the registry's serving certificate and key (PEM), and the CA that signed the
+// certificate (see TestCA).
+type TLSFiles struct {
+	CertFile, KeyFile, CAFile string
 }
 
 // Registry is a running dockerregistry serving the distribution API.
@@ -37,6 +51,8 @@ type Registry struct {
 	*Process
 	// Host is 127.0.0.1:<port>, the registry part of image references.
 	Host string
+	// URL is http://<Host>, or https://<Host> when served over TLS.
+	URL string
 	// ConfigPath is the configuration it was started with; a prune uses the same.
 	ConfigPath string
 }
@@ -63,13 +79,22 @@ func WriteRegistryConfig(path, addr, storageDir, kubeconfig string) error {
 // WriteRegistryConfigStorage is WriteRegistryConfig with any storage driver: storage is the
 // storage section's driver part (not indented, without `storage:`), e.g. S3.StorageYAML.
 func WriteRegistryConfigStorage(path, addr, storage, kubeconfig string) error {
+	return writeRegistryConfig(path, addr, "", storage, kubeconfig)
+}
+
+// writeRegistryConfig is WriteRegistryConfigStorage with extra settings of the http section
+// (not indented, without `http:`), e.g. its tls part.
+func writeRegistryConfig(path, addr, httpExtra, storage, kubeconfig string) error {
+	if httpExtra != "" {
+		httpExtra = indent(httpExtra, "  ")
+	}
 	cfg := fmt.Sprintf(`version: 0.1
 log:
   level: info
 http:
   addr: %s
   secret: e2e-secret
-storage:
+%sstorage:
 %s  delete:
     enabled: true
   maintenance:
@@ -78,12 +103,13 @@ storage:
 openshift:
   version: 1.0
   kubeconfig: %s
-`, addr, indent(storage, "  "), kubeconfig)
+`, addr, httpExtra, indent(storage, "  "), kubeconfig)
 	return os.WriteFile(path, []byte(cfg), 0o600)
 }
 
 // StartRegistry starts the registry on a free loopback port and waits until /healthz answers
-// (/v2/ asks for credentials under auth: openshift).
+// (/v2/ asks for credentials under auth: openshift), over https with a certificate verified
+// against opts.TLS.CAFile when opts.TLS is set.
 // ctx bounds the start-up only; call Stop to end it.
 func StartRegistry(ctx context.Context, dir string, log io.Writer, opts RegistryOptions) (*Registry, error) {
 	if opts.Kubeconfig == "" || (opts.StorageDir == "" && opts.Storage == "") {
@@ -97,11 +123,28 @@ func StartRegistry(ctx context.Context, dir string, log io.Writer, opts Registry
 	if err != nil {
 		return nil, err
 	}
+	scheme, httpExtra, tlsConfig := "http", "", (*tls.Config)(nil)
+	if opts.TLS != nil {
+		pem, err := os.ReadFile(opts.TLS.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("registry: no certificate in %s", opts.TLS.CAFile)
+		}
+		scheme, tlsConfig = "https", &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+		httpExtra = fmt.Sprintf("tls:\n  certificate: %s\n  key: %s\n", opts.TLS.CertFile, opts.TLS.KeyFile)
+	}
 	configPath := filepath.Join(dir, "registry-config.yml")
 	var host string
 	p, err := startOnFreePorts(1, func(ports []int) (*Process, error) {
 		host = "127.0.0.1:" + strconv.Itoa(ports[0])
-		if err := WriteRegistryConfigStorage(configPath, host, storage, opts.Kubeconfig); err != nil {
+		addr := host
+		if opts.AllAddresses {
+			addr = ":" + strconv.Itoa(ports[0])
+		}
+		if err := writeRegistryConfig(configPath, addr, httpExtra, storage, opts.Kubeconfig); err != nil {
 			return nil, err
 		}
 		if err := appendFile(configPath, opts.Config); err != nil {
@@ -109,12 +152,15 @@ func StartRegistry(ctx context.Context, dir string, log io.Writer, opts Registry
 		}
 		return startProcessEnv(dir, "registry", log, append(isolatedEnv(), opts.Env...), binary, configPath)
 	}, func(p *Process) error {
-		return p.waitReady(ctx, "http://"+host+"/healthz", "")
+		if tlsConfig != nil {
+			return p.waitReadyTLS(ctx, scheme+"://"+host+"/healthz", "", "", tlsConfig)
+		}
+		return p.waitReady(ctx, scheme+"://"+host+"/healthz", "")
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &Registry{Process: p, Host: host, ConfigPath: configPath}, nil
+	return &Registry{Process: p, Host: host, URL: scheme + "://" + host, ConfigPath: configPath}, nil
 }
 
 // StartRegistryFromFile starts the registry with the caller's configuration file, unchanged,
@@ -143,7 +189,7 @@ func StartRegistryFromFile(
 	if err != nil {
 		return nil, err
 	}
-	return &Registry{Process: p, Host: host, ConfigPath: configPath}, nil
+	return &Registry{Process: p, Host: host, URL: "http://" + host, ConfigPath: configPath}, nil
 }
 
 // PruneResult is what one run of dockerregistry -prune=... printed.
