@@ -123,6 +123,7 @@ func Serve(ctx context.Context, cfg *config.Config) error {
 		"auth": authDescription(cfg),
 	}).Info("starting the registry")
 
+	quietTracing(logrus.StandardLogger())
 	reg, err := newRegistry(ctx, cfg.Distribution)
 	if err != nil {
 		return fmt.Errorf("starting the registry: %w", err)
