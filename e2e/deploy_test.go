@@ -2,20 +2,13 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"io/fs"
 	"slices"
 	"testing"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/discovery/cached/memory"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/restmapper"
 
 	"github.com/hardprune/image-registry/deploy"
 	"github.com/hardprune/image-registry/e2e/harness"
@@ -35,19 +28,6 @@ func TestDeployManifests(t *testing.T) {
 	if err := cluster.CreateNamespace(ctx, registryNamespace); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := cluster.RESTConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disc))
 	// apply creates each object of file, as `oc apply -f` would a new one.
 	apply := func(t *testing.T, file string, opts metav1.CreateOptions) {
 		t.Helper()
@@ -55,17 +35,8 @@ func TestDeployManifests(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		objects, err := harness.DecodeManifests(data)
-		if err != nil {
-			t.Fatalf("%s: %v", file, err)
-		}
-		if len(objects) == 0 {
-			t.Fatalf("%s holds no object", file)
-		}
-		for _, o := range objects {
-			if err := create(ctx, dyn, mapper, o, opts); err != nil {
-				t.Errorf("%s: %s %s: %v", file, o.GetKind(), o.GetName(), err)
-			}
+		for _, err := range cluster.ApplyManifests(ctx, data, opts) {
+			t.Errorf("%s: %v", file, err)
 		}
 	}
 
@@ -169,29 +140,6 @@ func TestDeployManifests(t *testing.T) {
 // create creates o through the dynamic client, finding its resource with mapper. A namespaced
 // object must name its namespace: applied without one it would land in the applier's current
 // namespace.
-func create(
-	ctx context.Context,
-	dyn dynamic.Interface,
-	mapper meta.RESTMapper,
-	o *unstructured.Unstructured,
-	opts metav1.CreateOptions,
-) error {
-	gvk := o.GroupVersionKind()
-	mapping, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-	if err != nil {
-		return err
-	}
-	var resource dynamic.ResourceInterface = dyn.Resource(mapping.Resource)
-	if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
-		if o.GetNamespace() == "" {
-			return errors.New("namespaced, and no metadata.namespace")
-		}
-		resource = dyn.Resource(mapping.Resource).Namespace(o.GetNamespace())
-	}
-	_, err = resource.Create(ctx, o, opts)
-	return err
-}
-
 // allowed asks a SubjectAccessReview whether user may do attrs.
 func allowed(t *testing.T, kube kubernetes.Interface, user string, attrs authorizationv1.ResourceAttributes) bool {
 	t.Helper()

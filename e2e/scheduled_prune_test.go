@@ -15,11 +15,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/discovery/cached/memory"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/restmapper"
 
 	"github.com/hardprune/image-registry/deploy"
 	"github.com/hardprune/image-registry/e2e/harness"
@@ -96,31 +92,12 @@ func newScheduledWorld(t *testing.T) *scheduledWorld {
 // applyManifests creates the objects of a deploy/ file, as `oc apply -f` would new ones.
 func applyManifests(t *testing.T, cluster *harness.Cluster, file string) {
 	t.Helper()
-	cfg, err := cluster.RESTConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disc))
 	data, err := deploy.Manifests.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	objects, err := harness.DecodeManifests(data)
-	if err != nil {
-		t.Fatalf("%s: %v", file, err)
-	}
-	for _, o := range objects {
-		if err := create(context.Background(), dyn, mapper, o, metav1.CreateOptions{}); err != nil {
-			t.Fatalf("%s: %s %s: %v", file, o.GetKind(), o.GetName(), err)
-		}
+	if errs := cluster.ApplyManifests(context.Background(), data, metav1.CreateOptions{}); len(errs) > 0 {
+		t.Fatalf("%s: %v", file, errs)
 	}
 }
 

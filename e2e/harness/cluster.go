@@ -178,15 +178,7 @@ func (c *Cluster) Stop() error {
 func RegisterImageAPI(ctx context.Context, kube *KubeAPIServer, img *ImageAPIServer) error {
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
-	cfg, err := kube.RESTConfig()
-	if err != nil {
-		return err
-	}
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	dyn, err := dynamic.NewForConfig(cfg)
+	client, dyn, err := kube.clients()
 	if err != nil {
 		return err
 	}

@@ -2,15 +2,22 @@ package harness
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"sync"
 
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/restmapper"
 
 	"github.com/hardprune/image-registry/deploy"
 )
@@ -69,3 +76,60 @@ var shippedImagePrunerRole = sync.OnceValues(func() (*rbacv1.ClusterRole, error)
 	}
 	return nil, fmt.Errorf("no ClusterRole %s", ImagePrunerRole)
 })
+
+// ApplyManifests creates every object of data (see DecodeManifests), as `oc apply -f` would new
+// ones, each with opts (e.g. a server-side dry run). It returns one error per object refused,
+// naming it, and an error when data holds no object.
+func (k *KubeAPIServer) ApplyManifests(ctx context.Context, data []byte, opts metav1.CreateOptions) []error {
+	objects, err := DecodeManifests(data)
+	if err != nil {
+		return []error{err}
+	}
+	if len(objects) == 0 {
+		return []error{errors.New("no object")}
+	}
+	cfg, err := k.RESTConfig()
+	if err != nil {
+		return []error{err}
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return []error{err}
+	}
+	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return []error{err}
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disc))
+	var errs []error
+	for _, o := range objects {
+		if err := createObject(ctx, dyn, mapper, o, opts); err != nil {
+			errs = append(errs, fmt.Errorf("%s %s: %w", o.GetKind(), o.GetName(), err))
+		}
+	}
+	return errs
+}
+
+// createObject creates o where its kind lives: in its namespace, or cluster-wide.
+func createObject(
+	ctx context.Context,
+	dyn dynamic.Interface,
+	mapper meta.RESTMapper,
+	o *unstructured.Unstructured,
+	opts metav1.CreateOptions,
+) error {
+	gvk := o.GroupVersionKind()
+	mapping, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if err != nil {
+		return err
+	}
+	var resource dynamic.ResourceInterface = dyn.Resource(mapping.Resource)
+	if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
+		if o.GetNamespace() == "" {
+			return errors.New("namespaced, and no metadata.namespace")
+		}
+		resource = dyn.Resource(mapping.Resource).Namespace(o.GetNamespace())
+	}
+	_, err = resource.Create(ctx, o, opts)
+	return err
+}

@@ -93,11 +93,7 @@ func (k *KubeAPIServer) InstallOpenShiftWorkloadAPIs(ctx context.Context) error 
 // createOpenShiftWorkloadCRDs only creates the definitions: the kube-apiserver establishes
 // them in the background, while StartCluster starts the image API server.
 func (k *KubeAPIServer) createOpenShiftWorkloadCRDs(ctx context.Context) error {
-	cfg, err := k.RESTConfig()
-	if err != nil {
-		return err
-	}
-	dyn, err := dynamic.NewForConfig(cfg)
+	_, dyn, err := k.clients()
 	if err != nil {
 		return err
 	}
@@ -116,15 +112,7 @@ func (k *KubeAPIServer) createOpenShiftWorkloadCRDs(ctx context.Context) error {
 func (k *KubeAPIServer) waitForOpenShiftWorkloadAPIs(ctx context.Context) error {
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
-	cfg, err := k.RESTConfig()
-	if err != nil {
-		return err
-	}
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	dyn, err := dynamic.NewForConfig(cfg)
+	client, dyn, err := k.clients()
 	if err != nil {
 		return err
 	}
@@ -161,4 +149,21 @@ func openShiftWorkloadAPIServed(
 	}
 	_, err = dyn.Resource(a.resource()).List(ctx, metav1.ListOptions{Limit: 1})
 	return err
+}
+
+// clients are a typed and a dynamic client of the kube-apiserver, as its admin.
+func (k *KubeAPIServer) clients() (kubernetes.Interface, dynamic.Interface, error) {
+	cfg, err := k.RESTConfig()
+	if err != nil {
+		return nil, nil, err
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return client, dyn, nil
 }
