@@ -46,7 +46,7 @@ func main() {
 	ordinarySize := flag.String(
 		"ordinary-size",
 		"",
-		"the ordinary prune's cluster: full (100k Images, 10k streams, 50k pods), small, tiny; default: -size",
+		"the ordinary prune's cluster: full (100k Images, 10k streams, 50k pods), medium, small, tiny; default: -size",
 	)
 	ordinaryWorkers := flag.Int("ordinary-workers", 32, "creates under way at once while loading the ordinary prune's cluster")
 	ordinaryHold := flag.Bool(
@@ -70,11 +70,16 @@ func main() {
 		sz.Name += fmt.Sprintf(" (%d repositories)", *repos)
 	}
 	if *ordinarySize == "" {
+		// The hard prune's size where the ordinary prune has one of that name (a size of the
+		// hard prune's alone, larger than full, means the ordinary prune's full).
 		*ordinarySize = *size
+		if _, ok := bench.OrdinarySizes[*size]; !ok {
+			*ordinarySize = "full"
+		}
 	}
 	osz, ok := bench.OrdinarySizes[*ordinarySize]
 	if !ok {
-		fmt.Fprintf(os.Stderr, "bench: unknown -ordinary-size %q (full, small, tiny)\n", *ordinarySize)
+		fmt.Fprintf(os.Stderr, "bench: unknown -ordinary-size %q (full, medium, small, tiny)\n", *ordinarySize)
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
