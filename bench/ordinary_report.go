@@ -21,9 +21,9 @@ var ordinaryReferrerResources = []string{
 }
 
 // expectedRequests are the requests a run needs, by class: each list in pages of
-// APIPageSize (one request for an empty one), a read of each stream before its decision
-// (UpdateStream reads it afresh), and, when confirmed, an update of each stream that loses
-// items and a delete of each Image that goes.
+// APIPageSize (one request for an empty one) and, when confirmed, a fresh read of each stream
+// before its update (UpdateStream; a dry run decides on the listing), an update of each
+// stream that loses items and a delete of each Image that goes.
 func (r *OrdinaryResult) expectedRequests(run OrdinaryRun) Counts {
 	ds := r.Dataset
 	pages := func(n int) int { return max(1, ceilDiv(n, APIPageSize)) }
@@ -31,12 +31,12 @@ func (r *OrdinaryResult) expectedRequests(run OrdinaryRun) Counts {
 		"list images":       pages(len(ds.images)),
 		"list imagestreams": pages(len(ds.streams)),
 		"list pods":         pages(len(ds.pods)),
-		"get imagestreams":  len(ds.streams),
 	}
 	for _, res := range ordinaryReferrerResources[1:] {
 		want["list "+res] = pages(ds.Size.Others)
 	}
 	if run.confirmed() {
+		want["get imagestreams"] = len(ds.streams)
 		want["update imagestreams/status"] = ds.Expect.UpdatedStreams
 		want["delete images"] = ds.Expect.DeletedImages
 	}
