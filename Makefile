@@ -43,8 +43,10 @@ demo: build
 # against xargs rm -rf of the same paths (on copies), in BENCH_RUNS rounds (in turn: the page
 # cache does not stay warm), medians with each run's figure; one -prune=delete on a copy of the
 # S3 bucket, its requests counted; issue 14's targets, each with its measured value and met/no,
-# or what would measure it; then the Go benchmarks of the decision. Results: BENCH_OUT, both
-# parts (set it rather than -out in BENCH_FLAGS).
+# or what would measure it; then the ordinary prune (-prune-images) over a loaded cluster
+# (BENCH_ORDINARY=false skips it; full: 100k Images, 10k streams, 50k pods); then the Go
+# benchmarks of the decision. Results: BENCH_OUT, every part (set it rather than -out in
+# BENCH_FLAGS).
 BENCH_SIZE ?= full
 BENCH_RUNS ?= 3
 BENCH_GC_RUNS ?= $(BENCH_RUNS)
@@ -52,11 +54,12 @@ BENCH_GC_RUNS ?= $(BENCH_RUNS)
 BENCH_S3_GC_RUNS ?= $(if $(filter full,$(BENCH_SIZE)),0,1)
 BENCH_OUT ?= _output/bench/results.md
 BENCH_WORK ?= _output/bench/work
+BENCH_ORDINARY ?= true
 BENCH_FLAGS ?=
 bench: build tools
 	$(GO) run ./bench/cmd/bench -size=$(BENCH_SIZE) -runs=$(BENCH_RUNS) -gc-runs=$(BENCH_GC_RUNS) \
 		-s3-gc-runs=$(BENCH_S3_GC_RUNS) -strace=$$(command -v strace >/dev/null && echo true || echo false) \
-		-work=$(BENCH_WORK) -out=$(BENCH_OUT) $(BENCH_FLAGS)
+		-ordinary=$(BENCH_ORDINARY) -work=$(BENCH_WORK) -out=$(BENCH_OUT) $(BENCH_FLAGS)
 	$(GO) test -count=1 -run '^$$' -bench . ./bench > $(basename $(BENCH_OUT))-gobench.txt
 	@{ echo; echo '### Go benchmarks (prune.Decide, ReferenceBuilder, DigestSet; full-size inputs)'; echo; \
 		echo '```'; grep -E '^(Benchmark|goos|goarch|cpu)' $(basename $(BENCH_OUT))-gobench.txt; echo '```'; } \

@@ -2,7 +2,15 @@ package bench
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -11,11 +19,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // CountingProxy is a reverse proxy that counts the requests it passes on, by class.
 type CountingProxy struct {
-	// URL is http://127.0.0.1:<port>.
+	// URL is http://127.0.0.1:<port> (https:// for StartCountingProxyTLS).
 	URL      string
 	srv      *http.Server
 	classify func(*http.Request) string
@@ -31,6 +40,31 @@ func StartCountingProxy(
 	transport http.RoundTripper,
 	classify func(*http.Request) string,
 ) (*CountingProxy, error) {
+	return startCountingProxy(upstream, transport, classify, nil)
+}
+
+// StartCountingProxyTLS is StartCountingProxy serving HTTPS, with a self-signed certificate
+// for 127.0.0.1 that it returns PEM-encoded, for clients to trust: a kubeconfig's credentials
+// are sent to a TLS server only (clientcmd drops them for plain HTTP).
+func StartCountingProxyTLS(
+	upstream *url.URL,
+	transport http.RoundTripper,
+	classify func(*http.Request) string,
+) (*CountingProxy, []byte, error) {
+	cert, certPEM, err := selfSignedLoopbackCert()
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := startCountingProxy(upstream, transport, classify, &tls.Config{Certificates: []tls.Certificate{cert}})
+	return p, certPEM, err
+}
+
+func startCountingProxy(
+	upstream *url.URL,
+	transport http.RoundTripper,
+	classify func(*http.Request) string,
+	tlsConfig *tls.Config,
+) (*CountingProxy, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -39,20 +73,55 @@ func StartCountingProxy(
 	if transport != nil {
 		rp.Transport = transport
 	}
-	p := &CountingProxy{URL: "http://" + l.Addr().String(), classify: classify, counts: map[string]int{}}
+	scheme := "http://"
+	if tlsConfig != nil {
+		scheme = "https://"
+	}
+	p := &CountingProxy{URL: scheme + l.Addr().String(), classify: classify, counts: map[string]int{}}
 	p.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := p.classify(r)
 		p.mu.Lock()
 		p.counts[c]++
 		p.mu.Unlock()
 		rp.ServeHTTP(w, r)
-	})}
+	}), TLSConfig: tlsConfig}
 	go func() {
-		if err := p.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if tlsConfig != nil {
+			err = p.srv.ServeTLS(l, "", "")
+		} else {
+			err = p.srv.Serve(l)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			panic(err)
 		}
 	}()
 	return p, nil
+}
+
+// selfSignedLoopbackCert is a certificate for 127.0.0.1 that is its own CA.
+func selfSignedLoopbackCert() (tls.Certificate, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "bench counting proxy"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(7 * 24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, certPEM, nil
 }
 
 // Reset zeroes the counts.
@@ -136,4 +205,48 @@ func ClassifyS3(r *http.Request) string {
 		return "MULTIPART"
 	}
 	return r.Method
+}
+
+// ClassifyKube sorts the requests to a kube-apiserver (and the APIs it aggregates) by verb and
+// resource, as RBAC names them: "list pods", "get imagestreams", "update imagestreams/status",
+// "delete images"; a list's every page is one request. Discovery is "discovery".
+func ClassifyKube(r *http.Request) string {
+	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	var rest []string
+	switch {
+	case len(parts) >= 2 && parts[0] == "api":
+		rest = parts[2:]
+	case len(parts) >= 3 && parts[0] == "apis":
+		rest = parts[3:]
+	}
+	if len(rest) == 0 {
+		return "discovery"
+	}
+	if rest[0] == "namespaces" && len(rest) >= 3 {
+		rest = rest[2:]
+	}
+	resource, named := rest[0], len(rest) >= 2
+	if len(rest) >= 3 {
+		resource += "/" + rest[2]
+	}
+	verb := strings.ToLower(r.Method)
+	switch r.Method {
+	case http.MethodGet:
+		verb = "get"
+		if !named {
+			verb = "list"
+			if r.URL.Query().Get("watch") == "true" {
+				verb = "watch"
+			}
+		}
+	case http.MethodPost:
+		verb = "create"
+	case http.MethodPut:
+		verb = "update"
+	case http.MethodDelete:
+		if !named {
+			verb = "deletecollection"
+		}
+	}
+	return verb + " " + resource
 }

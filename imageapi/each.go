@@ -12,7 +12,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/pager"
 
-	"github.com/opencontainers/go-digest"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sync/errgroup"
 
@@ -166,7 +165,7 @@ func TagHistories(is *imagev1.ImageStream) (prune.StreamTags, error) {
 				// dockerImageReference to another registry: it names nothing stored here.
 				continue
 			}
-			d, err := digest.Parse(item.Image)
+			d, err := parseDigest(item.Image)
 			if err != nil {
 				return prune.StreamTags{}, fmt.Errorf(
 					"image stream %s tag %q item %d: image %q is not a digest: %w",

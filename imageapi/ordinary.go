@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/opencontainers/go-digest"
 	imagev1 "github.com/openshift/api/image/v1"
 
 	"github.com/hardprune/image-registry/prune/ordinary"
@@ -90,7 +89,7 @@ func ReduceOrdinaryStream(is *imagev1.ImageStream) (ordinary.Stream, error) {
 			if item.Image == "" {
 				continue
 			}
-			d, err := digest.Parse(item.Image)
+			d, err := parseDigest(item.Image)
 			if err != nil {
 				return ordinary.Stream{}, fmt.Errorf(
 					"image stream %s tag %q item %d: image %q is not a digest: %w",

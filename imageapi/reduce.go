@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"unique"
 
 	"github.com/opencontainers/go-digest"
 	imagev1 "github.com/openshift/api/image/v1"
@@ -43,20 +44,26 @@ func reduceImage(img *imagev1.Image) (prune.Image, dockerMetadata, error) {
 		return prune.Image{}, dockerMetadata{}, fmt.Errorf(
 			"image %q: %s: %w", img.Name, fmt.Sprintf(format, args...), ErrMalformed)
 	}
-	manifest, err := digest.Parse(img.Name)
+	manifest, err := parseDigest(img.Name)
 	if err != nil {
 		return bad("the name is not a digest")
 	}
 	out := prune.Image{Manifest: manifest}
+	if len(img.DockerImageLayers) > 0 {
+		out.Layers = make([]digest.Digest, 0, len(img.DockerImageLayers))
+	}
 	for i, l := range img.DockerImageLayers {
-		d, err := digest.Parse(l.Name)
+		d, err := parseDigest(l.Name)
 		if err != nil {
 			return bad("layer %d %q is not a digest", i, l.Name)
 		}
 		out.Layers = append(out.Layers, d)
 	}
+	if len(img.DockerImageManifests) > 0 {
+		out.Children = make([]digest.Digest, 0, len(img.DockerImageManifests))
+	}
 	for i, m := range img.DockerImageManifests {
-		d, err := digest.Parse(m.Digest)
+		d, err := parseDigest(m.Digest)
 		if err != nil {
 			return bad("manifest %d %q is not a digest", i, m.Digest)
 		}
@@ -78,6 +85,18 @@ func reduceImage(img *imagev1.Image) (prune.Image, dockerMetadata, error) {
 		// storage alone can say.
 		len(out.Children) == 0 && listMediaTypes[img.DockerImageManifestMediaType]
 	return out, meta, nil
+}
+
+// parseDigest is digest.Parse whose result is interned (unique.Make): the reduced objects of a
+// listing keep each digest once, however many Images share a layer, and however many history
+// items and manifest lists name a manifest. The decoded object's own string is left to the
+// garbage collector with the rest of its page.
+func parseDigest(s string) (digest.Digest, error) {
+	d, err := digest.Parse(s)
+	if err != nil {
+		return "", err
+	}
+	return digest.Digest(unique.Make(string(d)).Value()), nil
 }
 
 // dockerMetadata is what the pruners read of an Image's dockerImageMetadata.

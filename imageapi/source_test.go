@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/opencontainers/go-digest"
 	imagev1 "github.com/openshift/api/image/v1"
@@ -198,3 +199,33 @@ func TestSourceFailsWholeOnErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestReduceInternsDigests: the reductions keep one copy of a digest however many objects
+// name it (a layer shared by Images, a manifest named by a history item), not the copy each
+// decoded object brought.
+func TestReduceInternsDigests(t *testing.T) {
+	// Fresh strings, as decoding gives each object its own.
+	fresh := func(d digest.Digest) string { return strings.Clone(string(d)) }
+	a, err := ReduceImage(ptrTo(image(fresh(d("a")), fresh(d("base")), fresh(d("own a")))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ReduceImage(ptrTo(image(fresh(d("b")), fresh(d("base")), fresh(d("own b")))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if unsafe.StringData(string(a.Layers[0])) != unsafe.StringData(string(b.Layers[0])) {
+		t.Error("the shared layer is kept twice")
+	}
+	is := &imagev1.ImageStream{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "s"}}
+	is.Status.Tags = []imagev1.NamedTagEventList{{Tag: "latest", Items: []imagev1.TagEvent{{Image: fresh(d("a"))}}}}
+	s, err := ReduceOrdinaryStream(is)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if unsafe.StringData(string(s.Tags[0].Items[0].Image)) != unsafe.StringData(string(a.Manifest)) {
+		t.Error("the history item keeps its own copy of the manifest digest")
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }

@@ -269,6 +269,17 @@ func pruneLogger(stderr io.Writer) (*logrus.Logger, error) {
 	return log, nil
 }
 
+// limitMaintenanceMemory sets the soft memory limit of a maintenance run (never of the serving
+// registry, whose scheduled prune shares its heap). A walk of millions of files, or pages of
+// 100k Images, make garbage fast; without a limit the heap grows to twice what the run keeps.
+// A soft limit makes the collector work harder instead (GOMEMLIMIT, when set, is the
+// administrator's choice and wins).
+func limitMaintenanceMemory() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
+}
+
 // openStorage sets up what every mode but serving needs: the logger and the storage driver the
 // configuration names.
 func openStorage(
@@ -276,12 +287,7 @@ func openStorage(
 	cfg *config.Config,
 	stderr io.Writer,
 ) (*logrus.Logger, storagedriver.StorageDriver, error) {
-	// A walk of millions of files makes garbage fast; without a limit the heap grows to twice
-	// what the run keeps. A soft limit makes the collector work harder instead (GOMEMLIMIT,
-	// when set, is the administrator's choice and wins).
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(defaultMemoryLimit)
-	}
+	limitMaintenanceMemory()
 	log, err := pruneLogger(stderr)
 	if err != nil {
 		return nil, nil, err

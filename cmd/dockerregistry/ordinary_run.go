@@ -47,6 +47,7 @@ func (o *ordinaryOptions) settings(now time.Time) ordinary.Options {
 // registry-side. Its lines and summary go to stdout, the dry-run header, the invalid references
 // and the log to stderr.
 func runOrdinary(ctx context.Context, cfg *config.Config, opts options, stdout, stderr io.Writer) int {
+	limitMaintenanceMemory()
 	log, err := pruneLogger(stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "error: %v\n", err)

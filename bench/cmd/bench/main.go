@@ -37,6 +37,23 @@ func main() {
 		"run -prune=check once more on each backend with CPU and allocation profiles (in the work dir's profile/)",
 	)
 	deletes := flag.Bool("delete", true, "run the delete benchmarks (targets 3 and 4) on copies of the storage")
+	hard := flag.Bool("hard", true, "run the hard prune's benchmark (-prune=check, -prune=delete)")
+	ordinary := flag.Bool(
+		"ordinary",
+		false,
+		"run the ordinary prune's benchmark (dockerregistry -prune-images on a cluster of -ordinary-size)",
+	)
+	ordinarySize := flag.String(
+		"ordinary-size",
+		"",
+		"the ordinary prune's cluster: full (100k Images, 10k streams, 50k pods), medium, small, tiny; default: -size",
+	)
+	ordinaryWorkers := flag.Int("ordinary-workers", 32, "creates under way at once while loading the ordinary prune's cluster")
+	ordinaryHold := flag.Bool(
+		"ordinary-hold",
+		false,
+		"load the ordinary prune's cluster, then hold it up until interrupted, without runs (to profile by hand)",
+	)
 	flag.Parse()
 
 	sz, ok := bench.Sizes[*size]
@@ -52,6 +69,19 @@ func main() {
 		sz.Repositories = *repos
 		sz.Name += fmt.Sprintf(" (%d repositories)", *repos)
 	}
+	if *ordinarySize == "" {
+		// The hard prune's size where the ordinary prune has one of that name (a size of the
+		// hard prune's alone, larger than full, means the ordinary prune's full).
+		*ordinarySize = *size
+		if _, ok := bench.OrdinarySizes[*size]; !ok {
+			*ordinarySize = "full"
+		}
+	}
+	osz, ok := bench.OrdinarySizes[*ordinarySize]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "bench: unknown -ordinary-size %q (full, medium, small, tiny)\n", *ordinarySize)
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	workDir, err := filepath.Abs(*work)
@@ -59,16 +89,33 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
-	res, err := bench.Run(ctx, bench.Config{
-		Size: sz, Runs: *runs, GCRuns: *gcRuns, S3GCRuns: *s3GCRuns, Backends: strings.Split(*backends, ","),
-		WorkDir: workDir, Strace: *strace, Profile: *profile, NoDelete: !*deletes, Log: os.Stderr,
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench: error:", err)
-		os.Exit(1)
-	}
 	var b strings.Builder
-	res.WriteMarkdown(&b)
+	if *hard {
+		res, err := bench.Run(ctx, bench.Config{
+			Size: sz, Runs: *runs, GCRuns: *gcRuns, S3GCRuns: *s3GCRuns, Backends: strings.Split(*backends, ","),
+			WorkDir: workDir, Strace: *strace, Profile: *profile, NoDelete: !*deletes, Log: os.Stderr,
+		})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: error:", err)
+			os.Exit(1)
+		}
+		res.WriteMarkdown(&b)
+	}
+	if *ordinary {
+		// Beside the hard prune's work dir, which its run empties.
+		res, err := bench.RunOrdinary(ctx, bench.OrdinaryConfig{
+			Size: osz, WorkDir: workDir + "-ordinary", Workers: *ordinaryWorkers, Profile: *profile, Hold: *ordinaryHold,
+			Log: os.Stderr,
+		})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: error: ordinary prune:", err)
+			os.Exit(1)
+		}
+		if b.Len() > 0 {
+			fmt.Fprintln(&b)
+		}
+		res.WriteMarkdown(&b)
+	}
 	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
