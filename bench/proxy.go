@@ -11,14 +11,18 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
-// CountingProxy is a reverse proxy that counts the requests it passes on, by class.
+// CountingProxy is a reverse proxy that counts the requests it passes on, by class, and may
+// hold each one back a while first.
 type CountingProxy struct {
 	// URL is http://127.0.0.1:<port>.
 	URL      string
 	srv      *http.Server
 	classify func(*http.Request) string
+	// delay is added to every request, as a distant server's round trip adds it.
+	delay time.Duration
 
 	mu     sync.Mutex
 	counts map[string]int
@@ -31,6 +35,17 @@ func StartCountingProxy(
 	transport http.RoundTripper,
 	classify func(*http.Request) string,
 ) (*CountingProxy, error) {
+	return StartLatencyProxy(upstream, transport, classify, 0)
+}
+
+// StartLatencyProxy is StartCountingProxy, passing each request on only after delay: a server
+// on the loopback answers in well under a millisecond, a cloud region's S3 in tens.
+func StartLatencyProxy(
+	upstream *url.URL,
+	transport http.RoundTripper,
+	classify func(*http.Request) string,
+	delay time.Duration,
+) (*CountingProxy, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -39,12 +54,21 @@ func StartCountingProxy(
 	if transport != nil {
 		rp.Transport = transport
 	}
-	p := &CountingProxy{URL: "http://" + l.Addr().String(), classify: classify, counts: map[string]int{}}
+	p := &CountingProxy{URL: "http://" + l.Addr().String(), classify: classify, delay: delay, counts: map[string]int{}}
 	p.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := p.classify(r)
 		p.mu.Lock()
 		p.counts[c]++
 		p.mu.Unlock()
+		if p.delay > 0 {
+			t := time.NewTimer(p.delay)
+			select {
+			case <-t.C:
+			case <-r.Context().Done():
+				t.Stop()
+				return
+			}
+		}
 		rp.ServeHTTP(w, r)
 	})}
 	go func() {

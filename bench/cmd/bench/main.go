@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/hardprune/image-registry/bench"
 )
@@ -37,6 +38,11 @@ func main() {
 		"run -prune=check once more on each backend with CPU and allocation profiles (in the work dir's profile/)",
 	)
 	deletes := flag.Bool("delete", true, "run the delete benchmarks (targets 3 and 4) on copies of the storage")
+	s3Latency := flag.Duration(
+		"s3-latency",
+		20*time.Millisecond,
+		"on S3, one more check per round through a proxy adding this to each request (target 5; 0 skips it)",
+	)
 	flag.Parse()
 
 	sz, ok := bench.Sizes[*size]
@@ -61,7 +67,8 @@ func main() {
 	}
 	res, err := bench.Run(ctx, bench.Config{
 		Size: sz, Runs: *runs, GCRuns: *gcRuns, S3GCRuns: *s3GCRuns, Backends: strings.Split(*backends, ","),
-		WorkDir: workDir, Strace: *strace, Profile: *profile, NoDelete: !*deletes, Log: os.Stderr,
+		WorkDir: workDir, Strace: *strace, Profile: *profile, NoDelete: !*deletes, S3Latency: *s3Latency,
+		Log: os.Stderr,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench: error:", err)
