@@ -19,11 +19,11 @@ import (
 // cost seconds of waiting alone. rangedInventory lists the same keys as flatInventory in
 // contiguous key ranges, several at once, and puts together the same inventory.
 //
-// A range is split off only once its listing has seen a page of keys: that page tells how
-// dense the keys are, so a small store stays one listing per region (the blobs, the
-// repositories) and a large one gets up to maxRangesPerRegion ranges. Each range costs at most
-// one page more than its share of the flat listing (its last page runs past its end), so
-// splitting only what holds rangeMinPages pages or more keeps the listing within
+// Ranges are split off only once a listing has seen a page of a region's keys (the blobs, the
+// repositories): that page tells how dense the keys are, so a small store stays about one
+// flat listing and a large one gets up to maxRangesPerRegion ranges a region. Each range costs
+// at most one page more than its share of the flat listing (its last page runs past its end),
+// so splitting only what holds rangeMinPages pages or more keeps the listing within about
 // 1 + 1/rangeMinPages of the flat listing's requests, plus the one listing of the namespaces
 // (see repositoryBounds).
 const (
@@ -52,14 +52,33 @@ func (r keyRange) String() string {
 	return fmt.Sprintf("keys after %s up to %s", after, upTo)
 }
 
-// boundsFunc returns the candidate range bounds of a region, in byte order: paths such that
-// the keys below one of them sort together, between it and the next. The regions' bounds never
-// fall inside a repository, whose entries must be listed by one range (see finishFlat).
-type boundsFunc func(ctx context.Context) ([]string, error)
+func (r keyRange) holds(p string) bool {
+	return (r.after == "" || p > r.after) && (r.upTo == "" || p <= r.upTo)
+}
 
-// rangedInventory lists the blobs and the repositories as two regions at once, each split into
-// ranges as its first page shows it is large, up to Workers listings at a time. Any listing
-// error fails the whole inventory: a range left out would make what it holds look gone.
+// region is a part of the key space whose keys spread about evenly over its bounds, so that
+// the keys of a range's first page there tell how many the rest holds.
+type region struct {
+	keyRange
+	// bounds returns the region's candidate range bounds, sorted: paths such that the keys
+	// below one of them sort together, between it and the next. They never fall inside a
+	// repository, whose entries must be listed by one range (see finishFlat).
+	bounds func(ctx context.Context) ([]string, error)
+}
+
+// regions are the blobs (and the prune's own files after them) and the repositories.
+func (s *walker) regions() []region {
+	return []region{
+		{keyRange{upTo: RepositoriesPath}, blobBounds},
+		{keyRange{after: RepositoriesPath}, s.repositoryBounds},
+	}
+}
+
+// rangedInventory lists the root as one range, which splits, up to Workers listings at a
+// time: once it has listed a page of a region's keys, the rest of the region becomes as many
+// ranges as that page shows it to be large, and the regions after it one more range, which
+// splits in turn. Any listing error fails the whole inventory: a range left out would make
+// what it holds look gone.
 func (s *walker) rangedInventory(ctx context.Context) (*prune.Inventory, error) {
 	pageKeys := s.rangePageKeys
 	if pageKeys < 1 {
@@ -72,8 +91,8 @@ func (s *walker) rangedInventory(ctx context.Context) (*prune.Inventory, error) 
 		mu       sync.Mutex
 		listings []*flatListing
 	)
-	var list func(r keyRange, bounds boundsFunc)
-	list = func(r keyRange, bounds boundsFunc) {
+	var list func(r keyRange, regions []region)
+	list = func(r keyRange, regions []region) {
 		l := newFlatListing()
 		mu.Lock()
 		listings = append(listings, l)
@@ -83,54 +102,61 @@ func (s *walker) rangedInventory(ctx context.Context) (*prune.Inventory, error) 
 				return err
 			}
 			defer slots.Release(1)
-			var split func(cur string, seen int) (string, error)
-			if bounds != nil {
-				split = func(cur string, seen int) (string, error) {
-					all, err := bounds(ctx)
-					if err != nil {
-						return "", err
-					}
-					points := splitPoints(all, cur, r.upTo, seen, pageKeys*rangeMinPages, maxRanges)
-					if len(points) == 0 {
-						return r.upTo, nil
-					}
-					s.log().WithField("ranges", len(points)+1).WithField("from", cur).Debug("listing the rest in ranges")
-					for i, p := range points {
-						next := r.upTo
-						if i+1 < len(points) {
-							next = points[i+1]
-						}
-						list(keyRange{after: p, upTo: next}, nil)
-					}
-					return points[0], nil
+			// split hands the rest of the range past cur, a page into region i, to other
+			// ranges, and returns where this one now ends.
+			split := func(i int, cur string, seen int, upTo string) (string, error) {
+				rg := regions[i]
+				bounds, err := rg.bounds(ctx)
+				if err != nil {
+					return "", err
 				}
+				end := upTo
+				if rg.upTo != "" && (end == "" || rg.upTo < end) {
+					end = rg.upTo
+				}
+				points := splitPoints(bounds, cur, end, seen, pageKeys*rangeMinPages, maxRanges)
+				if len(points) == 0 {
+					return upTo, nil
+				}
+				s.log().WithField("ranges", len(points)+1).WithField("after", cur).Debug("listing the rest of the region in ranges")
+				for j, p := range points {
+					next := end
+					if j+1 < len(points) {
+						next = points[j+1]
+					}
+					list(keyRange{after: p, upTo: next}, nil)
+				}
+				if end != upTo {
+					list(keyRange{after: end, upTo: upTo}, regions[i+1:])
+				}
+				return points[0], nil
 			}
-			return s.listRange(ctx, r, l, pageKeys, split)
+			return s.listRange(ctx, r, l, regions, pageKeys, split)
 		})
 	}
-	list(keyRange{upTo: RepositoriesPath}, blobBounds)
-	list(keyRange{after: RepositoriesPath}, s.repositoryBounds)
+	list(keyRange{}, s.regions())
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
 	return s.finishFlat(listings)
 }
 
-// listRange lists the keys of r into l. After pageKeys keys, split (if set) may end the range
-// sooner, at the bound it returns, having handed the rest to other listings.
+// listRange lists the keys of r into l. Once it has listed pageKeys keys of one of regions,
+// split may end it sooner, at the bound it returns, having handed the rest to other listings.
 func (s *walker) listRange(
 	ctx context.Context,
 	r keyRange,
 	l *flatListing,
+	regions []region,
 	pageKeys int,
-	split func(cur string, seen int) (upTo string, err error),
+	split func(region int, cur string, seen int, upTo string) (string, error),
 ) error {
 	var opts []func(*driver.WalkOptions)
 	if r.after != "" {
 		opts = append(opts, driver.WithStartAfterHint(r.after))
 	}
 	var last string
-	seen := 0
+	seen := make([]int, len(regions))
 	err := s.Driver.Walk(ctx, RootPath, func(fi driver.FileInfo) error {
 		p := fi.Path()
 		if fi.IsDir() {
@@ -152,13 +178,18 @@ func (s *walker) listRange(
 		}
 		last = p
 		s.visitFlat(l, fi)
-		seen++
-		if seen == pageKeys && split != nil {
-			upTo, err := split(p, seen)
-			if err != nil {
-				return err
+		for i, rg := range regions {
+			if !rg.holds(p) {
+				continue
 			}
-			r.upTo = upTo
+			if seen[i]++; seen[i] == pageKeys {
+				upTo, err := split(i, p, seen[i], r.upTo)
+				if err != nil {
+					return err
+				}
+				r.upTo = upTo
+			}
+			break
 		}
 		return nil
 	}, opts...)
