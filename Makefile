@@ -72,7 +72,7 @@ bench: build tools
 PROFILE_BACKENDS ?= filesystem
 profile: build tools
 	$(GO) run ./bench/cmd/bench -size=$(BENCH_SIZE) -runs=1 -gc-runs=0 -s3-gc-runs=0 -delete=false \
-		-backends=$(PROFILE_BACKENDS) -profile -work=$(BENCH_WORK) -out=$(basename $(BENCH_OUT))-profile.md $(BENCH_FLAGS)
+		-s3-latency=0 -backends=$(PROFILE_BACKENDS) -profile -work=$(BENCH_WORK) -out=$(basename $(BENCH_OUT))-profile.md $(BENCH_FLAGS)
 	@for p in $(BENCH_WORK)/profile/*.pprof; do echo; echo "== $$p"; $(GO) tool pprof -top -nodecount=30 $$p; done \
 		| tee $(basename $(BENCH_OUT))-profile.txt
 

@@ -13,7 +13,7 @@ import (
 
 // TestHarnessSmoke runs the whole benchmark at the tiny size on both backends: generation,
 // API objects, -prune=check (which must find exactly the generated orphans), find and
-// distribution's garbage-collect, and a profiled prune run. Skipped when the binaries are missing, failing instead with
+// distribution's garbage-collect, a check through the S3 latency proxy, and a profiled prune run. Skipped when the binaries are missing, failing instead with
 // E2E_REQUIRED=1.
 func TestHarnessSmoke(t *testing.T) {
 	for _, find := range []func() (string, error){harness.DockerRegistryBinary, harness.ImageAPIServerBinary, harness.EtcdBinary, harness.VersityGWBinary, distributionRegistryBinary} {
@@ -29,14 +29,15 @@ func TestHarnessSmoke(t *testing.T) {
 	res, err := Run(
 		ctx,
 		Config{
-			Size:     Sizes["tiny"],
-			Runs:     1,
-			GCRuns:   1,
-			S3GCRuns: 1,
-			Backends: []string{"filesystem", "s3"},
-			WorkDir:  t.TempDir(),
-			Profile:  true,
-			Log:      testWriter{t},
+			Size:      Sizes["tiny"],
+			Runs:      1,
+			GCRuns:    1,
+			S3GCRuns:  1,
+			Backends:  []string{"filesystem", "s3"},
+			WorkDir:   t.TempDir(),
+			Profile:   true,
+			S3Latency: 20 * time.Millisecond,
+			Log:       testWriter{t},
 		},
 	)
 	if err != nil {
@@ -55,6 +56,7 @@ func TestHarnessSmoke(t *testing.T) {
 		"image API requests",
 		"ours / rm",
 		"S3 requests of `-prune=delete`",
+		"with latency / without",
 	} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("the report has no %q", want)
@@ -66,6 +68,9 @@ func TestHarnessSmoke(t *testing.T) {
 		}
 		if be.Backend == "s3" && be.Prune.Storage["LIST"] == 0 {
 			t.Errorf("s3: no LIST request counted (%s)", be.Prune.Storage)
+		}
+		if be.Backend == "s3" && (be.Latency == nil || be.Latency.Runs != 1 || be.Latency.Storage["LIST"] == 0) {
+			t.Errorf("s3: the check through the latency proxy %+v, want one run with its requests counted", be.Latency)
 		}
 		// The delete runs: on the filesystem against rm, each round's copies compared (a
 		// difference fails Run); on S3 with their requests classed.

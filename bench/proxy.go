@@ -22,12 +22,15 @@ import (
 	"time"
 )
 
-// CountingProxy is a reverse proxy that counts the requests it passes on, by class.
+// CountingProxy is a reverse proxy that counts the requests it passes on, by class, and may
+// hold each one back a while first.
 type CountingProxy struct {
 	// URL is http://127.0.0.1:<port> (https:// for StartCountingProxyTLS).
 	URL      string
 	srv      *http.Server
 	classify func(*http.Request) string
+	// delay is added to every request, as a distant server's round trip adds it.
+	delay time.Duration
 
 	mu     sync.Mutex
 	counts map[string]int
@@ -40,7 +43,18 @@ func StartCountingProxy(
 	transport http.RoundTripper,
 	classify func(*http.Request) string,
 ) (*CountingProxy, error) {
-	return startCountingProxy(upstream, transport, classify, nil)
+	return startCountingProxy(upstream, transport, classify, nil, 0)
+}
+
+// StartLatencyProxy is StartCountingProxy, passing each request on only after delay: a server
+// on the loopback answers in well under a millisecond, a cloud region's S3 in tens.
+func StartLatencyProxy(
+	upstream *url.URL,
+	transport http.RoundTripper,
+	classify func(*http.Request) string,
+	delay time.Duration,
+) (*CountingProxy, error) {
+	return startCountingProxy(upstream, transport, classify, nil, delay)
 }
 
 // StartCountingProxyTLS is StartCountingProxy serving HTTPS, with a self-signed certificate
@@ -55,7 +69,7 @@ func StartCountingProxyTLS(
 	if err != nil {
 		return nil, nil, err
 	}
-	p, err := startCountingProxy(upstream, transport, classify, &tls.Config{Certificates: []tls.Certificate{cert}})
+	p, err := startCountingProxy(upstream, transport, classify, &tls.Config{Certificates: []tls.Certificate{cert}}, 0)
 	return p, certPEM, err
 }
 
@@ -64,6 +78,7 @@ func startCountingProxy(
 	transport http.RoundTripper,
 	classify func(*http.Request) string,
 	tlsConfig *tls.Config,
+	delay time.Duration,
 ) (*CountingProxy, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -77,12 +92,21 @@ func startCountingProxy(
 	if tlsConfig != nil {
 		scheme = "https://"
 	}
-	p := &CountingProxy{URL: scheme + l.Addr().String(), classify: classify, counts: map[string]int{}}
+	p := &CountingProxy{URL: scheme + l.Addr().String(), classify: classify, delay: delay, counts: map[string]int{}}
 	p.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := p.classify(r)
 		p.mu.Lock()
 		p.counts[c]++
 		p.mu.Unlock()
+		if p.delay > 0 {
+			t := time.NewTimer(p.delay)
+			select {
+			case <-t.C:
+			case <-r.Context().Done():
+				t.Stop()
+				return
+			}
+		}
 		rp.ServeHTTP(w, r)
 	}), TLSConfig: tlsConfig}
 	go func() {

@@ -121,6 +121,16 @@ func (r *Result) WriteMarkdown(w io.Writer) {
 		)
 		if b.Backend == "s3" {
 			row("S3 requests", fmt.Sprintf("%d (%s)", p.Storage.Total(), p.Storage), "target 4", nil)
+			if lat := b.Latency; lat != nil {
+				row(
+					fmt.Sprintf("`-prune=check` wall time, %s added to each S3 request", b.LatencyDelay),
+					fmt.Sprintf("%s (runs: %s), CPU %s", secs(lat.Wall), walls(lat.Walls), secs(lat.CPU)),
+					"",
+					nil,
+				)
+				row("with latency / without", formatRatios(roundRatios(lat.Walls, p.Walls), 2), "target 5", nil)
+				row("S3 requests, with latency", fmt.Sprintf("%d (%s)", lat.Storage.Total(), lat.Storage), "target 5", nil)
+			}
 			if b.GC != nil {
 				row(
 					"S3 requests of garbage-collect",

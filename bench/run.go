@@ -46,6 +46,9 @@ type Config struct {
 	Profile bool
 	// NoDelete skips the delete benchmarks (targets 3 and 4), which make profile does not need.
 	NoDelete bool
+	// S3Latency, if positive, adds a check on S3 through a proxy that holds each request back
+	// this long (target 5), in every round.
+	S3Latency time.Duration
 	// Log receives progress lines.
 	Log io.Writer
 }
@@ -72,6 +75,10 @@ type BackendResult struct {
 	GC      *Measure
 	// Delete is -prune=delete's (with xargs rm's on the filesystem); nil when not run.
 	Delete *DeleteResult
+	// Latency is the check through a proxy adding LatencyDelay to each S3 request; nil when
+	// not run. Its Storage counts are the requests that proxy passed on.
+	Latency      *Measure
+	LatencyDelay time.Duration
 	// Syscalls are strace -c's counts of one prune run (filesystem, when asked).
 	Syscalls map[string]int
 	// Profiles are the files of the profiled prune run (Config.Profile): CPU, allocations.
@@ -360,7 +367,24 @@ func runS3(
 			return nil, err
 		}
 	}
-	if err := alternate(ctx, rn, prune, gc, del); err != nil {
+	var latency *series
+	var latencyProxy *CountingProxy
+	if cfg.S3Latency > 0 {
+		latencyProxy, err = StartLatencyProxy(upstream, &http.Transport{MaxIdleConnsPerHost: 256}, ClassifyS3, cfg.S3Latency)
+		if err != nil {
+			return nil, err
+		}
+		defer latencyProxy.Close()
+		latency, err = pruneSeries(ctx, cfg, res.Dataset, "s3-latency", binary, s3.StorageYAML(latencyProxy.URL),
+			kubeconfig, apiProxy, latencyProxy)
+		if err != nil {
+			return nil, err
+		}
+		latency.what += fmt.Sprintf(" (S3 %s a request further away)", cfg.S3Latency)
+	}
+	// The check with latency right after the one without: in the same round they meet about
+	// the same machine.
+	if err := alternate(ctx, rn, prune, latency, gc, del); err != nil {
 		return nil, err
 	}
 	if delRes != nil {
@@ -371,6 +395,10 @@ func runS3(
 		Prune:   prune.pruneMeasure(apiProxy, s3Proxy),
 		GC:      gc.gcMeasure(s3Proxy),
 		Delete:  delRes,
+	}
+	if latency != nil {
+		m := latency.pruneMeasure(nil, latencyProxy)
+		br.Latency, br.LatencyDelay = &m, cfg.S3Latency
 	}
 	if cfg.Profile {
 		if br.Profiles, err = profilePrune(prune, rn, "s3"); err != nil {

@@ -56,6 +56,8 @@ const (
 	targetDeleteRatio  = 1.3       // target 3: -prune=delete / xargs rm -rf, filesystem, full size
 	targetPeakRSS      = 150 << 20 // target 2: peak RSS at full size, no GOMEMLIMIT
 	targetS3Requests   = 1.2       // target 4: × (objects/1000 + deletions/1000)
+	targetLatencyRatio = 2.0       // target 5: check with / without 20 ms per S3 request, full size
+	targetLatency      = 20 * time.Millisecond
 	targetMillionBlobs = 1_000_000 // target 6's size
 )
 
@@ -183,12 +185,30 @@ func (r *Result) Targets() []Target {
 		})
 	}
 
-	out = append(out, Target{
+	t = Target{
 		N:    5,
-		What: "S3 at cloud latency (20 ms per request): check time with / without the latency",
-		Goal: "≤ 2x at full size, requests within target 4",
-		How:  "no latency proxy in the bench yet",
-	})
+		What: fmt.Sprintf("S3 at cloud latency (%s per request): check time with / without the latency", targetLatency),
+		Goal: fmt.Sprintf("≤ %.1fx at full size, requests within target 4's bound", targetLatencyRatio),
+	}
+	switch {
+	case s3 != nil && s3.Latency != nil:
+		lat := s3.Latency
+		if s3.LatencyDelay != targetLatency {
+			t.What = fmt.Sprintf("S3 at %s per request (the target's is %s): check time with / without the latency",
+				s3.LatencyDelay, targetLatency)
+		}
+		ratios := roundRatios(lat.Walls, s3.Prune.Walls)
+		bound := s3RequestBound(ds.Objects, 0)
+		got := lat.Storage.Total()
+		t.Measured = fmt.Sprintf("%s%s: %s with, %s without; %d requests (%s), bound %.1f",
+			formatRatios(ratios, 2), atSize, secs(lat.Wall), secs(s3.Prune.Wall), got, lat.Storage, bound)
+		t.Status = met(median(ratios) <= targetLatencyRatio && float64(got) <= bound)
+	case s3 != nil:
+		t.How = fmt.Sprintf("-s3-latency=%s", targetLatency)
+	default:
+		t.How = "-backends=s3"
+	}
+	out = append(out, t)
 
 	t = Target{
 		N:    6,

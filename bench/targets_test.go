@@ -194,3 +194,35 @@ func TestWriteTargets(t *testing.T) {
 		t.Errorf("writeTargets wrote\n%s\nwant\n%s", b.String(), want)
 	}
 }
+
+// Target 5: the check through the latency proxy against the check without, in the same
+// rounds, and its requests against target 4's bound.
+func TestTargetsLatency(t *testing.T) {
+	s := time.Second
+	r := result(Sizes["full"], "s3")
+	r.Backends[0].LatencyDelay = 20 * time.Millisecond
+	r.Backends[0].Latency = &Measure{
+		Wall:    30 * s,
+		Walls:   []time.Duration{29 * s, 30 * s, 70 * s},
+		Storage: Counts{"LIST": 600, "GET": 1},
+	}
+	tg := byNumber(r.Targets(), 5)[0]
+	// Rounds: 29/26.9, 30/27.4, 70/31; 628,000 objects: bound 753.6.
+	if tg.Status != Met || !strings.HasPrefix(tg.Measured, "1.09x (rounds: 1.08, 1.09, 2.26): 30.00 s with, 27.40 s without") ||
+		!strings.Contains(tg.Measured, "601 requests (GET=1, LIST=600), bound 753.6") {
+		t.Errorf("target 5: %s, %q; want met at 1.09x, 601 requests", tg.Status, tg.Measured)
+	}
+	r.Backends[0].Latency.Storage["LIST"] = 800
+	if tg := byNumber(r.Targets(), 5)[0]; tg.Status != Missed {
+		t.Errorf("target 5 with 801 requests against 753.6: %s, want no", tg.Status)
+	}
+	r.Backends[0].Latency.Storage["LIST"] = 600
+	r.Backends[0].Latency.Walls = []time.Duration{60 * s, 60 * s, 60 * s}
+	if tg := byNumber(r.Targets(), 5)[0]; tg.Status != Missed {
+		t.Errorf("target 5 at 2.2x: %s, want no", tg.Status)
+	}
+	r.Backends[0].Latency = nil
+	if tg := byNumber(r.Targets(), 5)[0]; tg.Status != NotMeasured || tg.How != "-s3-latency=20ms" {
+		t.Errorf("target 5 without the latency run: %s, how %q", tg.Status, tg.How)
+	}
+}

@@ -60,6 +60,10 @@ type DriverTraits struct {
 	// directory would only add requests; and "directories" are mere key prefixes, which
 	// vanish with their last key, so there are no empty ones to remove.
 	FlatListing bool
+	// KeyRanges: Walk lists keys in byte order, starts after the key WithStartAfterHint
+	// names, and stops asking for pages when the walk function returns ErrFilledBuffer; so
+	// the flat listing can be split into key ranges listed at once (see rangedInventory).
+	KeyRanges bool
 	// keyDeleter, if set, opens the store's multi-object delete on the driver: the sweep then
 	// deletes links and blobs in batches of exact keys (see Store.Remover).
 	keyDeleter func(driver.StorageDriver) (keyDeleter, error)
@@ -72,7 +76,7 @@ var driverTraits = map[string]DriverTraits{
 	"filesystem": {},
 	"gcs":        {FlatListing: true},
 	"inmemory":   {},
-	"s3aws":      {FlatListing: true, keyDeleter: openS3KeyDeleter},
+	"s3aws":      {FlatListing: true, KeyRanges: true, keyDeleter: openS3KeyDeleter},
 }
 
 // traitsOf returns the traits of the driver named name (driver.StorageDriver.Name()).

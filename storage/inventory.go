@@ -34,6 +34,9 @@ type Store struct {
 	// walked is what the last one-listing inventory saw of the repositories, for deleting a
 	// repository key by key (see batchingStore).
 	walked atomic.Pointer[walkedRepositories]
+	// rangePageKeys, when set, stands for the keys of a listing page in rangedInventory, so
+	// that tests split small stores.
+	rangePageKeys int
 }
 
 // walkedRepositories is an inventory's repositories, and the names of those holding files the
@@ -69,7 +72,10 @@ func (s *Store) Inventory(ctx context.Context) (*prune.Inventory, error) {
 	phase := progress.Start(s.log(), "inventory")
 	defer phase.Done()
 	w := &walker{Store: s, phase: phase, digests: &interner{}}
-	if traitsOf(s.Driver.Name()).FlatListing {
+	if traits := traitsOf(s.Driver.Name()); traits.FlatListing {
+		if traits.KeyRanges && s.workers() > 1 {
+			return w.rangedInventory(ctx)
+		}
 		return w.flatInventory(ctx)
 	}
 	g, ctx := errgroup.WithContext(ctx)
@@ -116,36 +122,78 @@ type walker struct {
 // flatInventory lists the whole storage root in one paged listing: on object storage that is
 // ceil(objects/1000) requests, the least there can be.
 func (s *walker) flatInventory(ctx context.Context) (*prune.Inventory, error) {
-	phase := s.phase
-	var blobs []prune.Blob
-	repos := newRepoShard()
-	reposSeen := false
+	l := newFlatListing()
 	err := s.walk(ctx, RootPath, func(fi driver.FileInfo) error {
-		if p := fi.Path(); p == RepositoriesPath || strings.HasPrefix(p, RepositoriesPath+"/") {
-			reposSeen = true
-		}
 		if fi.IsDir() {
+			l.dir(fi.Path())
 			return nil
 		}
-		phase.Seen(1)
-		switch p := fi.Path(); {
-		case strings.HasPrefix(p, BlobsPath+"/"):
-			s.visitBlob(&blobs, fi)
-		case strings.HasPrefix(p, RepositoriesPath+"/"):
-			s.visitRepositoryFile(repos, fi)
-		}
-		// Anything else under the root (the prune marker and lock) is not the inventory's.
+		s.visitFlat(l, fi)
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	return s.finishFlat([]*flatListing{l})
+}
+
+// flatListing is what one listing of keys (the whole root, or a range of it) found.
+type flatListing struct {
+	blobs []prune.Blob
+	repos *repoShard
+	// reposSeen: a key at or below RepositoriesPath was listed.
+	reposSeen bool
+}
+
+func newFlatListing() *flatListing { return &flatListing{repos: newRepoShard()} }
+
+// dir notes a directory the listing inferred from a key below it.
+func (l *flatListing) dir(p string) {
+	if p == RepositoriesPath || strings.HasPrefix(p, RepositoriesPath+"/") {
+		l.reposSeen = true
+	}
+}
+
+// visitFlat records a listed file.
+func (s *walker) visitFlat(l *flatListing, fi driver.FileInfo) {
+	p := fi.Path()
+	l.dir(p)
+	s.phase.Seen(1)
+	switch {
+	case strings.HasPrefix(p, BlobsPath+"/"):
+		s.visitBlob(&l.blobs, fi)
+	case strings.HasPrefix(p, RepositoriesPath+"/"):
+		s.visitRepositoryFile(l.repos, fi)
+	}
+	// Anything else under the root (the prune marker and lock) is not the inventory's.
+}
+
+// finishFlat makes one inventory of listings that together listed every key once. Each
+// repository must lie in one listing: its entries are gathered per listing.
+func (s *walker) finishFlat(ls []*flatListing) (*prune.Inventory, error) {
+	blobs := make([]*[]prune.Blob, len(ls))
+	repos := make([]*repoShard, len(ls))
+	inexact := map[string]bool{}
+	reposSeen := false
+	for i, l := range ls {
+		blobs[i], repos[i] = &l.blobs, l.repos
+		for name := range l.repos.odd {
+			inexact[name] = true
+		}
+		reposSeen = reposSeen || l.reposSeen
+	}
 	inv := &prune.Inventory{
-		Blobs:               finishBlobs([]*[]prune.Blob{&blobs}),
-		Repositories:        finishRepositories([]*repoShard{repos}),
+		Blobs:               finishBlobs(blobs),
+		Repositories:        finishRepositories(repos),
 		RepositoriesMissing: !reposSeen,
 	}
-	s.walked.Store(&walkedRepositories{repos: inv.Repositories, inexact: repos.odd})
+	for i := 1; i < len(inv.Repositories); i++ {
+		if name := inv.Repositories[i].Name; name == inv.Repositories[i-1].Name {
+			// Two listings each saw part of it: its links would be judged on half of them.
+			return nil, fmt.Errorf("inventory: repository %s was listed in two key ranges", name)
+		}
+	}
+	s.walked.Store(&walkedRepositories{repos: inv.Repositories, inexact: inexact})
 	return s.finish(inv), nil
 }
 

@@ -45,18 +45,10 @@ func drivers(t *testing.T) map[string]driver.StorageDriver {
 	return map[string]driver.StorageDriver{
 		"inmemory":   inmemory.New(),
 		"filesystem": filesystem.New(filesystem.DriverParameters{RootDirectory: t.TempDir(), MaxThreads: 100}),
-		// The one-listing inventory of object stores, over a driver that runs here.
-		"flat listing": namedAs{StorageDriver: inmemory.New(), name: "s3aws"},
+		// The listing of object stores, over a driver that runs here.
+		"flat listing": &storage.ObjectStoreListing{StorageDriver: inmemory.New()},
 	}
 }
-
-// namedAs gives a driver another name, to take the code paths of that driver's kind.
-type namedAs struct {
-	driver.StorageDriver
-	name string
-}
-
-func (n namedAs) Name() string { return n.name }
 
 // scenario is the seed procedure in miniature: what is pushed, what the image API still
 // names, and what a prune must remove.

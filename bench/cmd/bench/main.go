@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/hardprune/image-registry/bench"
 )
@@ -54,6 +55,11 @@ func main() {
 		false,
 		"load the ordinary prune's cluster, then hold it up until interrupted, without runs (to profile by hand)",
 	)
+	s3Latency := flag.Duration(
+		"s3-latency",
+		20*time.Millisecond,
+		"on S3, one more check per round through a proxy adding this to each request (target 5; 0 skips it)",
+	)
 	flag.Parse()
 
 	sz, ok := bench.Sizes[*size]
@@ -93,7 +99,8 @@ func main() {
 	if *hard {
 		res, err := bench.Run(ctx, bench.Config{
 			Size: sz, Runs: *runs, GCRuns: *gcRuns, S3GCRuns: *s3GCRuns, Backends: strings.Split(*backends, ","),
-			WorkDir: workDir, Strace: *strace, Profile: *profile, NoDelete: !*deletes, Log: os.Stderr,
+			WorkDir: workDir, Strace: *strace, Profile: *profile, NoDelete: !*deletes, S3Latency: *s3Latency,
+			Log: os.Stderr,
 		})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench: error:", err)
