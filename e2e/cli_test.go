@@ -12,6 +12,7 @@ import (
 
 	"github.com/hardprune/image-registry/e2e/harness"
 	"github.com/hardprune/image-registry/internal/testutil"
+	"github.com/hardprune/image-registry/online"
 )
 
 // silentKubeconfig names an API server that accepts connections and never answers.
@@ -156,6 +157,8 @@ func TestSilentImageAPIWaitIsReported(t *testing.T) {
 // override is warned about at the default log level.
 func TestPruneReportAndOverrides(t *testing.T) {
 	e := populated(t)
+	// A registry that takes no part in the online prune: a writable prune must refuse.
+	e.startRegistry(`REGISTRY_STORAGE_MAINTENANCE_READONLY={"enabled":true}`, online.ProtocolEnv+"=1")
 	before := e.snapshot()
 	writable := `REGISTRY_STORAGE_MAINTENANCE_READONLY={"enabled":false}`
 	report := filepath.Join(t.TempDir(), "report.jsonl")

@@ -17,6 +17,8 @@ import (
 
 	imagev1 "github.com/openshift/api/image/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/hardprune/image-registry/online"
 )
 
 // faultyAPI puts a reverse proxy in front of the real image API server. fault decides, per
@@ -206,7 +208,9 @@ func TestMalformedImageDeletesNothing(t *testing.T) {
 }
 
 // TestReadOnlyEnvironmentForms: both environment spellings start the registry read-only (the
-// _ENABLED one crashes distribution's own binary), and a prune in that pod may delete.
+// _ENABLED one crashes distribution's own binary), and a prune in that pod may delete; in a
+// writable pod it runs online when the registry speaks the online prune protocol, and refuses
+// when it does not.
 func TestReadOnlyEnvironmentForms(t *testing.T) {
 	e := newEnv(t)
 	e.startRegistry()
@@ -226,10 +230,17 @@ func TestReadOnlyEnvironmentForms(t *testing.T) {
 			}
 		})
 	}
-	e.startRegistry()
+	// A writable registry that does not speak the online prune protocol: refused.
+	e.startRegistry(online.ProtocolEnv + "=1")
 	if res := e.prune(nil, "-prune=delete", noGrace); res.ExitCode != 1 ||
-		!strings.Contains(res.Stderr, "not read-only") {
-		t.Errorf("delete in a writable pod: exit %d\n%s", res.ExitCode, res.Stderr)
+		!strings.Contains(res.Stderr, "not read-only") || !strings.Contains(res.Stderr, "speaks protocol 1") {
+		t.Errorf("delete in a writable pod beside a protocol 1 registry: exit %d\n%s", res.ExitCode, res.Stderr)
+	}
+	// One that does: the delete runs while it serves.
+	e.startRegistry()
+	if res := e.prune(nil, "-prune=delete", noGrace); res.ExitCode != 0 ||
+		!strings.Contains(res.Stderr, "pruning online, every serving registry taking part (1,") {
+		t.Errorf("delete in a writable pod, online: exit %d\n%s", res.ExitCode, res.Stderr)
 	}
 	if res := e.prune(nil, "-prune=delete", noGrace, "-prune-ignore-read-only"); res.ExitCode != 0 {
 		t.Errorf("delete with the override: exit %d\n%s", res.ExitCode, res.Stderr)

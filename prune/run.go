@@ -89,7 +89,10 @@ type Config struct {
 	// Manifests reads manifests from storage where the image API cannot say what they use;
 	// nil takes the Inventory when it can, else such repositories keep everything.
 	Manifests ManifestReader
-	Log       logrus.FieldLogger
+	// Guard, when set, makes a delete run online (see Guard): each batch is claimed before
+	// its deletion, and what the serving registries used meanwhile stays.
+	Guard Guard
+	Log   logrus.FieldLogger
 }
 
 // manifestReader is where manifests are read from storage: Manifests, else the Inventory when
@@ -215,7 +218,11 @@ func Run(ctx context.Context, cfg Config) (*Plan, Summary, error) {
 		remover = withLog(remover, log)
 	}
 	phase := progress.Start(log, "sweep")
-	sum, err := Sweep(ctx, plan, remover, workers, phase)
+	guard := cfg.Guard
+	if dryRun {
+		guard = nil
+	}
+	sum, err := SweepGuarded(ctx, plan, remover, workers, phase, guard)
 	phase.Done()
 	return plan, sum, err
 }

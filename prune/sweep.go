@@ -51,18 +51,39 @@ func IsDryRun(r Remover) bool {
 	return ok
 }
 
+// Guard is an online prune's side of its protocol with the serving registries (package
+// online): before each batch the sweep claims it, and deletes only the objects the registries
+// did not use meanwhile.
+type Guard interface {
+	// Claim announces that objs are about to be deleted and says, object by object, which
+	// must stay (inUse[i]). release ends the claim once the batch's deletions are over.
+	Claim(ctx context.Context, objs []Object) (inUse []bool, release func(), err error)
+}
+
 // Summary counts what a sweep removed (or, in a dry run, would remove), by kind.
 type Summary struct {
 	DryRun bool
 	Count  [numKinds]int
 	// Bytes adds up the sizes of the objects of the sized kinds (blobs, uploads).
 	Bytes [numKinds]int64
+	// InUse counts the objects of the plan an online prune kept because a registry used them
+	// during the run.
+	InUse [numKinds]int
 }
 
 // Total is how many objects the sweep removed.
 func (s Summary) Total() int {
 	n := 0
 	for _, c := range s.Count {
+		n += c
+	}
+	return n
+}
+
+// TotalInUse is how many objects an online prune kept because a registry used them.
+func (s Summary) TotalInUse() int {
+	n := 0
+	for _, c := range s.InUse {
 		n += c
 	}
 	return n
@@ -76,10 +97,25 @@ func (s Summary) Total() int {
 //
 // phase, if not nil, counts each deletion for the progress reports.
 func Sweep(ctx context.Context, plan *Plan, remover Remover, workers int, phase *progress.Phase) (Summary, error) {
+	return SweepGuarded(ctx, plan, remover, workers, phase, nil)
+}
+
+// SweepGuarded is Sweep with a guard (nil: none): every batch is claimed before its deletion,
+// and the objects the guard says are in use stay. A plain remover then deletes batch by
+// batch, up to workers objects of a batch at once, so that few claims are out at a time.
+func SweepGuarded(
+	ctx context.Context,
+	plan *Plan,
+	remover Remover,
+	workers int,
+	phase *progress.Phase,
+	guard Guard,
+) (Summary, error) {
 	var (
 		mu  sync.Mutex
 		sum = Summary{DryRun: IsDryRun(remover)}
 	)
+	workers = max(workers, 1)
 	deleted := func(o Object) {
 		mu.Lock()
 		sum.Count[o.Kind]++
@@ -90,17 +126,30 @@ func Sweep(ctx context.Context, plan *Plan, remover Remover, workers int, phase 
 			phase.Candidate(o.Size)
 		}
 	}
-	// Every remover deletes batches; a plain one, batches of one object.
-	size := 1
+	// Every remover deletes batches; a plain one, batches of one object (under a guard, of
+	// up to BatchSize objects, workers at a time).
+	size, batchesAtOnce := 1, workers
 	deleteBatch := func(ctx context.Context, objs []Object) []error {
 		return []error{remover.Delete(ctx, objs[0])}
 	}
 	if b, ok := remover.(BatchRemover); ok {
 		size, deleteBatch = BatchSize, b.DeleteBatch
+	} else if guard != nil {
+		size, batchesAtOnce = BatchSize, 1
+		deleteBatch = func(ctx context.Context, objs []Object) []error {
+			return deleteEach(ctx, remover, objs, workers)
+		}
+	}
+	if guard != nil {
+		deleteBatch = guarded(guard, deleteBatch, func(o Object) {
+			mu.Lock()
+			sum.InUse[o.Kind]++
+			mu.Unlock()
+		})
 	}
 	for _, kinds := range sweepPhases() {
 		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(max(workers, 1))
+		g.SetLimit(batchesAtOnce)
 		for batch := range phaseBatches(plan, kinds, size) {
 			if gctx.Err() != nil {
 				break
@@ -111,9 +160,11 @@ func Sweep(ctx context.Context, plan *Plan, remover Remover, workers int, phase 
 				}
 				var first error
 				for i, err := range deleteBatch(gctx, batch) {
-					if err == nil {
+					switch {
+					case err == nil:
 						deleted(batch[i])
-					} else if first == nil {
+					case errors.Is(err, errKept):
+					case first == nil:
 						first = fmt.Errorf("deleting %s: %w", batch[i], err)
 					}
 				}
@@ -135,6 +186,69 @@ func Sweep(ctx context.Context, plan *Plan, remover Remover, workers int, phase 
 		}
 	}
 	return sum, nil
+}
+
+// errKept marks, in a guarded batch's results, an object the guard kept.
+var errKept = errors.New("kept: in use")
+
+// guarded claims each batch through guard and hands on only the objects not in use; kept is
+// told of the others.
+func guarded(
+	guard Guard,
+	deleteBatch func(context.Context, []Object) []error,
+	kept func(Object),
+) func(context.Context, []Object) []error {
+	return func(ctx context.Context, objs []Object) []error {
+		errs := make([]error, len(objs))
+		inUse, release, err := guard.Claim(ctx, objs)
+		if err != nil {
+			for i := range errs {
+				errs[i] = err
+			}
+			return errs
+		}
+		defer release()
+		var (
+			free  []Object
+			index []int
+		)
+		for i, o := range objs {
+			if inUse[i] {
+				errs[i] = errKept
+				kept(o)
+				continue
+			}
+			free = append(free, o)
+			index = append(index, i)
+		}
+		if len(free) == 0 {
+			return errs
+		}
+		for j, err := range deleteBatch(ctx, free) {
+			errs[index[j]] = err
+		}
+		return errs
+	}
+}
+
+// deleteEach deletes objs through a plain remover, up to workers at once; after the first
+// error it starts no more.
+func deleteEach(ctx context.Context, remover Remover, objs []Object, workers int) []error {
+	errs := make([]error, len(objs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(workers)
+	for i, o := range objs {
+		if gctx.Err() != nil {
+			errs[i] = gctx.Err()
+			continue
+		}
+		g.Go(func() error {
+			errs[i] = remover.Delete(gctx, o)
+			return errs[i]
+		})
+	}
+	_ = g.Wait()
+	return errs
 }
 
 // phaseBatches yields the objects of one sweep phase, kind by kind, in batches of up to size:

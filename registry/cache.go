@@ -7,8 +7,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/distribution/distribution/v3/configuration"
 	registrymiddleware "github.com/distribution/distribution/v3/registry/middleware/registry"
 	diststorage "github.com/distribution/distribution/v3/registry/storage"
+	rediscache "github.com/distribution/distribution/v3/registry/storage/cache/redis"
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/sirupsen/logrus"
 
@@ -21,7 +23,8 @@ import (
 const PollIntervalEnv = "REGISTRY_OPENSHIFT_CACHE_POLLINTERVAL"
 
 // setupInMemoryCache replaces the in-memory blob descriptor cache distribution would build
-// with one a hard prune can empty, and starts watching the prune marker through drv until ctx
+// (from app, the storage section distribution's app sees) with one a hard prune can empty,
+// bypassed while bypass says so (while an online prune runs), and starts watching the prune marker through drv until ctx
 // ends. It returns that cache (nil when the configuration names another), for the delete
 // endpoints to drop what they delete from it.
 //
@@ -34,6 +37,8 @@ func setupInMemoryCache(
 	ctx context.Context,
 	cfg *config.Config,
 	drv storagedriver.StorageDriver,
+	bypass func() bool,
+	app configuration.Storage,
 ) (*cache.ResettableMemory, error) {
 	dcfg := cfg.Distribution
 	if cache.BlobDescriptorCache(dcfg) != "inmemory" {
@@ -51,8 +56,10 @@ func setupInMemoryCache(
 		return nil, err
 	}
 	provider := cache.NewResettableMemory(size)
-	delete(dcfg.Storage, "cache")
-	if err := registrymiddleware.RegisterOptions(diststorage.BlobDescriptorCacheProvider(provider)); err != nil {
+	delete(app, "cache")
+	if err := registrymiddleware.RegisterOptions(
+		diststorage.BlobDescriptorCacheProvider(&cache.Bypassable{BlobDescriptorCacheProvider: provider, Bypass: bypass}),
+	); err != nil {
 		return nil, err
 	}
 	log := logrus.WithField("component", "blob descriptor cache")
@@ -64,6 +71,25 @@ func setupInMemoryCache(
 	go w.Run(ctx)
 	log.WithField("pollinterval", interval).Info("using a resettable in-memory blob descriptor cache")
 	return provider, nil
+}
+
+// setupRedisCache replaces the Redis blob descriptor cache distribution would build with the
+// same cache, bypassed while bypass says so (while an online prune runs), as
+// setupInMemoryCache does for the in-memory one.
+func setupRedisCache(cfg *config.Config, bypass func() bool, app configuration.Storage) error {
+	dcfg := cfg.Distribution
+	if cache.BlobDescriptorCache(dcfg) != "redis" {
+		return nil
+	}
+	client, err := cache.NewRedisClient(dcfg.Redis)
+	if err != nil {
+		return err
+	}
+	provider := rediscache.NewRedisBlobDescriptorCacheProvider(client)
+	delete(app, "cache")
+	return registrymiddleware.RegisterOptions(
+		diststorage.BlobDescriptorCacheProvider(&cache.Bypassable{BlobDescriptorCacheProvider: provider, Bypass: bypass}),
+	)
 }
 
 // pollInterval reads openshift.cache.pollinterval (or PollIntervalEnv, which the

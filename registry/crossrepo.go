@@ -17,6 +17,7 @@ import (
 	"k8s.io/utils/lru"
 
 	"github.com/hardprune/image-registry/imageapi"
+	"github.com/hardprune/image-registry/online"
 	"github.com/hardprune/image-registry/storage"
 )
 
@@ -81,10 +82,15 @@ type streamStatter struct {
 // holds. The repository is the request's (distribution puts its name in the context).
 func (s *streamStatter) Stat(ctx context.Context, dgst digest.Digest) (v1.Descriptor, error) {
 	desc, err := s.BlobDescriptorService.Stat(ctx, dgst)
+	repo, _ := ctx.Value("vars.name").(string)
+	if err == nil {
+		// A blob asked for (a push's HEAD, a pull's GET, a manifest put's check): while a
+		// prune runs, it keeps the blob and the repository's link rather than fail the push.
+		onlineReplica.Used(online.Use{Repository: repo, Digest: dgst})
+	}
 	if err != distribution.ErrBlobUnknown {
 		return desc, err
 	}
-	repo, _ := ctx.Value("vars.name").(string)
 	if repo == "" || !s.access.uses(ctx, repo, dgst) {
 		return desc, err
 	}
@@ -93,6 +99,14 @@ func (s *streamStatter) Stat(ctx context.Context, dgst digest.Digest) (v1.Descri
 		return desc, err // used, but not stored (pruned, or never pushed here)
 	}
 	return v1.Descriptor{Digest: dgst, Size: fi.Size(), MediaType: "application/octet-stream"}, nil
+}
+
+// SetDescriptor is called when a blob is linked into the repository (an upload's end, a
+// mount): a use, as Stat's.
+func (s *streamStatter) SetDescriptor(ctx context.Context, dgst digest.Digest, desc v1.Descriptor) error {
+	repo, _ := ctx.Value("vars.name").(string)
+	onlineReplica.Used(online.Use{Repository: repo, Digest: dgst})
+	return s.BlobDescriptorService.SetDescriptor(ctx, dgst, desc)
 }
 
 // uses tells whether repo's image stream names dgst or an Image that uses it. An image API

@@ -21,6 +21,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/util/retry"
+
+	"github.com/hardprune/image-registry/online"
 )
 
 // MiddlewareName is the repository middleware that records pushes in the image API. It is the
@@ -107,9 +109,19 @@ func (m *imageStreamManifests) Put(
 	if _, _, err := splitRepository(name); tag != "" && err != nil {
 		return "", errcode.ErrorCodeNameInvalid.WithDetail(err.Error())
 	}
+	ticket, err := beginManifestPut(ctx, name, manifest, tag)
+	if err != nil {
+		return "", err
+	}
+	defer ticket.Done()
 	dgst, err := m.ManifestService.Put(ctx, manifest, options...)
 	if err != nil {
 		return dgst, err
+	}
+	// Right before the image API learns of the manifest: a prune run that started meanwhile,
+	// and read the API before this put's Image existed, must not find it recorded.
+	if err := ticket.Valid(); err != nil {
+		return "", errcode.ErrorCodeUnavailable.WithDetail(err.Error() + "; push again")
 	}
 	rec := m.repo.recorder
 	img, err := rec.Image(name, dgst, manifest)
@@ -125,6 +137,38 @@ func (m *imageStreamManifests) Put(
 		}
 	}
 	return dgst, nil
+}
+
+// beginManifestPut is a manifest put's part in the online prune protocol. While a prune run
+// is under way, the put records what it uses (the manifest, what the manifest names, the tag)
+// before storage checks that it all exists, and waits for any batch the prune is deleting
+// that names it: the prune then either keeps what the put uses, or deletes it before the put
+// looks, and the put fails (manifest blob unknown) rather than record a broken image.
+func beginManifestPut(ctx context.Context, repo string, manifest distribution.Manifest, tag string) (*online.Ticket, error) {
+	ticket, err := onlineReplica.Begin()
+	if err != nil {
+		return nil, errcode.ErrorCodeUnavailable.WithDetail(err.Error())
+	}
+	if ticket.Run() == "" {
+		return ticket, nil
+	}
+	_, payload, err := manifest.Payload()
+	if err != nil {
+		ticket.Done()
+		return nil, err
+	}
+	uses := []online.Use{{Repository: repo, Digest: digest.FromBytes(payload), Tag: tag}}
+	for _, d := range manifest.References() {
+		uses = append(uses, online.Use{Repository: repo, Digest: d.Digest})
+	}
+	if err := ticket.Record(ctx, uses); err == nil {
+		err = ticket.WaitUnclaimed(ctx, uses)
+	}
+	if err != nil {
+		ticket.Done()
+		return nil, errcode.ErrorCodeUnavailable.WithDetail(err.Error())
+	}
+	return ticket, nil
 }
 
 // repository is how references name repo: <ServerAddr>/<repo>, or repo alone without an address.

@@ -7,6 +7,7 @@ package registry
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -27,6 +28,7 @@ import (
 	"github.com/hardprune/image-registry/cache"
 	"github.com/hardprune/image-registry/config"
 	"github.com/hardprune/image-registry/imageapi"
+	"github.com/hardprune/image-registry/online"
 	"github.com/hardprune/image-registry/registry/access"
 
 	// Also registers the storage drivers an administrator's configuration may name.
@@ -68,6 +70,27 @@ func init() {
 	})
 }
 
+// onlineReplica is this registry's part in the online prune protocol while Serve runs.
+var onlineReplica *online.Replica
+
+// newReplica is this registry's part in the online prune protocol (package online), with the
+// protocol version it advertises.
+func newReplica(drv storagedriver.StorageDriver) (*online.Replica, error) {
+	protocol, err := online.AdvertisedProtocol()
+	if err != nil {
+		return nil, err
+	}
+	if protocol < online.ProtocolVersion {
+		logrus.Warnf("%s=%d: this registry advertises protocol %d of the online prune and takes no part in it: "+
+			"-prune=delete refuses to run while it serves, unless the registry is read-only", online.ProtocolEnv, protocol, protocol)
+	}
+	return &online.Replica{
+		Driver:   drv,
+		Protocol: protocol,
+		Log:      logrus.WithField("component", "online prune"),
+	}, nil
+}
+
 // activeDeletes are the delete endpoints of the registry Serve runs, nil outside Serve.
 var activeDeletes atomic.Pointer[Deletes]
 
@@ -92,6 +115,11 @@ func Serve(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	ensureRepositoryMiddleware(cfg.Distribution)
+	// What distribution's app sees: the configuration without the blob descriptor cache, which
+	// the registry builds itself (below); the rest of the registry (the scheduled prune's
+	// cache invalidation) still reads the cache from cfg.
+	appCfg := *cfg.Distribution
+	appCfg.Storage = maps.Clone(cfg.Distribution.Storage)
 	// A driver of our own, for the delete endpoints, the prune marker and what streams use:
 	// the app's is out of reach, and none of them needs its storage middleware.
 	drv, err := storage.OpenDriver(ctx, cfg.Distribution.Storage, "")
@@ -101,11 +129,36 @@ func Serve(ctx context.Context, cfg *config.Config) error {
 	if err := serveWhatStreamsUse(client, drv); err != nil {
 		return err
 	}
-	redisKind := cache.BlobDescriptorCache(cfg.Distribution) == "redis"
-	memory, err := setupInMemoryCache(ctx, cfg, drv)
+	replica, err := newReplica(drv)
 	if err != nil {
 		return err
 	}
+	redisKind := cache.BlobDescriptorCache(cfg.Distribution) == "redis"
+	memory, err := setupInMemoryCache(ctx, cfg, drv, replica.Active, appCfg.Storage)
+	if err != nil {
+		return err
+	}
+	if err := setupRedisCache(cfg, replica.Active, appCfg.Storage); err != nil {
+		return err
+	}
+	if memory != nil {
+		replica.OnRunEnd = memory.Reset
+	}
+	// Before the first request: a registry that starts while a prune runs takes part in it.
+	if err := replica.Start(ctx); err != nil {
+		return err
+	}
+	onlineReplica = replica
+	// Serve returns once the replica removed its advert: a registry that stopped is not one
+	// a prune waits for.
+	replicaCtx, stopReplica := context.WithCancel(ctx)
+	replicaDone := make(chan struct{})
+	go func() { defer close(replicaDone); replica.Run(replicaCtx) }()
+	defer func() {
+		stopReplica()
+		<-replicaDone
+		onlineReplica = nil
+	}()
 	deletes, err := newDeletes(cfg, drv, redisKind, memory, client)
 	if err != nil {
 		return err
@@ -124,7 +177,7 @@ func Serve(ctx context.Context, cfg *config.Config) error {
 	}).Info("starting the registry")
 
 	quietTracing(logrus.StandardLogger())
-	reg, err := newRegistry(ctx, cfg.Distribution)
+	reg, err := newRegistry(ctx, &appCfg)
 	if err != nil {
 		return fmt.Errorf("starting the registry: %w", err)
 	}

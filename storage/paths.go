@@ -182,6 +182,29 @@ func PruneLockPath() string {
 	return path.Join(RootPath, "hardprune", "lock")
 }
 
+// The online prune's objects (package online), beside the lock and for the same reason.
+//
+// OnlineReplicasPath holds one advert per serving registry (its protocol version, and the
+// prune run it has acknowledged); OnlineUsesPath(run) the uses of stored content the replicas
+// recorded while that run was under way; OnlineClaimsPath(run) the batches that run is
+// deleting right now.
+func OnlineReplicasPath() string { return path.Join(RootPath, "hardprune", "replicas") }
+
+// OnlineReplicaPath is the advert of the replica id.
+func OnlineReplicaPath(id string) string { return path.Join(OnlineReplicasPath(), id) }
+
+// OnlineUsesRootPath holds the use records of every run (one directory a run).
+func OnlineUsesRootPath() string { return path.Join(RootPath, "hardprune", "uses") }
+
+// OnlineUsesPath holds the use records of one prune run.
+func OnlineUsesPath(run string) string { return path.Join(OnlineUsesRootPath(), run) }
+
+// OnlineClaimsRootPath holds the claims of every run (one directory a run).
+func OnlineClaimsRootPath() string { return path.Join(RootPath, "hardprune", "claims") }
+
+// OnlineClaimsPath holds the claims of one prune run.
+func OnlineClaimsPath(run string) string { return path.Join(OnlineClaimsRootPath(), run) }
+
 // EntryKind says what a stored file is.
 type EntryKind int
 

@@ -23,6 +23,7 @@ import (
 	"github.com/hardprune/image-registry/cache"
 	"github.com/hardprune/image-registry/config"
 	"github.com/hardprune/image-registry/imageapi"
+	onlineprune "github.com/hardprune/image-registry/online"
 	"github.com/hardprune/image-registry/prune"
 	"github.com/hardprune/image-registry/registry"
 	"github.com/hardprune/image-registry/storage"
@@ -333,18 +334,14 @@ func runPrune(ctx context.Context, cfg *config.Config, opts options, stdout, std
 		return exitFailure
 	}
 	dryRun := opts.prune == "check"
-	if !dryRun && !cfg.ReadOnly() && !opts.ignoreReadOnly {
-		return fail(
-			errors.New("refusing -prune=delete: the registry is not read-only, and pushes during a prune lose data; " +
-				"switch it to read-only (spec.readOnly: true in the registry operator config, or storage.maintenance.readonly.enabled: true, " +
-				`or REGISTRY_STORAGE_MAINTENANCE_READONLY={"enabled":true}), or pass -prune-ignore-read-only if no registry serves this storage`),
-		)
-	}
 	log, drv, err := openStorage(ctx, cfg, stderr)
 	if err != nil {
 		return fail(err)
 	}
-	if !dryRun && !cfg.ReadOnly() {
+	// Online: a delete run on a registry that serves, through the protocol every replica
+	// must speak (package online); checked once the lock is held.
+	online := !dryRun && !cfg.ReadOnly() && !opts.ignoreReadOnly
+	if !dryRun && !cfg.ReadOnly() && opts.ignoreReadOnly {
 		log.Warn(
 			"-prune-ignore-read-only: the registry is not configured read-only; a registry serving this storage during the run " +
 				"may lose pushes made meanwhile (the prune can delete the blobs and links of an image pushed but not yet recorded in the image API)",
@@ -359,6 +356,13 @@ func runPrune(ctx context.Context, cfg *config.Config, opts options, stdout, std
 	defer releaseLock(lock, log)
 	if lock != nil {
 		ctx = lock.Context()
+	}
+	var guard *onlineprune.Coordinator
+	if online {
+		if guard, err = startOnline(ctx, drv, lock, log); err != nil {
+			return fail(err)
+		}
+		defer guard.Finish(context.WithoutCancel(ctx))
 	}
 	api, err := connectImageAPI(cfg, opts, log)
 	if err != nil {
@@ -390,6 +394,9 @@ func runPrune(ctx context.Context, cfg *config.Config, opts options, stdout, std
 		pcfg.Remover = inval.Wrap(store.Remover())
 		pcfg.BeforeSweep = lock.Confirm
 	}
+	if guard != nil {
+		pcfg.Guard = guard
+	}
 	plan, sum, err := prune.Run(ctx, pcfg)
 	err = lockLost(lock, err)
 	if !dryRun {
@@ -403,6 +410,9 @@ func runPrune(ctx context.Context, cfg *config.Config, opts options, stdout, std
 	// wrong-cluster interlock) deleted nothing, and prints no counts that a script could take
 	// for a clean result.
 	reachedSweep := plan != nil && !errors.Is(err, prune.ErrWouldDeleteEverything)
+	if guard != nil && reachedSweep {
+		log.WithField("objects", sum.TotalInUse()).Info("online: kept what the serving registries used during the run")
+	}
 	if reachedSweep {
 		prune.WriteSummary(stdout, sum)
 		switch {
@@ -422,4 +432,35 @@ func runPrune(ctx context.Context, cfg *config.Config, opts options, stdout, std
 		return fail(err)
 	}
 	return 0
+}
+
+// startOnline starts an online delete run: every serving registry must speak the protocol and
+// acknowledge the run, or the run refuses as a delete on a registry not read-only always did.
+func startOnline(ctx context.Context, drv storagedriver.StorageDriver, lock *storage.Lock, log logrus.FieldLogger) (*onlineprune.Coordinator, error) {
+	guard := &onlineprune.Coordinator{
+		Driver: drv,
+		Run:    lock.Record().Owner,
+		Log:    log,
+		Alive: func() error {
+			if err := lock.Err(); err != nil {
+				return err
+			}
+			// Replicas follow the run while its lock lasts: stop claiming well before it
+			// could expire unrenewed.
+			if left := time.Until(lock.Record().Expires); left < storage.DefaultLockTTL/2 {
+				return fmt.Errorf("%w: the prune lock was not renewed (it expires in %s)", storage.ErrLockLost, left.Round(time.Second))
+			}
+			return nil
+		},
+	}
+	err := guard.Start(ctx)
+	if errors.Is(err, onlineprune.ErrNotOnline) {
+		return nil, fmt.Errorf("refusing -prune=delete: the registry is not read-only, and %w; "+
+			"switch it to read-only (spec.readOnly: true in the registry operator config, or storage.maintenance.readonly.enabled: true, "+
+			`or REGISTRY_STORAGE_MAINTENANCE_READONLY={"enabled":true}), or pass -prune-ignore-read-only if no registry serves this storage`, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("starting the online prune (nothing was deleted): %w", err)
+	}
+	return guard, nil
 }
