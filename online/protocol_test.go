@@ -83,7 +83,7 @@ func TestReplicasDecidesOnline(t *testing.T) {
 	}{
 		{"none", nil, 0, "no serving registry advertises itself"},
 		{"only gone ones", []AdvertState{v("a", 2, time.Minute)}, 0, "no serving registry"},
-		{"all speak it", []AdvertState{v("a", 2, 0), v("b", 2, 10 * time.Second)}, 2, ""},
+		{"all speak it", []AdvertState{v("a", 2, 0), v("b", 2, 10*time.Second)}, 2, ""},
 		{"one old", []AdvertState{v("a", 2, 0), v("b", 1, time.Second)}, 2, "speaks protocol 1"},
 		{"an old one gone", []AdvertState{v("a", 2, 0), v("b", 1, time.Minute)}, 1, ""},
 		{"unreadable", []AdvertState{v("a", 2, 0), {Advert: Advert{ID: "x"}, ModTime: ref, Unreadable: true}}, 2, "unreadable"},

@@ -139,8 +139,8 @@ func TestUsesRoundTrip(t *testing.T) {
 // TestParseRefusesWhatItCannotRead: a record the prune does not understand stops it.
 func TestParseRefusesWhatItCannotRead(t *testing.T) {
 	for _, content := range []string{
-		"ns/app sha256:abc -\n",                // bad digest
-		"ns/app " + dA.String() + "\n",         // a field missing
+		"ns/app sha256:abc -\n",                 // bad digest
+		"ns/app " + dA.String() + "\n",          // a field missing
 		"ns/app " + dA.String() + " v1 extra\n", // one too many
 	} {
 		if _, err := ParseUses([]byte(content)); err == nil {
