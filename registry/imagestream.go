@@ -347,3 +347,39 @@ func splitRepository(repo string) (namespace, name string, err error) {
 	}
 	return namespace, name, nil
 }
+
+// Blobs counts, while a prune run is under way, an upload into the repository as a use of it:
+// the start of one is recorded before the upload exists (so that the run does not remove the
+// repository under it, or the upload fails at once), each later step as a hint.
+func (r *imageStreamRepository) Blobs(ctx context.Context) distribution.BlobStore {
+	return &uploadUses{BlobStore: r.Repository.Blobs(ctx), repo: r.Named().Name()}
+}
+
+type uploadUses struct {
+	distribution.BlobStore
+	repo string
+}
+
+func (u *uploadUses) Create(ctx context.Context, options ...distribution.BlobCreateOption) (distribution.BlobWriter, error) {
+	if onlineReplica.Active() {
+		ticket, err := onlineReplica.Begin()
+		if err != nil {
+			return nil, errcode.ErrorCodeUnavailable.WithDetail(err.Error())
+		}
+		uses := []online.Use{{Repository: u.repo}}
+		err = ticket.Record(ctx, uses)
+		if err == nil {
+			err = ticket.WaitUnclaimed(ctx, uses)
+		}
+		ticket.Done()
+		if err != nil {
+			return nil, errcode.ErrorCodeUnavailable.WithDetail(err.Error())
+		}
+	}
+	return u.BlobStore.Create(ctx, options...)
+}
+
+func (u *uploadUses) Resume(ctx context.Context, id string) (distribution.BlobWriter, error) {
+	onlineReplica.Used(online.Use{Repository: u.repo})
+	return u.BlobStore.Resume(ctx, id)
+}
