@@ -377,3 +377,29 @@ func TestAdvertisedProtocol(t *testing.T) {
 		}
 	}
 }
+
+// TestRunWaitsForPutsRecording: a put that was already recording its result when the run
+// started holds the acknowledgement past the drain, until it ends.
+func TestRunWaitsForPutsRecording(t *testing.T) {
+	d := inmemory.New()
+	r := startReplica(t, d, ProtocolVersion)
+	put, err := r.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := put.Valid(); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := lockRun(t, d)
+	started := make(chan error, 1)
+	go func() { started <- c.Start(context.Background()) }()
+	select {
+	case err := <-started:
+		t.Fatalf("the run started while a put was recording its Image: %v", err)
+	case <-time.After(2 * fastTiming.Drain):
+	}
+	put.Done()
+	if err := <-started; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -57,7 +57,8 @@ type Replica struct {
 	epoch        uint64 // counts the changes of run
 	doomedBefore uint64 // tickets of an older epoch are no longer valid
 	acked        string // the run the advert acknowledges
-	inflight     map[uint64]int
+	inflight     map[uint64]int // manifest puts under way, by the epoch they began in
+	committed    map[uint64]int // of those, the ones Valid let record their result
 	lastPoll     time.Time // the last successful read of the lock
 	lastAdvert   time.Time // the last successful write of the advert
 	hints        map[string]map[Use]bool
@@ -83,6 +84,7 @@ func (r *Replica) Start(ctx context.Context) error {
 	host, _ := os.Hostname()
 	r.advert = Advert{ID: hex.EncodeToString(id), Host: host, PID: os.Getpid(), Protocol: r.Protocol, Started: time.Now().UTC()}
 	r.inflight = map[uint64]int{}
+	r.committed = map[uint64]int{}
 	r.hints = map[string]map[Use]bool{}
 	r.writeAdvert(ctx)
 	if r.Protocol >= ProtocolVersion {
@@ -179,29 +181,35 @@ func (r *Replica) enter(ctx context.Context, run string) {
 	}
 	log.Info("hard prune run under way: the blob descriptor cache is bypassed and uses of stored content are recorded")
 	deadline := time.Now().Add(r.Timing.Drain)
-	for r.olderInflight(epoch) > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+	for r.older(r.inflight, epoch) > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(20 * time.Millisecond)
 	}
 	r.mu.Lock()
 	r.doomedBefore = epoch
-	left := r.olderInflightLocked(epoch)
+	left := olderThan(r.inflight, epoch) - olderThan(r.committed, epoch)
 	r.mu.Unlock()
 	if left > 0 {
 		log.Warnf("%d manifest puts begun before the prune run did not end within %s; they fail", left, r.Timing.Drain)
+	}
+	// Those already recording their result in the image API cannot be stopped: wait for them,
+	// however long the API takes (its requests are bounded).
+	for r.older(r.committed, epoch) > 0 && ctx.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
 	}
 	r.setAcked(run)
 	r.writeAdvert(ctx)
 }
 
-func (r *Replica) olderInflight(epoch uint64) int {
+// older counts the puts of counts begun in an epoch before epoch.
+func (r *Replica) older(counts map[uint64]int, epoch uint64) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.olderInflightLocked(epoch)
+	return olderThan(counts, epoch)
 }
 
-func (r *Replica) olderInflightLocked(epoch uint64) int {
+func olderThan(counts map[uint64]int, epoch uint64) int {
 	n := 0
-	for e, c := range r.inflight {
+	for e, c := range counts {
 		if e < epoch {
 			n += c
 		}
@@ -249,9 +257,10 @@ func (r *Replica) removeAdvert() {
 // Ticket is one manifest put's part in the protocol: Begin before anything is written, Valid
 // right before the put's result is recorded in the image API, Done at the end.
 type Ticket struct {
-	r     *Replica
-	epoch uint64
-	run   string
+	r         *Replica
+	epoch     uint64
+	run       string
+	committed bool // Valid let it record its result
 }
 
 // Begin starts a manifest put; it fails when the replica is fenced (ErrFenced).
@@ -271,9 +280,9 @@ func (r *Replica) Begin() (*Ticket, error) {
 // Run is the prune run the put began under, "" when none.
 func (t *Ticket) Run() string { return t.run }
 
-// Valid tells whether the put may still record its result: no run it was not part of has
-// started since it began (without it ending in the time allowed), and the replica is not
-// fenced.
+// Valid tells whether the put may record its result: no run it was not part of has started
+// since it began (without it ending in the time allowed), and the replica is not fenced. Once
+// it said yes, a run that starts waits for the put to end before it is acknowledged.
 func (t *Ticket) Valid() error {
 	if t.r == nil {
 		return nil
@@ -284,7 +293,14 @@ func (t *Ticket) Valid() error {
 	if t.epoch < r.doomedBefore {
 		return ErrRunChanged
 	}
-	return r.fencedLocked()
+	if err := r.fencedLocked(); err != nil {
+		return err
+	}
+	if !t.committed {
+		t.committed = true
+		r.committed[t.epoch]++
+	}
+	return nil
 }
 
 // Done ends the put.
@@ -296,6 +312,11 @@ func (t *Ticket) Done() {
 	r.mu.Lock()
 	if r.inflight[t.epoch]--; r.inflight[t.epoch] <= 0 {
 		delete(r.inflight, t.epoch)
+	}
+	if t.committed {
+		if r.committed[t.epoch]--; r.committed[t.epoch] <= 0 {
+			delete(r.committed, t.epoch)
+		}
 	}
 	r.mu.Unlock()
 }
