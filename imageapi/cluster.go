@@ -16,16 +16,15 @@ import (
 var _ ordinary.Cluster = (*Connection)(nil)
 
 // UpdateStream reads the stream namespace/name afresh, reduces it, calls decide on it and,
-// when the plan removes items and this is no dry run, writes its status without them and
-// without the tags they leave empty. A conflict (the stream changed since the read) starts
-// over from the read, with client-go's default retry; decide is then called again on the
-// fresh stream. It returns the plan applied (or, in a dry run, that would be), nil when the
-// stream no longer exists.
+// when the plan removes items, writes its status without them and without the tags they leave
+// empty. A conflict (the stream changed since the read) starts over from the read, with
+// client-go's default retry; decide is then called again on the fresh stream. It returns the
+// plan applied, nil when the stream no longer exists. (A dry run decides on the listed
+// streams and never calls it.)
 func (c *Connection) UpdateStream(
 	ctx context.Context,
 	namespace, name string,
 	decide func(*ordinary.Stream) *ordinary.StreamPlan,
-	dryRun bool,
 ) (*ordinary.StreamPlan, error) {
 	streams := c.Client.ImageStreams(namespace)
 	var plan *ordinary.StreamPlan
@@ -49,7 +48,7 @@ func (c *Connection) UpdateStream(
 			return err
 		}
 		p := decide(&stream)
-		if p == nil || p.Removed == 0 || dryRun {
+		if p == nil || p.Removed == 0 {
 			plan = p
 			return nil
 		}

@@ -107,7 +107,7 @@ func testStream() *imagev1.ImageStream {
 func TestUpdateStreamWritesTheStatus(t *testing.T) {
 	f := newFakeCluster(testStream())
 	r := remove(d("b"), d("x"))
-	plan, err := f.UpdateStream(context.Background(), "ns", "app", r.decide, false)
+	plan, err := f.UpdateStream(context.Background(), "ns", "app", r.decide)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,23 +135,21 @@ func TestUpdateStreamWritesTheStatus(t *testing.T) {
 	}
 }
 
-func TestUpdateStreamDryRunAndNothingToRemove(t *testing.T) {
-	for name, r := range map[string]*removing{"dry run": remove(d("b")), "nothing removed": remove()} {
-		f := newFakeCluster(testStream())
-		plan, err := f.UpdateStream(context.Background(), "ns", "app", r.decide, name == "dry run")
-		if err != nil || plan == nil {
-			t.Fatalf("%s: plan %v, err %v", name, plan, err)
-		}
-		if statusWrites(f) != 0 || !reflect.DeepEqual(storedStream(t, f, "ns", "app").Status, testStream().Status) {
-			t.Errorf("%s: the stream was written", name)
-		}
+func TestUpdateStreamNothingToRemove(t *testing.T) {
+	f := newFakeCluster(testStream())
+	plan, err := f.UpdateStream(context.Background(), "ns", "app", remove().decide)
+	if err != nil || plan == nil {
+		t.Fatalf("plan %v, err %v", plan, err)
+	}
+	if statusWrites(f) != 0 || !reflect.DeepEqual(storedStream(t, f, "ns", "app").Status, testStream().Status) {
+		t.Error("the stream was written")
 	}
 }
 
 func TestUpdateStreamGone(t *testing.T) {
 	f := newFakeCluster()
 	r := remove(d("b"))
-	plan, err := f.UpdateStream(context.Background(), "ns", "app", r.decide, false)
+	plan, err := f.UpdateStream(context.Background(), "ns", "app", r.decide)
 	if plan != nil || err != nil || len(r.seen) != 0 {
 		t.Errorf("plan %v, err %v, decide called %d times", plan, err, len(r.seen))
 	}
@@ -161,7 +159,7 @@ func TestUpdateStreamGone(t *testing.T) {
 	f.images.PrependReactor("update", "imagestreams", func(clienttesting.Action) (bool, runtime.Object, error) {
 		return true, nil, apierrors.NewNotFound(streamsResource.GroupResource(), "app")
 	})
-	if plan, err := f.UpdateStream(context.Background(), "ns", "app", r.decide, false); plan != nil || err != nil {
+	if plan, err := f.UpdateStream(context.Background(), "ns", "app", r.decide); plan != nil || err != nil {
 		t.Errorf("gone before the write: plan %v, err %v", plan, err)
 	}
 }
@@ -186,7 +184,7 @@ func TestUpdateStreamConflict(t *testing.T) {
 		return true, nil, apierrors.NewConflict(streamsResource.GroupResource(), "app", errors.New("changed"))
 	})
 	r := remove(d("b"))
-	plan, err := f.UpdateStream(context.Background(), "ns", "app", r.decide, false)
+	plan, err := f.UpdateStream(context.Background(), "ns", "app", r.decide)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +221,7 @@ func TestUpdateStreamErrors(t *testing.T) {
 	for name, tt := range tests {
 		f := newFakeCluster(testStream())
 		f.images.PrependReactor(tt.verb, "imagestreams", failing(tt.err))
-		plan, err := f.UpdateStream(context.Background(), "ns", "app", remove(d("b")).decide, false)
+		plan, err := f.UpdateStream(context.Background(), "ns", "app", remove(d("b")).decide)
 		if plan != nil || err == nil || !strings.HasPrefix(err.Error(), tt.want) {
 			t.Errorf("%s: plan %v, err %v", name, plan, err)
 		}
@@ -235,7 +233,7 @@ func TestUpdateStreamErrors(t *testing.T) {
 		item := ordinary.Item{Image: d("b"), Raw: 9}
 		return &ordinary.StreamPlan{Stream: s, Removed: 1, Items: []ordinary.ItemDecision{{Tag: "latest", Item: item, Remove: true}}}
 	}
-	if _, err := f.UpdateStream(context.Background(), "ns", "app", bad, false); err == nil ||
+	if _, err := f.UpdateStream(context.Background(), "ns", "app", bad); err == nil ||
 		!strings.Contains(err.Error(), `tag "latest": the plan removes item 9`) || statusWrites(f) != 0 {
 		t.Errorf("bad plan: err %v, %d writes", err, statusWrites(f))
 	}

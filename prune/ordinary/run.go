@@ -266,7 +266,7 @@ func (r *runner) stream(ctx context.Context, s *Stream) *Stream {
 	plan := decide(s)
 	if !r.cfg.DryRun {
 		var err error
-		plan, err = r.cfg.Cluster.UpdateStream(ctx, s.Namespace, s.Name, decide, false)
+		plan, err = r.cfg.Cluster.UpdateStream(ctx, s.Namespace, s.Name, decide)
 		if err != nil {
 			r.fail(fmt.Errorf("imagestream %s: %w", s.Repository(), err), logrus.Fields{"imagestream": s.Repository()})
 			return nil

@@ -47,14 +47,10 @@ type fakeCluster struct {
 }
 
 func (c *fakeCluster) UpdateStream(
-	ctx context.Context, namespace, name string, decide func(*Stream) *StreamPlan, dryRun bool,
+	ctx context.Context, namespace, name string, decide func(*Stream) *StreamPlan,
 ) (*StreamPlan, error) {
 	key := namespace + "/" + name
-	call := "update " + key
-	if dryRun {
-		call += " (dry run)"
-	}
-	c.rec.add(call)
+	c.rec.add("update " + key)
 	if err := c.updateErr[key]; err != nil {
 		return nil, err
 	}
@@ -65,9 +61,7 @@ func (c *fakeCluster) UpdateStream(
 		return nil, nil
 	}
 	plan := decide(s)
-	if !dryRun {
-		c.streams[key] = plan.Remaining()
-	}
+	c.streams[key] = plan.Remaining()
 	return plan, nil
 }
 
@@ -626,9 +620,9 @@ type cancelOnUpdate struct {
 }
 
 func (c *cancelOnUpdate) UpdateStream(
-	ctx context.Context, namespace, name string, decide func(*Stream) *StreamPlan, dryRun bool,
+	ctx context.Context, namespace, name string, decide func(*Stream) *StreamPlan,
 ) (*StreamPlan, error) {
-	plan, err := c.fakeCluster.UpdateStream(ctx, namespace, name, decide, dryRun)
+	plan, err := c.fakeCluster.UpdateStream(ctx, namespace, name, decide)
 	c.cancel()
 	return plan, err
 }

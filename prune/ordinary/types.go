@@ -200,16 +200,14 @@ func (o Options) Cutoff() time.Time { return o.Now.Add(-o.KeepYoungerThan) }
 
 // Cluster reads and changes the image API for the ordinary prune.
 type Cluster interface {
-	// UpdateStream reads the stream namespace/name afresh, calls decide on it and, unless
-	// dryRun, writes its status without the items and tags the plan removes, retrying from
-	// the read on a conflict (client-go's retry.RetryOnConflict). It returns the plan that
-	// was applied (or, in a dry run, would be); nil when the stream no longer exists. decide
-	// is pure and may be called more than once.
+	// UpdateStream reads the stream namespace/name afresh, calls decide on it and writes its
+	// status without the items and tags the plan removes, retrying from the read on a
+	// conflict (client-go's retry.RetryOnConflict). It returns the plan that was applied; nil
+	// when the stream no longer exists. decide is pure and may be called more than once.
 	UpdateStream(
 		ctx context.Context,
 		namespace, name string,
 		decide func(*Stream) *StreamPlan,
-		dryRun bool,
 	) (*StreamPlan, error)
 	// DeleteImage deletes the Image named d; an Image already gone is not an error.
 	DeleteImage(ctx context.Context, d digest.Digest) error
