@@ -77,7 +77,7 @@ func (e *env) driverSnapshot() string {
 	e.t.Helper()
 	var lines []string
 	err := e.driver.Walk(context.Background(), "/", func(fi storagedriver.FileInfo) error {
-		if !fi.IsDir() {
+		if !fi.IsDir() && !coordination(fi.Path()) {
 			lines = append(lines, fmt.Sprintf("%s %d", fi.Path(), fi.Size()))
 		}
 		return nil
