@@ -75,10 +75,15 @@ func newCrashFixture(t *testing.T) *crashFixture {
 // restore puts storage back as it was before any prune.
 func (f *crashFixture) restore(t *testing.T) {
 	t.Helper()
-	if err := os.RemoveAll(f.e.storageDir); err != nil {
-		t.Fatal(err)
+	// The registry keeps serving (and rewriting its advert under hardprune/): only the
+	// registry data goes, and the backup is copied over what is left.
+	v2 := filepath.Join(f.e.storageDir, "docker", "registry", "v2")
+	for _, dir := range []string{"blobs", "repositories"} {
+		if err := os.RemoveAll(filepath.Join(v2, dir)); err != nil {
+			t.Fatal(err)
+		}
 	}
-	copyTree(t, f.backup, f.e.storageDir)
+	copyTree(t, f.backup+"/.", f.e.storageDir)
 }
 
 func copyTree(t *testing.T, from, to string) {
