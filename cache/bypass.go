@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"sync"
 
 	"github.com/distribution/distribution/v3"
 	distcache "github.com/distribution/distribution/v3/registry/storage/cache"
@@ -11,21 +12,31 @@ import (
 
 // Bypassable is a blob descriptor cache that steps aside while Bypass says so (while an
 // online prune runs): it answers nothing, so that every Stat goes to storage and sees what the
-// prune deleted, and it keeps nothing, so that no answer read during the run outlives it.
+// prune deleted, and it keeps nothing, so that no answer read during the run outlives it, not
+// even one whose Stat was bypassed and whose descriptor comes to be kept after the bypass
+// ended (distribution's cached statter keeps what storage answered right after asking it).
 // Clear always reaches the cache.
 type Bypassable struct {
 	distcache.BlobDescriptorCacheProvider
 	Bypass func() bool
+
+	// bypassed holds the digests (with their repository, "" for the global cache) whose Stat
+	// was bypassed and whose descriptor has not been offered to the cache since.
+	bypassed sync.Map
 }
+
+// ForgetBypassed drops the record of bypassed Stats: call it once no Stat of a run can still
+// be under way.
+func (b *Bypassable) ForgetBypassed() { b.bypassed.Clear() }
 
 var _ distcache.BlobDescriptorCacheProvider = (*Bypassable)(nil)
 
 func (b *Bypassable) Stat(ctx context.Context, dgst digest.Digest) (v1.Descriptor, error) {
-	return bypassStat(ctx, b.Bypass, b.BlobDescriptorCacheProvider, dgst)
+	return b.stat(ctx, b.BlobDescriptorCacheProvider, "", dgst)
 }
 
 func (b *Bypassable) SetDescriptor(ctx context.Context, dgst digest.Digest, desc v1.Descriptor) error {
-	return bypassSet(ctx, b.Bypass, b.BlobDescriptorCacheProvider, dgst, desc)
+	return b.set(ctx, b.BlobDescriptorCacheProvider, "", dgst, desc)
 }
 
 // RepositoryScoped is the repository's cache, bypassed as the whole one is.
@@ -34,38 +45,46 @@ func (b *Bypassable) RepositoryScoped(repo string) (distribution.BlobDescriptorS
 	if err != nil {
 		return nil, err
 	}
-	return &bypassScoped{BlobDescriptorService: svc, bypass: b.Bypass}, nil
+	return &bypassScoped{BlobDescriptorService: svc, cache: b, repo: repo}, nil
 }
 
 type bypassScoped struct {
 	distribution.BlobDescriptorService
-	bypass func() bool
+	cache *Bypassable
+	repo  string
 }
 
 func (s *bypassScoped) Stat(ctx context.Context, dgst digest.Digest) (v1.Descriptor, error) {
-	return bypassStat(ctx, s.bypass, s.BlobDescriptorService, dgst)
+	return s.cache.stat(ctx, s.BlobDescriptorService, s.repo, dgst)
 }
 
 func (s *bypassScoped) SetDescriptor(ctx context.Context, dgst digest.Digest, desc v1.Descriptor) error {
-	return bypassSet(ctx, s.bypass, s.BlobDescriptorService, dgst, desc)
+	return s.cache.set(ctx, s.BlobDescriptorService, s.repo, dgst, desc)
 }
 
-// bypassStat misses while bypassed: distribution's cached statter then asks storage.
-func bypassStat(ctx context.Context, bypass func() bool, svc distribution.BlobDescriptorService, dgst digest.Digest) (v1.Descriptor, error) {
-	if bypass() {
+type bypassKey struct {
+	repo string
+	dgst digest.Digest
+}
+
+// stat misses while bypassed (distribution's cached statter then asks storage), and notes it.
+func (b *Bypassable) stat(ctx context.Context, svc distribution.BlobDescriptorService, repo string, dgst digest.Digest) (v1.Descriptor, error) {
+	if b.Bypass() {
+		b.bypassed.Store(bypassKey{repo, dgst}, true)
 		return v1.Descriptor{}, distribution.ErrBlobUnknown
 	}
 	return svc.Stat(ctx, dgst)
 }
 
-func bypassSet(
+// set keeps nothing while bypassed, nor what a bypassed Stat read.
+func (b *Bypassable) set(
 	ctx context.Context,
-	bypass func() bool,
 	svc distribution.BlobDescriptorService,
+	repo string,
 	dgst digest.Digest,
 	desc v1.Descriptor,
 ) error {
-	if bypass() {
+	if _, bypassed := b.bypassed.LoadAndDelete(bypassKey{repo, dgst}); bypassed || b.Bypass() {
 		return nil
 	}
 	return svc.SetDescriptor(ctx, dgst, desc)

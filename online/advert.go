@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	driver "github.com/distribution/distribution/v3/registry/storage/driver"
@@ -66,6 +68,9 @@ type Timing struct {
 	ClaimWait time.Duration
 	// Flush is how often the uses recorded as hints are written.
 	Flush time.Duration
+	// Settle is how long after a run the blob descriptor caches stay bypassed (see
+	// Replica.Bypass).
+	Settle time.Duration
 }
 
 // DefaultTiming is the protocol's default clock.
@@ -78,6 +83,7 @@ var DefaultTiming = Timing{
 	Drain:      10 * time.Second,
 	ClaimWait:  60 * time.Second,
 	Flush:      200 * time.Millisecond,
+	Settle:     5 * time.Second,
 }
 
 // Advert is what a serving registry says of itself in storage (storage.OnlineReplicaPath).
@@ -180,6 +186,9 @@ func list(ctx context.Context, d driver.StorageDriver, dir string) ([]string, er
 	case err != nil:
 		return nil, fmt.Errorf("listing %s: %w", dir, err)
 	}
+	// The filesystem driver writes an object as <path>.<random>.tmp and renames it: what is
+	// being written is not there yet.
+	names = slices.DeleteFunc(names, func(n string) bool { return strings.HasSuffix(n, ".tmp") })
 	sort.Strings(names)
 	return names, nil
 }

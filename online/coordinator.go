@@ -69,6 +69,9 @@ type Coordinator struct {
 	uses UseSet
 	read map[string]bool
 	kept int
+	// stuck is a claim that could not be removed: the puts it names would wait for it until
+	// the run ends, so the run stops at its next claim.
+	stuck error
 }
 
 var _ prune.Guard = (*Coordinator)(nil)
@@ -166,6 +169,12 @@ func (c *Coordinator) Claim(ctx context.Context, objs []prune.Object) ([]bool, f
 			return nil, nil, err
 		}
 	}
+	c.mu.Lock()
+	stuck := c.stuck
+	c.mu.Unlock()
+	if stuck != nil {
+		return nil, nil, stuck
+	}
 	p := path.Join(storage.OnlineClaimsPath(c.Run), fmt.Sprint(c.seq.Add(1)))
 	wctx, cancel := context.WithTimeout(ctx, ioTimeout)
 	err := c.Driver.PutContent(wctx, p, EncodeClaim(objs))
@@ -173,7 +182,7 @@ func (c *Coordinator) Claim(ctx context.Context, objs []prune.Object) ([]bool, f
 	if err != nil {
 		return nil, nil, fmt.Errorf("writing the claim %s: %w", p, err)
 	}
-	release := func() { c.remove(ctx, p) }
+	release := func() { c.release(ctx, p) }
 	if err := c.readUses(ctx); err != nil {
 		release()
 		return nil, nil, err
@@ -187,6 +196,28 @@ func (c *Coordinator) Claim(ctx context.Context, objs []prune.Object) ([]bool, f
 	}
 	c.mu.Unlock()
 	return inUse, release, nil
+}
+
+// release removes a claim, trying a few times: a claim left behind holds the puts it names.
+func (c *Coordinator) release(ctx context.Context, p string) {
+	var err error
+	for attempt, wait := 0, 200*time.Millisecond; attempt < 4; attempt, wait = attempt+1, wait*4 {
+		if attempt > 0 {
+			time.Sleep(wait)
+		}
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ioTimeout)
+		err = c.Driver.Delete(rctx, p)
+		cancel()
+		var notFound driver.PathNotFoundError
+		if err == nil || errors.As(err, &notFound) {
+			return
+		}
+	}
+	c.mu.Lock()
+	if c.stuck == nil {
+		c.stuck = fmt.Errorf("cannot remove the claim %s (pushes using what it names wait for it): %w", p, err)
+	}
+	c.mu.Unlock()
 }
 
 // readUses reads the use records written since the last call.
@@ -205,7 +236,11 @@ func (c *Coordinator) readUses(ctx context.Context) error {
 		rctx, cancel := context.WithTimeout(ctx, ioTimeout)
 		content, err := c.Driver.GetContent(rctx, p)
 		cancel()
-		if err != nil {
+		var notFound driver.PathNotFoundError
+		switch {
+		case errors.As(err, &notFound):
+			continue // listed while being written under another name: read it next time
+		case err != nil:
 			return fmt.Errorf("reading the use record %s: %w", p, err)
 		}
 		uses, err := ParseUses(content)

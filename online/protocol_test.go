@@ -26,6 +26,7 @@ var fastTiming = Timing{
 	Drain:      300 * time.Millisecond,
 	ClaimWait:  2 * time.Second,
 	Flush:      20 * time.Millisecond,
+	Settle:     50 * time.Millisecond,
 }
 
 func quietLog() logrus.FieldLogger {
@@ -56,6 +57,9 @@ func lockRun(t *testing.T, d driver.StorageDriver) (*Coordinator, *storage.Lock)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = lock.Release() })
+	if err := lock.MarkOnline(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	return &Coordinator{Driver: d, Run: lock.Record().Owner, Timing: fastTiming, Log: quietLog()}, lock
 }
 
@@ -402,4 +406,24 @@ func TestRunWaitsForPutsRecording(t *testing.T) {
 	if err := <-started; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestReplicasFollowOnlyOnlineRuns: a lock taken by a run that is not online (the ordinary
+// prune's, a delete on a read-only registry) changes nothing in the replicas.
+func TestReplicasFollowOnlyOnlineRuns(t *testing.T) {
+	d := inmemory.New()
+	r := startReplica(t, d, ProtocolVersion)
+	lock, err := storage.AcquireLock(context.Background(), d, storage.LockOptions{Settle: time.Millisecond, Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = lock.Release() }()
+	time.Sleep(5 * fastTiming.Poll)
+	if r.Active() || r.Bypass() {
+		t.Fatal("a replica entered a run that is not online")
+	}
+	if err := lock.MarkOnline(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the replica to enter the online run", r.Active)
 }

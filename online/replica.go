@@ -51,6 +51,7 @@ type Replica struct {
 	advert Advert
 	seq    atomic.Uint64
 	active atomic.Bool // run != "", for the hot paths
+	bypass atomic.Bool // see Bypass
 
 	mu           sync.Mutex
 	run          string // the run under way, "" when none
@@ -62,6 +63,7 @@ type Replica struct {
 	lastPoll     time.Time // the last successful read of the lock
 	lastAdvert   time.Time // the last successful write of the advert
 	hints        map[string]map[Use]bool
+	stopped      bool      // Run ended: the replica takes part in nothing any more
 	lastErr      string
 	claims       map[string][]prune.Object // parsed claims of the current run, by path
 }
@@ -96,7 +98,12 @@ func (r *Replica) Start(ctx context.Context) error {
 // ID is the replica's advert ID.
 func (r *Replica) ID() string { return r.advert.ID }
 
-// Run follows the lock and keeps the advert fresh until ctx ends, then removes the advert.
+// Run follows the lock and keeps the advert fresh until ctx ends; then it fences the replica
+// (no manifest put may begin or record its result) and removes the advert. Stop it only once
+// the server has finished the requests under way.
+//
+// The loop never waits for puts: entering a run (see enter) happens beside it, so that the
+// replica keeps reading the lock and rewriting its advert however long a put takes.
 func (r *Replica) Run(ctx context.Context) {
 	poll := time.NewTicker(r.Timing.Poll)
 	defer poll.Stop()
@@ -107,6 +114,9 @@ func (r *Replica) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			r.flush(context.WithoutCancel(ctx))
+			r.mu.Lock()
+			r.stopped = true
+			r.mu.Unlock()
 			r.removeAdvert()
 			return
 		case <-flush.C:
@@ -123,81 +133,128 @@ func (r *Replica) Run(ctx context.Context) {
 	}
 }
 
-// Active tells whether a prune run is under way: caches must not answer, and uses count.
+// Active tells whether a prune run is under way: uses count, and caches must not answer.
 func (r *Replica) Active() bool {
 	return r != nil && r.active.Load()
 }
 
-// poll reads the lock and enters the run it names (or leaves the one that ended).
+// Bypass tells whether the blob descriptor caches must neither answer nor keep anything: while
+// a run is under way and for Settle after it (an answer read from storage during the run may
+// be put in a cache a moment later; the cache is dropped once Settle is over).
+func (r *Replica) Bypass() bool {
+	return r != nil && r.bypass.Load()
+}
+
+// poll reads the lock and enters the run it names (or leaves the one that ended). A replica
+// that could not read the lock for longer than Fence may have missed a whole run: the puts it
+// began before are doomed, and its caches dropped.
 func (r *Replica) poll(ctx context.Context) {
+	asked := time.Now() // storage may apply what it answers any time after this
 	st, err := storage.ReadLock(ctx, r.Driver)
 	if err != nil {
 		r.warnOnce("cannot read the prune lock; manifest puts are refused once this lasts", err)
 		return
 	}
 	run := ""
-	if st.Exists {
-		switch now := time.Now(); {
-		case st.Record == nil:
-			// Not our record: count it as a run while it is fresh, as the prune does.
-			if st.Held(now, storage.DefaultLockTTL) {
-				run = "unreadable"
-			}
-		case now.Before(st.Record.Expires.Add(lockSkew)):
-			run = st.Record.Owner
-		}
+	if rec := st.Record; rec != nil && rec.Online && asked.Before(rec.Expires.Add(lockSkew)) {
+		run = rec.Owner
 	}
 	r.mu.Lock()
-	r.lastPoll = time.Now()
+	gap := !r.lastPoll.IsZero() && asked.Sub(r.lastPoll) > r.Timing.Fence
+	r.lastPoll = asked
 	changed := run != r.run
 	r.mu.Unlock()
+	if gap {
+		r.log().Warn("the prune lock was out of reach for longer than the fence: a run may have gone by; " +
+			"the manifest puts begun before fail, and the blob descriptor cache is dropped")
+		r.mu.Lock()
+		r.epoch++
+		r.doomedBefore = r.epoch
+		r.mu.Unlock()
+		if r.OnRunEnd != nil {
+			r.OnRunEnd()
+		}
+	}
 	if changed {
 		r.enter(ctx, run)
 	}
 }
 
-// enter makes run the one under way. Entering a run, the replica waits for the manifest
-// puts begun before (under no run, or an earlier one) to end, up to Drain, and fails those
-// still under way after it; only then does its advert acknowledge the run, so that the
-// prune, which reads the image API after every acknowledgement, sees every Image those puts
-// recorded.
+// enter makes run the one under way ("" none). Entering a run, the replica waits for the
+// manifest puts begun before (under no run, or an earlier one) to end, up to Drain, and fails
+// those still under way after it, but for those already recording their result, which it
+// waits for however long the image API takes; only then does its advert acknowledge the run,
+// so that the prune, which reads the image API after every acknowledgement, sees every Image
+// those puts recorded. The waiting happens beside Run's loop.
 func (r *Replica) enter(ctx context.Context, run string) {
 	r.mu.Lock()
 	r.epoch++
 	epoch, prev := r.epoch, r.run
 	r.run = run
-	r.active.Store(run != "")
 	r.claims = nil
+	if run != "" {
+		r.active.Store(true)
+		r.bypass.Store(true)
+	} else {
+		r.active.Store(false)
+	}
 	r.mu.Unlock()
 	log := r.log().WithField("run", run)
 	if run == "" {
-		log.WithField("ended", prev).Info("hard prune run ended: the blob descriptor cache answers again")
-		if r.OnRunEnd != nil {
-			r.OnRunEnd()
-		}
-		r.setAcked("")
+		log.WithField("ended", prev).Info("hard prune run ended")
+		r.setAcked("", epoch)
 		r.writeAdvert(ctx)
+		go r.settle(ctx, epoch)
 		return
 	}
 	log.Info("hard prune run under way: the blob descriptor cache is bypassed and uses of stored content are recorded")
+	go r.acknowledge(ctx, run, epoch)
+}
+
+// settle ends the caches' bypass Settle after a run ended, unless another run began since.
+func (r *Replica) settle(ctx context.Context, epoch uint64) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(r.Timing.Settle):
+	}
+	r.mu.Lock()
+	current := r.epoch == epoch
+	r.mu.Unlock()
+	if !current {
+		return
+	}
+	if r.OnRunEnd != nil {
+		r.OnRunEnd()
+	}
+	r.mu.Lock()
+	if r.epoch == epoch {
+		r.bypass.Store(false)
+	}
+	r.mu.Unlock()
+}
+
+// acknowledge waits for the puts begun before epoch (see enter), then writes the advert
+// naming run, unless the replica has moved on meanwhile.
+func (r *Replica) acknowledge(ctx context.Context, run string, epoch uint64) {
+	log := r.log().WithField("run", run)
 	deadline := time.Now().Add(r.Timing.Drain)
 	for r.older(r.inflight, epoch) > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(20 * time.Millisecond)
 	}
 	r.mu.Lock()
-	r.doomedBefore = epoch
+	r.doomedBefore = max(r.doomedBefore, epoch)
 	left := olderThan(r.inflight, epoch) - olderThan(r.committed, epoch)
 	r.mu.Unlock()
 	if left > 0 {
 		log.Warnf("%d manifest puts begun before the prune run did not end within %s; they fail", left, r.Timing.Drain)
 	}
-	// Those already recording their result in the image API cannot be stopped: wait for them,
-	// however long the API takes (its requests are bounded).
 	for r.older(r.committed, epoch) > 0 && ctx.Err() == nil {
 		time.Sleep(20 * time.Millisecond)
 	}
-	r.setAcked(run)
-	r.writeAdvert(ctx)
+	if r.setAcked(run, epoch) {
+		r.writeAdvert(ctx)
+	}
 }
 
 // older counts the puts of counts begun in an epoch before epoch.
@@ -217,10 +274,16 @@ func olderThan(counts map[uint64]int, epoch uint64) int {
 	return n
 }
 
-func (r *Replica) setAcked(run string) {
+// setAcked makes the advert acknowledge run, if the replica is still in the epoch that
+// entered it.
+func (r *Replica) setAcked(run string, epoch uint64) bool {
 	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.epoch != epoch {
+		return false
+	}
 	r.acked = run
-	r.mu.Unlock()
+	return true
 }
 
 // ackPending tells whether the advert written last may not carry the acknowledgement (its
@@ -236,6 +299,8 @@ func (r *Replica) writeAdvert(ctx context.Context) {
 	a := r.advert
 	a.Run = r.acked
 	r.mu.Unlock()
+	// Storage may stamp the advert any time after this: the fence counts from here.
+	asked := time.Now()
 	if err := writeAdvert(ctx, r.Driver, a); err != nil {
 		r.mu.Lock()
 		r.lastAdvert = time.Time{}
@@ -244,7 +309,7 @@ func (r *Replica) writeAdvert(ctx context.Context) {
 		return
 	}
 	r.mu.Lock()
-	r.lastAdvert = time.Now()
+	r.lastAdvert = asked
 	r.mu.Unlock()
 }
 
@@ -322,6 +387,9 @@ func (t *Ticket) Done() {
 }
 
 func (r *Replica) fencedLocked() error {
+	if r.stopped {
+		return fmt.Errorf("%w (the registry is stopping)", ErrFenced)
+	}
 	now := time.Now()
 	if age := now.Sub(r.lastPoll); r.lastPoll.IsZero() || age > r.Timing.Fence {
 		return fmt.Errorf("%w (the prune lock was last read %s)", ErrFenced, since(r.lastPoll, now))

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"path"
+	"strconv"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -28,7 +30,10 @@ func (u Use) Covers(o prune.Object) bool {
 	switch o.Kind {
 	case prune.KindBlob:
 		return u.Digest != "" && u.Digest == o.Digest
-	case prune.KindRepository, prune.KindUpload:
+	case prune.KindRepository:
+		// Removing a repository removes what lies below its directory: nested ones too.
+		return sameRepo || u.Repository != "" && strings.HasPrefix(u.Repository, o.Repository+"/")
+	case prune.KindUpload:
 		return sameRepo
 	case prune.KindManifestLink, prune.KindLayerLink:
 		return sameRepo && u.Digest != "" && u.Digest == o.Digest
@@ -43,6 +48,7 @@ func (u Use) Covers(o prune.Object) bool {
 type UseSet struct {
 	digests      map[digest.Digest]bool
 	repositories map[string]bool
+	trees        map[string]bool // every used repository and every one above it
 	links        map[repoDigest]bool
 	tags         map[repoTag]bool
 	n            int
@@ -60,6 +66,7 @@ func (s *UseSet) Add(u Use) {
 	if s.digests == nil {
 		s.digests = map[digest.Digest]bool{}
 		s.repositories = map[string]bool{}
+		s.trees = map[string]bool{}
 		s.links = map[repoDigest]bool{}
 		s.tags = map[repoTag]bool{}
 	}
@@ -71,6 +78,9 @@ func (s *UseSet) Add(u Use) {
 		return
 	}
 	s.repositories[u.Repository] = true
+	for r := u.Repository; r != "." && r != "/" && r != ""; r = path.Dir(r) {
+		s.trees[r] = true
+	}
 	if u.Digest != "" {
 		s.links[repoDigest{u.Repository, u.Digest}] = true
 	}
@@ -90,7 +100,9 @@ func (s *UseSet) Covers(o prune.Object) bool {
 	switch o.Kind {
 	case prune.KindBlob:
 		return s.digests[o.Digest]
-	case prune.KindRepository, prune.KindUpload:
+	case prune.KindRepository:
+		return s.trees[o.Repository]
+	case prune.KindUpload:
 		return s.repositories[o.Repository]
 	case prune.KindManifestLink, prune.KindLayerLink:
 		return s.links[repoDigest{o.Repository, o.Digest}]
@@ -159,10 +171,11 @@ func EncodeClaim(objs []prune.Object) []byte {
 func ParseClaim(content []byte) ([]prune.Object, error) {
 	var out []prune.Object
 	err := eachLine(content, 4, func(f []string) error {
-		var k prune.Kind
-		if _, err := fmt.Sscanf(f[0], "%d", &k); err != nil {
+		n, err := strconv.ParseUint(f[0], 10, 8)
+		if err != nil {
 			return fmt.Errorf("kind %q", f[0])
 		}
+		k := prune.Kind(n)
 		d, err := parseDigest(f[2])
 		if err != nil {
 			return err

@@ -39,57 +39,55 @@ func setupInMemoryCache(
 	drv storagedriver.StorageDriver,
 	bypass func() bool,
 	app configuration.Storage,
-) (*cache.ResettableMemory, error) {
+) (*cache.ResettableMemory, *cache.Bypassable, error) {
 	dcfg := cfg.Distribution
 	if cache.BlobDescriptorCache(dcfg) != "inmemory" {
-		return nil, nil
+		return nil, nil, nil
 	}
 	size := 0
 	if v, ok := dcfg.Storage["cache"]["blobdescriptorsize"]; ok {
 		var err error
 		if size, err = strconv.Atoi(fmt.Sprint(v)); err != nil {
-			return nil, fmt.Errorf("storage.cache.blobdescriptorsize %v: %w", v, err)
+			return nil, nil, fmt.Errorf("storage.cache.blobdescriptorsize %v: %w", v, err)
 		}
 	}
 	interval, err := pollInterval(cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	provider := cache.NewResettableMemory(size)
 	delete(app, "cache")
-	if err := registrymiddleware.RegisterOptions(
-		diststorage.BlobDescriptorCacheProvider(&cache.Bypassable{BlobDescriptorCacheProvider: provider, Bypass: bypass}),
-	); err != nil {
-		return nil, err
+	bypassable := &cache.Bypassable{BlobDescriptorCacheProvider: provider, Bypass: bypass}
+	if err := registrymiddleware.RegisterOptions(diststorage.BlobDescriptorCacheProvider(bypassable)); err != nil {
+		return nil, nil, err
 	}
 	log := logrus.WithField("component", "blob descriptor cache")
 	if interval == 0 {
 		log.Warn("in-memory blob descriptor cache without prune polling: restart the registry after each hard prune")
-		return provider, nil
+		return provider, bypassable, nil
 	}
 	w := &cache.MarkerWatcher{Driver: drv, Interval: interval, OnChange: provider.Reset, Log: log}
 	go w.Run(ctx)
 	log.WithField("pollinterval", interval).Info("using a resettable in-memory blob descriptor cache")
-	return provider, nil
+	return provider, bypassable, nil
 }
 
 // setupRedisCache replaces the Redis blob descriptor cache distribution would build with the
 // same cache, bypassed while bypass says so (while an online prune runs), as
 // setupInMemoryCache does for the in-memory one.
-func setupRedisCache(cfg *config.Config, bypass func() bool, app configuration.Storage) error {
+func setupRedisCache(cfg *config.Config, bypass func() bool, app configuration.Storage) (*cache.Bypassable, error) {
 	dcfg := cfg.Distribution
 	if cache.BlobDescriptorCache(dcfg) != "redis" {
-		return nil
+		return nil, nil
 	}
 	client, err := cache.NewRedisClient(dcfg.Redis)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	provider := rediscache.NewRedisBlobDescriptorCacheProvider(client)
 	delete(app, "cache")
-	return registrymiddleware.RegisterOptions(
-		diststorage.BlobDescriptorCacheProvider(&cache.Bypassable{BlobDescriptorCacheProvider: provider, Bypass: bypass}),
-	)
+	bypassable := &cache.Bypassable{BlobDescriptorCacheProvider: provider, Bypass: bypass}
+	return bypassable, registrymiddleware.RegisterOptions(diststorage.BlobDescriptorCacheProvider(bypassable))
 }
 
 // pollInterval reads openshift.cache.pollinterval (or PollIntervalEnv, which the

@@ -41,6 +41,12 @@ type streamAccess struct {
 	images  *lru.Cache // Image name -> the digests it uses ([]digest.Digest)
 }
 
+// noImage is the image cache's entry for a digest no Image is named by (a layer, a config),
+// believed until until: a manifest's Image may be created later.
+type noImage struct{ until time.Time }
+
+const noImageTTL = time.Minute
+
 // streamReadTimeout bounds one reading of what a stream uses (a var for tests).
 var streamReadTimeout = 10 * time.Second
 
@@ -132,7 +138,9 @@ func (a *streamAccess) use(ctx context.Context, repo string) (streamUse, bool) {
 	a.mu.Lock()
 	u, ok := a.streams[repo]
 	a.mu.Unlock()
-	if ok && time.Now().Before(u.until) {
+	// While a prune runs, what a stream used a moment ago may be what the run just deleted
+	// the link of: only a fresh reading lets a blob be served (or a manifest put pass) unlinked.
+	if ok && time.Now().Before(u.until) && !onlineReplica.Active() {
 		return u, true
 	}
 	// Bounded: a blob request must not hang on an image API that stops answering.
@@ -211,11 +219,23 @@ func (a *streamAccess) addImage(ctx context.Context, m digest.Digest, used map[d
 	used[m] = true
 	var digests []digest.Digest
 	if v, ok := a.images.Get(m); ok {
-		digests = v.([]digest.Digest)
-	} else {
+		switch v := v.(type) {
+		case []digest.Digest:
+			digests = v
+		case noImage:
+			if time.Now().Before(v.until) {
+				return nil
+			}
+		}
+	}
+	if digests == nil {
 		img, err := a.client.Images().Get(ctx, m.String(), metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
-			return nil // the manifest alone, if storage still holds it
+			// A layer (or a manifest whose Image is gone or not yet created): the digest alone.
+			// Said for a while, so that every layer of every image costs no request each time
+			// a stream is read.
+			a.images.Add(m, noImage{until: time.Now().Add(noImageTTL)})
+			return nil
 		}
 		if err != nil {
 			return err

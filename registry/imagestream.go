@@ -109,7 +109,7 @@ func (m *imageStreamManifests) Put(
 	if _, _, err := splitRepository(name); tag != "" && err != nil {
 		return "", errcode.ErrorCodeNameInvalid.WithDetail(err.Error())
 	}
-	ticket, err := beginManifestPut(ctx, name, manifest, tag)
+	ticket, err := beginManifestPut(ctx, name, manifest, tag, m.ManifestService)
 	if err != nil {
 		return "", err
 	}
@@ -144,7 +144,18 @@ func (m *imageStreamManifests) Put(
 // before storage checks that it all exists, and waits for any batch the prune is deleting
 // that names it: the prune then either keeps what the put uses, or deletes it before the put
 // looks, and the put fails (manifest blob unknown) rather than record a broken image.
-func beginManifestPut(ctx context.Context, repo string, manifest distribution.Manifest, tag string) (*online.Ticket, error) {
+//
+// A manifest list or image index uses what its manifests use too: a client skips pushing a
+// child manifest the repository holds, and distribution checks only that the children
+// exist, not what they name; so the children already stored are read, and their references
+// recorded with theirs.
+func beginManifestPut(
+	ctx context.Context,
+	repo string,
+	manifest distribution.Manifest,
+	tag string,
+	stored distribution.ManifestService,
+) (*online.Ticket, error) {
 	ticket, err := onlineReplica.Begin()
 	if err != nil {
 		return nil, errcode.ErrorCodeUnavailable.WithDetail(err.Error())
@@ -158,9 +169,7 @@ func beginManifestPut(ctx context.Context, repo string, manifest distribution.Ma
 		return nil, err
 	}
 	uses := []online.Use{{Repository: repo, Digest: digest.FromBytes(payload), Tag: tag}}
-	for _, d := range manifest.References() {
-		uses = append(uses, online.Use{Repository: repo, Digest: d.Digest})
-	}
+	uses = appendReferences(ctx, uses, repo, manifest, stored, 0)
 	if err := ticket.Record(ctx, uses); err == nil {
 		err = ticket.WaitUnclaimed(ctx, uses)
 	}
@@ -169,6 +178,36 @@ func beginManifestPut(ctx context.Context, repo string, manifest distribution.Ma
 		return nil, errcode.ErrorCodeUnavailable.WithDetail(err.Error())
 	}
 	return ticket, nil
+}
+
+// appendReferences adds to uses what manifest names in repo, and, for a manifest list or an
+// image index, what its children stored in repo name (a list of lists at most, as clusters
+// hold). A child not stored adds nothing: distribution refuses the put for it.
+func appendReferences(
+	ctx context.Context,
+	uses []online.Use,
+	repo string,
+	manifest distribution.Manifest,
+	stored distribution.ManifestService,
+	depth int,
+) []online.Use {
+	for _, d := range manifest.References() {
+		uses = append(uses, online.Use{Repository: repo, Digest: d.Digest})
+	}
+	switch manifest.(type) {
+	case *manifestlist.DeserializedManifestList, *ocischema.DeserializedImageIndex:
+	default:
+		return uses
+	}
+	if depth >= maxManifestList {
+		return uses
+	}
+	for _, d := range manifest.References() {
+		if child, err := stored.Get(ctx, d.Digest); err == nil {
+			uses = appendReferences(ctx, uses, repo, child, stored, depth+1)
+		}
+	}
+	return uses
 }
 
 // repository is how references name repo: <ServerAddr>/<repo>, or repo alone without an address.

@@ -134,24 +134,35 @@ func Serve(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	redisKind := cache.BlobDescriptorCache(cfg.Distribution) == "redis"
-	memory, err := setupInMemoryCache(ctx, cfg, drv, replica.Active, appCfg.Storage)
+	memory, inMemory, err := setupInMemoryCache(ctx, cfg, drv, replica.Bypass, appCfg.Storage)
 	if err != nil {
 		return err
 	}
-	if err := setupRedisCache(cfg, replica.Active, appCfg.Storage); err != nil {
+	redisCache, err := setupRedisCache(cfg, replica.Bypass, appCfg.Storage)
+	if err != nil {
 		return err
 	}
-	if memory != nil {
-		replica.OnRunEnd = memory.Reset
+	// Once a run is over (and settled): what the in-memory cache held from before it may
+	// describe what it deleted; Redis entries the prune removed itself.
+	replica.OnRunEnd = func() {
+		if memory != nil {
+			memory.Reset()
+		}
+		for _, c := range []*cache.Bypassable{inMemory, redisCache} {
+			if c != nil {
+				c.ForgetBypassed()
+			}
+		}
 	}
 	// Before the first request: a registry that starts while a prune runs takes part in it.
 	if err := replica.Start(ctx); err != nil {
 		return err
 	}
 	onlineReplica = replica
-	// Serve returns once the replica removed its advert: a registry that stopped is not one
-	// a prune waits for.
-	replicaCtx, stopReplica := context.WithCancel(ctx)
+	// The replica outlives ctx: it stops (fenced, its advert removed) only once the server
+	// has finished the requests under way, in the deferred call below, and Serve returns
+	// after that: a registry that stopped is not one a prune waits for.
+	replicaCtx, stopReplica := context.WithCancel(context.WithoutCancel(ctx))
 	replicaDone := make(chan struct{})
 	go func() { defer close(replicaDone); replica.Run(replicaCtx) }()
 	defer func() {

@@ -52,6 +52,9 @@ type LockRecord struct {
 	Started time.Time `json:"started"`
 	// Expires is when the lock stops counting unless renewed (by the holder's clock).
 	Expires time.Time `json:"expires"`
+	// Online says the run is a delete that serving registries take part in (package online):
+	// they follow only such runs.
+	Online bool `json:"online,omitempty"`
 }
 
 // Holder describes who holds the lock, for messages: host, pid, age and expiry.
@@ -176,6 +179,9 @@ type Lock struct {
 
 	mu   sync.Mutex
 	lost error
+	// writing serializes the record's rewrites (renewals, MarkOnline), so that none writes an
+	// older record over a newer one.
+	writing sync.Mutex
 
 	stop     chan struct{}
 	done     chan struct{}
@@ -333,12 +339,16 @@ func (l *Lock) renew() {
 			return
 		}
 		if err == nil {
+			l.writing.Lock()
 			rec := l.Record()
 			rec.Expires = l.opts.Now().Add(l.opts.TTL)
 			if err = l.write(bg, rec); err == nil {
 				l.mu.Lock()
 				l.rec = rec
 				l.mu.Unlock()
+			}
+			l.writing.Unlock()
+			if err == nil {
 				continue
 			}
 		}
@@ -376,6 +386,25 @@ func (l *Lock) releaseIfOurs() error {
 		return fmt.Errorf("removing the prune lock %s: %w", PruneLockPath(), err)
 	}
 	return nil
+}
+
+// MarkOnline rewrites the record as an online run's (see LockRecord.Online); the renewals
+// keep it so.
+func (l *Lock) MarkOnline(ctx context.Context) error {
+	l.writing.Lock()
+	rec := l.Record()
+	rec.Online = true
+	err := l.write(ctx, rec)
+	if err == nil {
+		l.mu.Lock()
+		l.rec = rec
+		l.mu.Unlock()
+	}
+	l.writing.Unlock()
+	if err != nil {
+		return err
+	}
+	return l.Verify(ctx)
 }
 
 // Confirm reads the lock back right before the first deletion: a run that lost it while it

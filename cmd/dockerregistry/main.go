@@ -453,6 +453,11 @@ func startOnline(ctx context.Context, drv storagedriver.StorageDriver, lock *sto
 			return nil
 		},
 	}
+	// Replicas follow only the runs their lock says are online; this write is what a replica
+	// that starts now reads, after writing its advert (see online.Replica.Start).
+	if err := lock.MarkOnline(ctx); err != nil {
+		return nil, fmt.Errorf("starting the online prune (nothing was deleted): %w", err)
+	}
 	err := guard.Start(ctx)
 	if errors.Is(err, onlineprune.ErrNotOnline) {
 		return nil, fmt.Errorf("refusing -prune=delete: the registry is not read-only, and %w; "+
