@@ -54,16 +54,16 @@ type Replica struct {
 	bypass atomic.Bool // see Bypass
 
 	mu           sync.Mutex
-	run          string // the run under way, "" when none
-	epoch        uint64 // counts the changes of run
-	doomedBefore uint64 // tickets of an older epoch are no longer valid
-	acked        string // the run the advert acknowledges
+	run          string         // the run under way, "" when none
+	epoch        uint64         // counts the changes of run
+	doomedBefore uint64         // tickets of an older epoch are no longer valid
+	acked        string         // the run the advert acknowledges
 	inflight     map[uint64]int // manifest puts under way, by the epoch they began in
 	committed    map[uint64]int // of those, the ones Valid let record their result
-	lastPoll     time.Time // the last successful read of the lock
-	lastAdvert   time.Time // the last successful write of the advert
+	lastPoll     time.Time      // the last successful read of the lock
+	lastAdvert   time.Time      // the last successful write of the advert
 	hints        map[string]map[Use]bool
-	stopped      bool      // Run ended: the replica takes part in nothing any more
+	stopped      bool // Run ended: the replica takes part in nothing any more
 	lastErr      string
 	claims       map[string][]prune.Object // parsed claims of the current run, by path
 }
