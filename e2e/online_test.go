@@ -296,7 +296,8 @@ type pushedImage struct {
 
 func (p pushedImage) String() string { return p.repo + ":" + p.tag + "@" + p.digest.String() }
 
-// pushRecord is one push: to which replica, and how it ended. img is kept to retry it.
+// pushRecord is one push: to which replica, and how it ended. img is kept, to push it again,
+// when it failed.
 type pushRecord struct {
 	pushedImage
 	img     v1.Image
@@ -338,7 +339,10 @@ func seedOrphanPool(t *testing.T, e *env, s *soak) []v1.Hash {
 }
 
 // pushLoop pushes new images until ctx ends: one fresh layer, one to three of the pool's,
-// a unique config, to a random replica, into a fresh repository or a doomed one.
+// a unique config, to a random replica, into a fresh repository or a doomed one. Either kind
+// is one the prune removes whole when its listing of the image API comes before the push
+// records the image stream: a doomed repository until the first push recreates its stream, a
+// fresh one in every run.
 func (s *soak) pushLoop(ctx context.Context, pusher int) {
 	for n := 0; ctx.Err() == nil; n++ {
 		rec := s.newPush(pusher, n)
@@ -346,6 +350,9 @@ func (s *soak) pushLoop(ctx context.Context, pusher int) {
 			start := time.Now()
 			rec.err = pushImage(s.hosts[rec.replica], rec.repo+":"+rec.tag, rec.img)
 			rec.took = time.Since(start)
+		}
+		if rec.err == nil {
+			rec.img = nil // only a failed push is pushed again
 		}
 		s.mu.Lock()
 		s.pushes = append(s.pushes, rec)
