@@ -15,6 +15,10 @@ package e2e
 //	                     data and fails, which shows that it can fail:
 //	                       E2E_SOAK_DURATION=45s E2E_SOAK_PRUNE_ARGS=-prune-ignore-read-only \
 //	                       E2E_REQUIRED=1 go test -count=1 -run 'TestOnlinePruneSoak/filesystem-inmemory' ./e2e/
+//
+// A subtest takes the duration plus about a minute (start-up, the pushes under way, the
+// checks), so the four need a -timeout above go test's default 10m (make e2e gives 30m).
+// -short skips the soak.
 
 import (
 	"context"
@@ -91,6 +95,9 @@ const onlineProtocolEnv = "HARDPRUNE_ONLINE_PROTOCOL=1"
 // names, pulls byte for byte from both replicas; the orphans nobody reused are gone; and
 // -restore=check finds nothing broken.
 func TestOnlinePruneSoak(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the soak runs for minutes")
+	}
 	duration := soakDuration(t)
 	for _, store := range []string{"filesystem", "s3"} {
 		for _, cache := range []string{"inmemory", "redis"} {
@@ -504,8 +511,8 @@ func (s *soak) retryFailedPushes(t *testing.T) (failed []string, retriedOK int) 
 }
 
 // checkPulls pulls, from every replica, every image a push reported as stored and every image
-// the image streams name; each must come back byte for byte. It returns the number of failed
-// pulls.
+// the image API names (the image streams' tag histories, the Images' references); each must
+// come back byte for byte. It returns the number of failed pulls.
 func checkPulls(t *testing.T, e *env, s *soak) int {
 	t.Helper()
 	type target struct {
@@ -542,6 +549,19 @@ func checkPulls(t *testing.T, e *env, s *soak) int {
 			}
 		}
 	}
+	images, err := e.images.Images().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatalf("listing Images: %v", err)
+	}
+	for _, img := range images.Items {
+		d, err := v1.NewHash(img.Name)
+		repo, ok := repositoryOf(img.DockerImageReference)
+		if err != nil || !ok {
+			t.Errorf("Image %s, reference %q: not <repository>@<digest> (%v)", img.Name, img.DockerImageReference, err)
+			continue
+		}
+		add(repo, d, "its Image's reference")
+	}
 
 	var mu sync.Mutex
 	var failures []string
@@ -561,10 +581,19 @@ func checkPulls(t *testing.T, e *env, s *soak) int {
 	}
 	_ = g.Wait() // the pulls record their failures
 	slices.Sort(failures)
-	t.Logf("after the soak: %d images (%d pushed, %d image streams) pulled from %d replicas, %d failures",
-		len(targets), len(s.pushed), len(streams.Items), len(s.hosts), len(failures))
+	t.Logf("after the soak: %d images (%d pushed; %d image streams, %d Images) pulled from %d replicas, %d failures",
+		len(targets), len(s.pushed), len(streams.Items), len(images.Items), len(s.hosts), len(failures))
 	reportList(t, t.Errorf, "pulls after the soak failed", failures)
 	return len(failures)
+}
+
+// repositoryOf is the repository of an Image's reference, [<registry>/]<repository>@<digest>.
+func repositoryOf(ref string) (string, bool) {
+	repo, _, ok := strings.Cut(ref, "@")
+	if first, rest, nested := strings.Cut(repo, "/"); nested && strings.ContainsAny(first, ".:") {
+		repo = rest // a registry host, as the reference names it when openshift.server.addr is set
+	}
+	return repo, ok && repo != ""
 }
 
 // checkOrphansGone checks that the final prune left no blob of the orphan pool that no
