@@ -15,10 +15,14 @@ package e2e
 //	                     data and fails, which shows that it can fail:
 //	                       E2E_SOAK_DURATION=45s E2E_SOAK_PRUNE_ARGS=-prune-ignore-read-only \
 //	                       E2E_REQUIRED=1 go test -count=1 -run 'TestOnlinePruneSoak/filesystem-inmemory' ./e2e/
+//	                     Adding -prune-keep-younger-than=1h (the last value wins) makes the
+//	                     runs delete nothing: a control in which every push and pull passes
+//	                     and only the checks of what the prune removes fail.
 //
-// A subtest takes the duration plus about a minute (start-up, the pushes under way, the
-// checks), so the four need a -timeout above go test's default 10m (make e2e gives 30m).
-// -short skips the soak.
+// A subtest takes the duration plus about 20s when nothing is lost (start-up, the pushes under
+// way, the checks), up to a few minutes more when much is (a pull of a lost image waits on the
+// registry's image API lookups), so the four need a -timeout above go test's default 10m
+// (make e2e gives 30m). -short skips the soak.
 
 import (
 	"context"
