@@ -25,7 +25,7 @@ type cacheSetup struct {
 
 func inMemoryCacheSetup(e *env) cacheSetup {
 	return cacheSetup{
-		storage: harness.FilesystemStorageYAML(e.storageDir) + "cache:\n  blobdescriptor: inmemory\n",
+		storage: e.storageYAML() + "cache:\n  blobdescriptor: inmemory\n",
 		// Replicas look at the prune marker every second (the default is 5s).
 		env: []string{"REGISTRY_OPENSHIFT_CACHE_POLLINTERVAL=1s"},
 	}
@@ -33,9 +33,18 @@ func inMemoryCacheSetup(e *env) cacheSetup {
 
 func redisCacheSetup(e *env, r *harness.Redis) cacheSetup {
 	return cacheSetup{
-		storage: harness.FilesystemStorageYAML(e.storageDir) + "cache:\n  blobdescriptor: redis\n",
+		storage: e.storageYAML() + "cache:\n  blobdescriptor: redis\n",
 		config:  r.ConfigYAML(),
 	}
+}
+
+// storageYAML is the storage section's driver part of e's storage: e.storage (S3, see
+// newS3Env), else the filesystem at e.storageDir.
+func (e *env) storageYAML() string {
+	if e.storage != "" {
+		return e.storage
+	}
+	return harness.FilesystemStorageYAML(e.storageDir)
 }
 
 // startRegistryWith is env.startRegistry with a cache setup: it replaces e.reg, whose
