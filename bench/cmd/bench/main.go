@@ -1,6 +1,7 @@
 // Command bench generates a synthetic registry (storage and image API objects) and measures
 // `dockerregistry -prune=check` on it against `find` and distribution's garbage collector,
-// and `-prune=delete` against `xargs rm -rf`, writing a Markdown table. `make bench` runs it.
+// and `-prune=delete` against `xargs rm -rf`; with -ordinary the ordinary prune, with -online
+// the push cost of the online prune protocol; writing Markdown tables. `make bench` runs it.
 package main
 
 import (
@@ -55,6 +56,14 @@ func main() {
 		false,
 		"load the ordinary prune's cluster, then hold it up until interrupted, without runs (to profile by hand)",
 	)
+	onlineBench := flag.Bool(
+		"online",
+		false,
+		"run the online prune protocol's push-cost bench (pushes without the protocol, with it idle, during a run)",
+	)
+	onlinePushes := flag.Int("online-pushes", 200, "images each mode of the push-cost bench pushes in a round")
+	onlinePushers := flag.Int("online-pushers", 4, "pushes under way at once in the push-cost bench")
+	onlineRounds := flag.Int("online-rounds", 3, "rounds of the push-cost bench, each pushing in every mode in turn")
 	s3Latency := flag.Duration(
 		"s3-latency",
 		20*time.Millisecond,
@@ -116,6 +125,20 @@ func main() {
 		})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench: error: ordinary prune:", err)
+			os.Exit(1)
+		}
+		if b.Len() > 0 {
+			fmt.Fprintln(&b)
+		}
+		res.WriteMarkdown(&b)
+	}
+	if *onlineBench {
+		res, err := bench.RunOnline(ctx, bench.OnlineConfig{
+			WorkDir: workDir + "-online", Pushes: *onlinePushes, Pushers: *onlinePushers, Rounds: *onlineRounds,
+			Log: os.Stderr,
+		})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: error: online prune push cost:", err)
 			os.Exit(1)
 		}
 		if b.Len() > 0 {
