@@ -170,7 +170,8 @@ func beginManifestPut(
 	}
 	uses := []online.Use{{Repository: repo, Digest: digest.FromBytes(payload), Tag: tag}}
 	uses = appendReferences(ctx, uses, repo, manifest, stored, 0)
-	if err := ticket.Record(ctx, uses); err == nil {
+	err = ticket.Record(ctx, uses)
+	if err == nil {
 		err = ticket.WaitUnclaimed(ctx, uses)
 	}
 	if err != nil {
