@@ -42,8 +42,16 @@ const (
 	OnlineInRun     = "in-run"
 )
 
-// OnlineModes are the modes in the order each round pushes in.
+// OnlineModes are the modes in the order the first round pushes in.
 var OnlineModes = []string{OnlineProtocol1, OnlineIdle, OnlineInRun}
+
+// roundModes are the modes in the order round (from 1) pushes in: OnlineModes, rotated by
+// one more each round, so that no mode always comes first (after the pause between rounds)
+// or right after another.
+func roundModes(round int) []string {
+	k := (round - 1) % len(OnlineModes)
+	return append(slices.Clone(OnlineModes[k:]), OnlineModes[:k]...)
+}
 
 // Shape of the pushed images: onlineLayers layers of onlineLayerMin to onlineLayerMax bytes
 // of random content, the first from a pool of onlinePoolLayers base layers and the second
@@ -117,12 +125,13 @@ type onlineRegistry struct {
 	drv *filesystem.Driver
 }
 
-// RunOnline starts etcd, the image API server and two registries on filesystem storage of
-// their own (blob descriptor cache in memory, not read-only), one advertising protocol 1 (no
-// part in the protocol), one protocol 2; then, in each round, pushes cfg.Pushes images with
-// cfg.Pushers at once to the first (protocol-1), to the second (idle: no run, only its lock
-// polls), and to the second again while a prune run holds the lock (in-run): the bench takes
-// the prune lock as a prune does, waits as the prune does (online.Coordinator.Start) until the
+// RunOnline starts etcd, the image API server and a registry for each mode, on filesystem
+// storage of its own (blob descriptor cache in memory, not read-only), so that each meets the
+// same pushes and holds as much: protocol-1's advertises protocol 1 (no part in the
+// protocol), idle's and in-run's protocol 2. In each round it pushes cfg.Pushes images with
+// cfg.Pushers at once to each, in the order of roundModes; idle's registry never sees a prune
+// run (only its lock polls), in-run's pushes while one is under way: the bench takes the
+// prune lock as a prune does, waits as the prune does (online.Coordinator.Start) until the
 // registry's advert acknowledges the run, pushes, counts the use records, releases the lock
 // and waits until the advert names no run. Nothing is deleted.
 func RunOnline(ctx context.Context, cfg OnlineConfig) (*OnlineResult, error) {
@@ -152,57 +161,52 @@ func RunOnline(ctx context.Context, cfg OnlineConfig) (*OnlineResult, error) {
 		return nil, err
 	}
 	defer api.Stop()
-	registries := map[int]*onlineRegistry{}
-	for _, protocol := range []int{1, online.ProtocolVersion} {
-		dir := mkdir(cfg.WorkDir, fmt.Sprintf("storage-protocol-%d", protocol))
+	registries := map[string]*onlineRegistry{}
+	for _, mode := range OnlineModes {
+		dir := mkdir(cfg.WorkDir, "storage-"+mode)
 		var env []string
-		if protocol < online.ProtocolVersion {
-			env = []string{online.ProtocolEnv + "=" + strconv.Itoa(protocol)}
+		if mode == OnlineProtocol1 {
+			env = []string{online.ProtocolEnv + "=1"}
 		}
-		reg, err := harness.StartRegistry(ctx, mkdir(cfg.WorkDir, fmt.Sprintf("registry-protocol-%d", protocol)), nil,
-			harness.RegistryOptions{
-				Kubeconfig: api.Kubeconfig,
-				Storage:    harness.FilesystemStorageYAML(dir) + "cache:\n  blobdescriptor: inmemory\n",
-				Env:        env,
-			})
+		reg, err := harness.StartRegistry(ctx, mkdir(cfg.WorkDir, "registry-"+mode), nil, harness.RegistryOptions{
+			Kubeconfig: api.Kubeconfig,
+			Storage:    harness.FilesystemStorageYAML(dir) + "cache:\n  blobdescriptor: inmemory\n",
+			Env:        env,
+		})
 		if err != nil {
 			return nil, err
 		}
 		defer reg.Stop()
-		registries[protocol] = &onlineRegistry{
+		registries[mode] = &onlineRegistry{
 			reg: reg,
 			drv: filesystem.New(filesystem.DriverParameters{RootDirectory: dir, MaxThreads: 100}),
 		}
 	}
 	res.Start = time.Since(start)
-	logf("etcd, the image API server and two registries started in %s", res.Start.Round(time.Millisecond))
+	logf("etcd, the image API server and %d registries started in %s", len(registries), res.Start.Round(time.Millisecond))
 
 	pool := onlinePool()
 	client := newRegistryClient(cfg.Pushers)
-	for _, protocol := range []int{1, online.ProtocolVersion} {
-		pushes, err := onlinePushes(registries[protocol].reg.Host, fmt.Sprintf("warmup-%d", protocol), 0,
-			min(onlineWarmup, cfg.Pushes), pool)
+	for _, mode := range OnlineModes {
+		pushes, err := onlinePushes(registries[mode].reg.Host, "warmup-"+mode, 0, min(onlineWarmup, cfg.Pushes), pool)
 		if err != nil {
 			return nil, err
 		}
 		if _, _, err := pushAll(ctx, client, pushes, cfg.Pushers); err != nil {
-			return nil, fmt.Errorf("warming up the registry of protocol %d: %w", protocol, err)
+			return nil, fmt.Errorf("warming up %s's registry: %w", mode, err)
 		}
 	}
 
 	for round := 1; round <= cfg.Rounds; round++ {
-		for _, mode := range OnlineModes {
-			r := registries[online.ProtocolVersion]
-			if mode == OnlineProtocol1 {
-				r = registries[1]
-			}
-			pass, err := onlinePass(ctx, cfg, r, client, pool, mode, round, logf)
+		for _, mode := range roundModes(round) {
+			pass, err := onlinePass(ctx, cfg, registries[mode], client, pool, mode, round, logf)
 			if err != nil {
 				return res, fmt.Errorf("%s, round %d: %w", mode, round, err)
 			}
 			res.Passes[mode] = append(res.Passes[mode], *pass)
 		}
 	}
+	logf("done in %s", time.Since(start).Round(time.Second))
 	return res, nil
 }
 

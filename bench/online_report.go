@@ -139,20 +139,21 @@ func (r *OnlineResult) WriteMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "## Push cost of the online prune protocol (issue 13)\n\n")
 	lo, hi := r.loads()
 	fmt.Fprintf(w,
-		"%d round(s); in each, %d images pushed with `remote.Write` (go-containerregistry), %d at once, in each mode "+
-			"in turn: %s. Each image has %d layers of %d to %d KiB of random content, the first from a pool of %d "+
-			"base layers and the second from it one time in two (half the layers shared), and a config of its own; "+
-			"%d images a repository (new repositories each pass), so that the client's HEAD finds a base layer pushed "+
-			"before. Two registries (`dockerregistry`) on filesystem storage of their own, blob descriptor cache "+
-			"in memory, not read-only: `%s` with `HARDPRUNE_ONLINE_PROTOCOL=1` (it advertises protocol 1 and takes "+
-			"no part), `%s` and `%s` the same registry of protocol 2; in-run, the bench holds the prune lock (as a "+
-			"prune takes and renews it, deleting nothing) and pushes once the registry's advert acknowledges the "+
-			"run. Latency is each push's whole `remote.Write`; manifest PUT latency the client's, request to "+
-			"response; registry CPU the registry process's (/proc). Medians of the rounds, each round's figure in "+
-			"brackets; a ratio is the median of the rounds' ratios. %d CPUs; machine load (1-minute average) %.1f "+
-			"before the start, %.1f to %.1f at the passes' ends: shared with other work, so wall-time figures "+
-			"carry its noise (CPU a push less). Servers started in %s.\n\n",
-		c.Rounds, c.Pushes, c.Pushers, strings.Join(OnlineModes, ", then "), onlineLayers, onlineLayerMin>>10,
+		"%d round(s); in each, %d images pushed with `remote.Write` (go-containerregistry), %d at once, in each "+
+			"mode in turn, in the order %s, rotated by one each round. Each image has %d layers of %d to %d KiB "+
+			"of random content, the first from a pool of %d base layers and the second from it one time in two "+
+			"(half the layers shared), and a config of its own; %d images a repository (new repositories each "+
+			"pass), so that the client's HEAD finds a base layer pushed before. A registry (`dockerregistry`) for "+
+			"each mode, so that each meets the same pushes, on filesystem storage of its own, blob descriptor "+
+			"cache in memory, not read-only: `%s`'s with `HARDPRUNE_ONLINE_PROTOCOL=1` (it advertises protocol 1 "+
+			"and takes no part), `%s`'s and `%s`'s of protocol 2; in-run, the bench holds the prune lock (as a prune takes and renews it, "+
+			"deleting nothing) and pushes once the registry's advert acknowledges the run. Latency is each push's "+
+			"whole `remote.Write`; manifest PUT latency the client's, request to response; registry CPU the "+
+			"registry process's (/proc); storage requests are not counted (filesystem). Medians of the rounds, "+
+			"each round's figure in brackets; a ratio is the median of the rounds' ratios. %d CPUs; machine load "+
+			"(1-minute average) %.1f before the start, %.1f to %.1f at the passes' ends: shared with other work, "+
+			"so wall-time figures carry its noise (CPU a push less). Servers started in %s.\n\n",
+		c.Rounds, c.Pushes, c.Pushers, strings.Join(OnlineModes, ", "), onlineLayers, onlineLayerMin>>10,
 		onlineLayerMax>>10, onlinePoolLayers, onlineImagesPerRepo, OnlineProtocol1, OnlineIdle, OnlineInRun,
 		r.CPUs, r.LoadStart, lo, hi, secs(r.Start))
 	fmt.Fprintln(w, "| mode | measure | measured | target | met |")

@@ -35,6 +35,19 @@ func TestPercentile(t *testing.T) {
 	}
 }
 
+func TestRoundModes(t *testing.T) {
+	for round, want := range map[int]string{
+		1: "protocol-1 idle in-run", 2: "idle in-run protocol-1", 3: "in-run protocol-1 idle", 4: "protocol-1 idle in-run",
+	} {
+		if got := strings.Join(roundModes(round), " "); got != want {
+			t.Errorf("round %d: %s, want %s", round, got, want)
+		}
+	}
+	if strings.Join(OnlineModes, " ") != "protocol-1 idle in-run" {
+		t.Errorf("roundModes changed OnlineModes: %v", OnlineModes)
+	}
+}
+
 func TestFormatRuns(t *testing.T) {
 	for _, c := range []struct {
 		in   []float64
