@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"os"
 	"strings"
@@ -250,14 +249,8 @@ func TestOnlinePushesShareBaseLayers(t *testing.T) {
 // the pushes write at least a use record per manifest put. Skipped when the binaries are
 // missing, failing instead with E2E_REQUIRED=1.
 func TestOnlineSmoke(t *testing.T) {
-	for _, find := range []func() (string, error){harness.DockerRegistryBinary, harness.ImageAPIServerBinary, harness.EtcdBinary} {
-		if _, err := find(); err != nil {
-			if errors.Is(err, harness.ErrBinaryMissing) && os.Getenv("E2E_REQUIRED") != "1" {
-				t.Skipf("skipping the push-cost benchmark: %v (set E2E_REQUIRED=1 to fail instead)", err)
-			}
-			t.Fatal(err)
-		}
-	}
+	requireBinaries(t, "the push-cost benchmark", harness.DockerRegistryBinary, harness.ImageAPIServerBinary,
+		harness.EtcdBinary)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	res, err := RunOnline(ctx, OnlineConfig{WorkDir: t.TempDir(), Pushes: 6, Pushers: 2, Rounds: 1, Log: testWriter{t}})

@@ -8,6 +8,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -111,11 +112,7 @@ func main() {
 			WorkDir: workDir, Strace: *strace, Profile: *profile, NoDelete: !*deletes, S3Latency: *s3Latency,
 			Log: os.Stderr,
 		})
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench: error:", err)
-			os.Exit(1)
-		}
-		res.WriteMarkdown(&b)
+		appendSection(&b, "hard prune", res, err)
 	}
 	if *ordinary {
 		// Beside the hard prune's work dir, which its run empties.
@@ -123,28 +120,14 @@ func main() {
 			Size: osz, WorkDir: workDir + "-ordinary", Workers: *ordinaryWorkers, Profile: *profile, Hold: *ordinaryHold,
 			Log: os.Stderr,
 		})
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench: error: ordinary prune:", err)
-			os.Exit(1)
-		}
-		if b.Len() > 0 {
-			fmt.Fprintln(&b)
-		}
-		res.WriteMarkdown(&b)
+		appendSection(&b, "ordinary prune", res, err)
 	}
 	if *onlineBench {
 		res, err := bench.RunOnline(ctx, bench.OnlineConfig{
 			WorkDir: workDir + "-online", Pushes: *onlinePushes, Pushers: *onlinePushers, Rounds: *onlineRounds,
 			Log: os.Stderr,
 		})
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench: error: online prune push cost:", err)
-			os.Exit(1)
-		}
-		if b.Len() > 0 {
-			fmt.Fprintln(&b)
-		}
-		res.WriteMarkdown(&b)
+		appendSection(&b, "online prune push cost", res, err)
 	}
 	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -155,4 +138,17 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Print(b.String())
+}
+
+// appendSection adds a part's report to b, after a blank line when b holds another's, or exits
+// on the part's error.
+func appendSection(b *strings.Builder, part string, res interface{ WriteMarkdown(io.Writer) }, err error) {
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: error: %s: %v\n", part, err)
+		os.Exit(1)
+	}
+	if b.Len() > 0 {
+		fmt.Fprintln(b)
+	}
+	res.WriteMarkdown(b)
 }
