@@ -283,13 +283,18 @@ type onlineRun struct {
 	coord *online.Coordinator
 }
 
-// startOnlineRun takes the prune lock of the storage and waits, as a prune does, until every
-// live registry's advert names the run.
+// startOnlineRun takes the prune lock of the storage, marks it online and waits, as a prune
+// does, until every live registry's advert names the run.
 func startOnlineRun(ctx context.Context, drv *filesystem.Driver) (*onlineRun, error) {
 	quiet := logrus.New()
 	quiet.SetOutput(io.Discard)
 	lock, err := storage.AcquireLock(ctx, drv, storage.LockOptions{Log: quiet})
 	if err != nil {
+		return nil, err
+	}
+	// Registries follow only the runs whose lock says they are online, as -prune=delete's do.
+	if err := lock.MarkOnline(ctx); err != nil {
+		_ = lock.Release()
 		return nil, err
 	}
 	coord := &online.Coordinator{Driver: drv, Run: lock.Record().Owner, Log: quiet, Alive: lock.Err}
