@@ -83,9 +83,11 @@ type OnlineConfig struct {
 type OnlinePass struct {
 	Pushes int
 	Wall   time.Duration
-	// Latencies are each push's (remote.Write's) wall time, sorted; ManifestPuts each manifest
-	// PUT's, from the request to the response's headers, sorted.
-	Latencies, ManifestPuts []time.Duration
+	// Latencies are each push's (remote.Write's) wall time, sorted.
+	Latencies []time.Duration
+	// RequestLatencies are, for each class of timedRequests, each request's, from the client's
+	// request to the response's headers, sorted.
+	RequestLatencies map[string][]time.Duration
 	// RegistryCPU is the registry process's CPU time over the pass (user and system; 0 where
 	// /proc cannot tell).
 	RegistryCPU time.Duration
@@ -244,7 +246,7 @@ func onlinePass(
 	if cpu1, err := processCPU(r.reg.Pid()); err == nil && cpuErr == nil {
 		pass.RegistryCPU = cpu1 - cpu0
 	}
-	pass.Requests, pass.ManifestPuts = client.counts()
+	pass.Requests, pass.RequestLatencies = client.counts()
 	if run != nil {
 		start := time.Now()
 		if err := run.end(ctx); err != nil {
@@ -453,21 +455,29 @@ func pushAll(ctx context.Context, client *registryClient, pushes []onlinePush, p
 	return lat, wall, err
 }
 
-// registryClient is the pushers' transport: it counts their requests by class and times the
-// manifest PUTs.
+// timedRequests are the classes of requests (classifyRegistry) whose latencies the bench
+// keeps: those the protocol changes during a run. A blob's HEAD is answered without the blob
+// descriptor cache; an upload's start (POST) and a manifest PUT write a use record and list
+// the run's claims.
+var timedRequests = []string{"HEAD blob", "POST upload", "PUT manifest"}
+
+// registryClient is the pushers' transport: it counts their requests by class and times those
+// of timedRequests.
 type registryClient struct {
 	base http.RoundTripper
 
-	mu           sync.Mutex
-	requests     Counts
-	manifestPuts []time.Duration
+	mu        sync.Mutex
+	requests  Counts
+	latencies map[string][]time.Duration
 }
 
 func newRegistryClient(pushers int) *registryClient {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	// Each push uploads up to 4 layers at once (remote.Write's default jobs).
 	t.MaxIdleConnsPerHost = 8 * pushers
-	return &registryClient{base: t, requests: Counts{}}
+	c := &registryClient{base: t}
+	c.reset()
+	return c
 }
 
 func (c *registryClient) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -477,8 +487,8 @@ func (c *registryClient) RoundTrip(req *http.Request) (*http.Response, error) {
 	d := time.Since(start)
 	c.mu.Lock()
 	c.requests[class]++
-	if class == "PUT manifest" && err == nil {
-		c.manifestPuts = append(c.manifestPuts, d)
+	if _, timed := c.latencies[class]; timed && err == nil {
+		c.latencies[class] = append(c.latencies[class], d)
 	}
 	c.mu.Unlock()
 	return resp, err
@@ -486,17 +496,22 @@ func (c *registryClient) RoundTrip(req *http.Request) (*http.Response, error) {
 
 func (c *registryClient) reset() {
 	c.mu.Lock()
-	c.requests, c.manifestPuts = Counts{}, nil
+	c.requests, c.latencies = Counts{}, map[string][]time.Duration{}
+	for _, class := range timedRequests {
+		c.latencies[class] = nil
+	}
 	c.mu.Unlock()
 }
 
-// counts are the requests since the last reset, and the manifest PUTs' latencies, sorted.
-func (c *registryClient) counts() (Counts, []time.Duration) {
+// counts are the requests since the last reset, and the latencies of timedRequests, sorted.
+func (c *registryClient) counts() (Counts, map[string][]time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	puts := slices.Clone(c.manifestPuts)
-	slices.Sort(puts)
-	return c.requests, puts
+	out := make(map[string][]time.Duration, len(c.latencies))
+	for class, ds := range c.latencies {
+		out[class] = slices.Sorted(slices.Values(ds))
+	}
+	return c.requests, out
 }
 
 // classifyRegistry sorts requests to the distribution API: "GET /v2/" (the client's ping),

@@ -49,8 +49,12 @@ func quantiles(passes []OnlinePass, kind func(OnlinePass) []time.Duration, q flo
 	return passFigures(passes, func(p OnlinePass) time.Duration { return percentile(kind(p), q) })
 }
 
-func latencies(p OnlinePass) []time.Duration    { return p.Latencies }
-func manifestPuts(p OnlinePass) []time.Duration { return p.ManifestPuts }
+func latencies(p OnlinePass) []time.Duration { return p.Latencies }
+
+// requests are a pass's latencies of the requests of class.
+func requests(class string) func(OnlinePass) []time.Duration {
+	return func(p OnlinePass) []time.Duration { return p.RequestLatencies[class] }
+}
 
 // perPush is each pass's registry CPU time a push.
 func perPush(passes []OnlinePass) []time.Duration {
@@ -78,8 +82,14 @@ func (r *OnlineResult) rows() []onlineRow {
 		}{{"p50", 0.5}, {"p95", 0.95}, {"max", 1}} {
 			row("push latency "+q.name, formatRuns(millis(quantiles(passes, latencies, q.q)), 0, " ms", "runs"))
 		}
-		row("manifest PUT latency p50", formatRuns(millis(quantiles(passes, manifestPuts, 0.5)), 1, " ms", "runs"))
-		row("manifest PUT latency p95", formatRuns(millis(quantiles(passes, manifestPuts, 0.95)), 1, " ms", "runs"))
+		for _, class := range timedRequests {
+			for _, q := range []struct {
+				name string
+				q    float64
+			}{{"p50", 0.5}, {"p95", 0.95}} {
+				row(class+" latency "+q.name, formatRuns(millis(quantiles(passes, requests(class), q.q)), 1, " ms", "runs"))
+			}
+		}
 		row("registry CPU a push (user + system)", formatRuns(millis(perPush(passes)), 2, " ms", "runs"))
 		first := passes[0]
 		row("registry requests a push (round 1)", fmt.Sprintf("%.2f (%d: %s)",
@@ -112,7 +122,9 @@ func (r *OnlineResult) rows() []onlineRow {
 		row("throughput", roundRatios(passFigures(base, wall), passFigures(passes, wall)))
 		row("push latency p50", roundRatios(quantiles(passes, latencies, 0.5), quantiles(base, latencies, 0.5)))
 		row("push latency p95", roundRatios(quantiles(passes, latencies, 0.95), quantiles(base, latencies, 0.95)))
-		row("manifest PUT latency p50", roundRatios(quantiles(passes, manifestPuts, 0.5), quantiles(base, manifestPuts, 0.5)))
+		for _, class := range timedRequests {
+			row(class+" latency p50", roundRatios(quantiles(passes, requests(class), 0.5), quantiles(base, requests(class), 0.5)))
+		}
 		row("registry CPU a push", roundRatios(perPush(passes), perPush(base)))
 	}
 	return out
@@ -148,7 +160,7 @@ func (r *OnlineResult) WriteMarkdown(w io.Writer) {
 			"cache in memory, not read-only: `%s`'s with `HARDPRUNE_ONLINE_PROTOCOL=1` (it advertises protocol 1 "+
 			"and takes no part), `%s`'s and `%s`'s of protocol 2; in-run, the bench holds the prune lock (as a prune takes and renews it, "+
 			"deleting nothing) and pushes once the registry's advert acknowledges the run. Latency is each push's "+
-			"whole `remote.Write`; manifest PUT latency the client's, request to response; registry CPU the "+
+			"whole `remote.Write`; a request's the client's, request to response; registry CPU the "+
 			"registry process's (/proc); storage requests are not counted (filesystem). Medians of the rounds, "+
 			"each round's figure in brackets; a ratio is the median of the rounds' ratios. %d CPUs; machine load "+
 			"(1-minute average) %.1f before the start, %.1f to %.1f at the passes' ends: shared with other work, "+

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -79,6 +80,32 @@ func TestClassifyRegistry(t *testing.T) {
 	}
 }
 
+func TestRegistryClientCountsAndTimes(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	c := newRegistryClient(1)
+	for _, r := range []struct{ method, path string }{
+		{http.MethodHead, "/v2/a/blobs/sha256:1"}, {http.MethodHead, "/v2/a/blobs/sha256:2"},
+		{http.MethodPut, "/v2/a/manifests/v1"}, {http.MethodGet, "/v2/"},
+	} {
+		req, _ := http.NewRequest(r.method, srv.URL+r.path, nil)
+		resp, err := c.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	counts, lat := c.counts()
+	if counts.String() != "GET /v2/=1, HEAD blob=2, PUT manifest=1" || len(lat["HEAD blob"]) != 2 ||
+		len(lat["PUT manifest"]) != 1 || len(lat["POST upload"]) != 0 || len(lat) != len(timedRequests) {
+		t.Errorf("counts %s, latencies %v", counts, lat)
+	}
+	c.reset()
+	if counts, lat := c.counts(); counts.Total() != 0 || len(lat["HEAD blob"]) != 0 {
+		t.Errorf("after reset: %s, %v", counts, lat)
+	}
+}
+
 // onlineResult is two rounds of 100 pushes in each mode: in-run at 0.8 of protocol-1's pace,
 // its latencies 1.25 times as long; idle as protocol-1.
 func onlineResult() *OnlineResult {
@@ -86,11 +113,13 @@ func onlineResult() *OnlineResult {
 	pass := func(wall time.Duration, scale float64, records int) OnlinePass {
 		p := OnlinePass{Pushes: 100, Wall: wall, RegistryCPU: time.Duration(float64(3*time.Second) * scale),
 			Requests: Counts{"PUT manifest": 100, "POST upload": 250, "HEAD blob": 300}, Records: records, Uses: 3 * records,
-			Enter: 1500 * ms, Leave: 1200 * ms}
+			Enter: 1500 * ms, Leave: 1200 * ms, RequestLatencies: map[string][]time.Duration{}}
 		for i := range 100 {
 			d := time.Duration(float64(time.Duration(i+1)*10*ms) * scale)
 			p.Latencies = append(p.Latencies, d)
-			p.ManifestPuts = append(p.ManifestPuts, d/4)
+			for _, class := range timedRequests {
+				p.RequestLatencies[class] = append(p.RequestLatencies[class], d/4)
+			}
 		}
 		return p
 	}
@@ -121,7 +150,8 @@ func TestOnlineRows(t *testing.T) {
 		{OnlineProtocol1, "push latency p50", "500 ms (runs: 500, 500)", ""},
 		{OnlineProtocol1, "push latency p95", "950 ms (runs: 950, 950)", ""},
 		{OnlineInRun, "push latency max", "1250 ms (runs: 1250, 1250)", ""},
-		{OnlineInRun, "manifest PUT latency p50", "156.2 ms (runs: 156.2, 156.2)", ""},
+		{OnlineInRun, "PUT manifest latency p50", "156.2 ms (runs: 156.2, 156.2)", ""},
+		{OnlineInRun, "POST upload latency p95", "296.9 ms (runs: 296.9, 296.9)", ""},
 		{OnlineIdle, "registry CPU a push (user + system)", "30.00 ms (runs: 30.00, 30.00)", ""},
 		{OnlineIdle, "registry requests a push (round 1)", "6.50 (650: HEAD blob=300, POST upload=250, PUT manifest=100)", ""},
 		{OnlineInRun + " / " + OnlineProtocol1, "throughput", "0.80x (rounds: 0.80, 0.80)", onlineNoTarget},
@@ -129,7 +159,8 @@ func TestOnlineRows(t *testing.T) {
 		{OnlineInRun + " / " + OnlineProtocol1, "push latency p95", "1.25x (rounds: 1.25, 1.25)", onlineNoTarget},
 		{OnlineInRun + " / " + OnlineProtocol1, "registry CPU a push", "1.25x (rounds: 1.25, 1.25)", onlineNoTarget},
 		{OnlineIdle + " / " + OnlineProtocol1, "throughput", "1.00x (rounds: 1.00, 1.00)", onlineNoTarget},
-		{OnlineIdle + " / " + OnlineProtocol1, "manifest PUT latency p50", "1.00x (rounds: 1.00, 1.00)", onlineNoTarget},
+		{OnlineIdle + " / " + OnlineProtocol1, "PUT manifest latency p50", "1.00x (rounds: 1.00, 1.00)", onlineNoTarget},
+		{OnlineInRun + " / " + OnlineProtocol1, "HEAD blob latency p50", "1.25x (rounds: 1.25, 1.25)", onlineNoTarget},
 	} {
 		if r := find(c.mode, c.measure); r.measured != c.want || r.target != c.target {
 			t.Errorf("%s, %s: %q (target %q), want %q (target %q)", c.mode, c.measure, r.measured, r.target, c.want, c.target)

@@ -62,7 +62,7 @@ func main() {
 		false,
 		"run the online prune protocol's push-cost bench (pushes without the protocol, with it idle, during a run)",
 	)
-	onlinePushes := flag.Int("online-pushes", 100, "images each mode of the push-cost bench pushes in a round")
+	onlinePushes := flag.Int("online-pushes", 60, "images each mode of the push-cost bench pushes in a round")
 	onlinePushers := flag.Int("online-pushers", 4, "pushes under way at once in the push-cost bench")
 	onlineRounds := flag.Int("online-rounds", 5, "rounds of the push-cost bench, each pushing in every mode in turn")
 	s3Latency := flag.Duration(
