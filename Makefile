@@ -46,7 +46,7 @@ demo: build
 # or what would measure it; then the ordinary prune (-prune-images) over a loaded cluster
 # (BENCH_ORDINARY=false skips it; full: 100k Images, 10k streams, 50k pods); then the push cost
 # of the online prune protocol (issue 13: pushes to a registry without the protocol, with it
-# idle, during a prune run; BENCH_ONLINE=false skips it; about 2 minutes); then the Go
+# idle, during a prune run; BENCH_ONLINE=false skips it; about 1.5 minutes); then the Go
 # benchmarks of the decision. Results: BENCH_OUT, every part (set it rather than -out in
 # BENCH_FLAGS).
 BENCH_SIZE ?= full
