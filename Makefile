@@ -44,7 +44,9 @@ demo: build
 # cache does not stay warm), medians with each run's figure; one -prune=delete on a copy of the
 # S3 bucket, its requests counted; issue 14's targets, each with its measured value and met/no,
 # or what would measure it; then the ordinary prune (-prune-images) over a loaded cluster
-# (BENCH_ORDINARY=false skips it; full: 100k Images, 10k streams, 50k pods); then the Go
+# (BENCH_ORDINARY=false skips it; full: 100k Images, 10k streams, 50k pods); then the push cost
+# of the online prune protocol (issue 13: pushes to a registry without the protocol, with it
+# idle, during a prune run; BENCH_ONLINE=false skips it; about 1.5 minutes); then the Go
 # benchmarks of the decision. Results: BENCH_OUT, every part (set it rather than -out in
 # BENCH_FLAGS).
 BENCH_SIZE ?= full
@@ -55,11 +57,12 @@ BENCH_S3_GC_RUNS ?= $(if $(filter full,$(BENCH_SIZE)),0,1)
 BENCH_OUT ?= _output/bench/results.md
 BENCH_WORK ?= _output/bench/work
 BENCH_ORDINARY ?= true
+BENCH_ONLINE ?= true
 BENCH_FLAGS ?=
 bench: build tools
 	$(GO) run ./bench/cmd/bench -size=$(BENCH_SIZE) -runs=$(BENCH_RUNS) -gc-runs=$(BENCH_GC_RUNS) \
 		-s3-gc-runs=$(BENCH_S3_GC_RUNS) -strace=$$(command -v strace >/dev/null && echo true || echo false) \
-		-ordinary=$(BENCH_ORDINARY) -work=$(BENCH_WORK) -out=$(BENCH_OUT) $(BENCH_FLAGS)
+		-ordinary=$(BENCH_ORDINARY) -online=$(BENCH_ONLINE) -work=$(BENCH_WORK) -out=$(BENCH_OUT) $(BENCH_FLAGS)
 	$(GO) test -count=1 -run '^$$' -bench . ./bench > $(basename $(BENCH_OUT))-gobench.txt
 	@{ echo; echo '### Go benchmarks (prune.Decide, ReferenceBuilder, DigestSet; full-size inputs)'; echo; \
 		echo '```'; grep -E '^(Benchmark|goos|goarch|cpu)' $(basename $(BENCH_OUT))-gobench.txt; echo '```'; } \

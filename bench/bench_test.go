@@ -11,19 +11,27 @@ import (
 	"github.com/hardprune/image-registry/e2e/harness"
 )
 
+// requireBinaries skips test (what names it) when a binary that one of finds looks up is
+// missing, and fails it instead with E2E_REQUIRED=1.
+func requireBinaries(t *testing.T, test string, finds ...func() (string, error)) {
+	t.Helper()
+	for _, find := range finds {
+		if _, err := find(); err != nil {
+			if errors.Is(err, harness.ErrBinaryMissing) && os.Getenv("E2E_REQUIRED") != "1" {
+				t.Skipf("skipping %s: %v (set E2E_REQUIRED=1 to fail instead)", test, err)
+			}
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestHarnessSmoke runs the whole benchmark at the tiny size on both backends: generation,
 // API objects, -prune=check (which must find exactly the generated orphans), find and
 // distribution's garbage-collect, a check through the S3 latency proxy, and a profiled prune run. Skipped when the binaries are missing, failing instead with
 // E2E_REQUIRED=1.
 func TestHarnessSmoke(t *testing.T) {
-	for _, find := range []func() (string, error){harness.DockerRegistryBinary, harness.ImageAPIServerBinary, harness.EtcdBinary, harness.VersityGWBinary, distributionRegistryBinary} {
-		if _, err := find(); err != nil {
-			if errors.Is(err, harness.ErrBinaryMissing) && os.Getenv("E2E_REQUIRED") != "1" {
-				t.Skipf("skipping the benchmark smoke test: %v (set E2E_REQUIRED=1 to fail instead)", err)
-			}
-			t.Fatal(err)
-		}
-	}
+	requireBinaries(t, "the benchmark smoke test", harness.DockerRegistryBinary, harness.ImageAPIServerBinary,
+		harness.EtcdBinary, harness.VersityGWBinary, distributionRegistryBinary)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	res, err := Run(

@@ -4,12 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -212,16 +210,8 @@ func TestCountingProxyTLS(t *testing.T) {
 // dry run and a confirmed one, each deciding what the data set says, in the requests it needs.
 // Skipped when the binaries are missing, failing instead with E2E_REQUIRED=1.
 func TestOrdinarySmoke(t *testing.T) {
-	for _, find := range []func() (string, error){
-		harness.DockerRegistryBinary, harness.ImageAPIServerBinary, harness.EtcdBinary, harness.KubeAPIServerBinary,
-	} {
-		if _, err := find(); err != nil {
-			if errors.Is(err, harness.ErrBinaryMissing) && os.Getenv("E2E_REQUIRED") != "1" {
-				t.Skipf("skipping the ordinary prune's benchmark: %v (set E2E_REQUIRED=1 to fail instead)", err)
-			}
-			t.Fatal(err)
-		}
-	}
+	requireBinaries(t, "the ordinary prune's benchmark", harness.DockerRegistryBinary, harness.ImageAPIServerBinary,
+		harness.EtcdBinary, harness.KubeAPIServerBinary)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	res, err := RunOrdinary(ctx, OrdinaryConfig{

@@ -270,18 +270,24 @@ func roundRatios(num, den []time.Duration) []float64 {
 // formatRatios is the median ratio and, for more than one round, each round's:
 // "1.90x (rounds: 1.85, 1.90, 2.10)".
 func formatRatios(rs []float64, decimals int) string {
-	if len(rs) == 0 {
+	return formatRuns(rs, decimals, "x", "rounds")
+}
+
+// formatRuns is the median of xs with unit and, for more than one, each of them after label:
+// formatRuns(xs, 0, " ms", "runs") is "85 ms (runs: 80, 85, 90)".
+func formatRuns(xs []float64, decimals int, unit, label string) string {
+	if len(xs) == 0 {
 		return "-"
 	}
-	s := fmt.Sprintf("%.*fx", decimals, median(rs))
-	if len(rs) == 1 {
+	s := fmt.Sprintf("%.*f%s", decimals, median(xs), unit)
+	if len(xs) == 1 {
 		return s
 	}
-	parts := make([]string, len(rs))
-	for i, r := range rs {
-		parts[i] = fmt.Sprintf("%.*f", decimals, r)
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = fmt.Sprintf("%.*f", decimals, x)
 	}
-	return s + " (rounds: " + strings.Join(parts, ", ") + ")"
+	return s + " (" + label + ": " + strings.Join(parts, ", ") + ")"
 }
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }

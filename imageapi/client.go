@@ -53,6 +53,19 @@ const (
 	clientBurst = 200
 )
 
+// WithRateLimit is a copy of restCfg with the rate limit of the API clients (clientQPS,
+// clientBurst) unless it sets one of its own. The serving registry's client needs it too: at
+// client-go's default a push's three requests (its Image, its stream's read and update)
+// queued behind the limiter after the burst, and pushes went at under 2 a second whatever
+// the machine (the online prune's push-cost bench).
+func WithRateLimit(restCfg *rest.Config) *rest.Config {
+	restCfg = rest.CopyConfig(restCfg)
+	if restCfg.QPS == 0 && restCfg.RateLimiter == nil {
+		restCfg.QPS, restCfg.Burst = clientQPS, clientBurst
+	}
+	return restCfg
+}
+
 // Connection reads the image API, and says where it came from. For the ordinary prune it also
 // reaches the objects that use images (pods and their controllers, DeploymentConfigs, Builds
 // and BuildConfigs, LimitRanges) with the same credentials and the same bounded requests.
@@ -80,10 +93,7 @@ func Connect(configKubeconfig string, opts ConnectOptions) (*Connection, error) 
 	if err != nil {
 		return nil, err
 	}
-	restCfg = rest.CopyConfig(restCfg)
-	if restCfg.QPS == 0 && restCfg.RateLimiter == nil {
-		restCfg.QPS, restCfg.Burst = clientQPS, clientBurst
-	}
+	restCfg = WithRateLimit(restCfg)
 	restCfg.Wrap(BoundedTransport(restCfg.Host, opts))
 	client, err := NewClient(restCfg)
 	if err != nil {

@@ -142,3 +142,18 @@ func TestBoundedTransport(t *testing.T) {
 		}
 	})
 }
+
+func TestWithRateLimitRaisesClientGoDefaultOnly(t *testing.T) {
+	orig := &rest.Config{Host: "https://api"}
+	got := WithRateLimit(orig)
+	if got.QPS != clientQPS || got.Burst != clientBurst {
+		t.Errorf("QPS, burst %v, %d; want %v, %d", got.QPS, got.Burst, float32(clientQPS), clientBurst)
+	}
+	if orig.QPS != 0 {
+		t.Error("WithRateLimit changed the configuration it was given")
+	}
+	own := WithRateLimit(&rest.Config{QPS: 7, Burst: 9})
+	if own.QPS != 7 || own.Burst != 9 {
+		t.Errorf("a configuration's own limit became %v, %d", own.QPS, own.Burst)
+	}
+}

@@ -106,7 +106,7 @@ func Serve(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("the registry records pushes in the image API: %w", err)
 	}
-	client, err := imageapi.NewClient(restCfg)
+	client, err := imageapi.NewClient(imageapi.WithRateLimit(restCfg))
 	if err != nil {
 		return fmt.Errorf("creating the image API client: %w", err)
 	}

@@ -1,12 +1,14 @@
 // Command bench generates a synthetic registry (storage and image API objects) and measures
 // `dockerregistry -prune=check` on it against `find` and distribution's garbage collector,
-// and `-prune=delete` against `xargs rm -rf`, writing a Markdown table. `make bench` runs it.
+// and `-prune=delete` against `xargs rm -rf`; with -ordinary the ordinary prune, with -online
+// the push cost of the online prune protocol; writing Markdown tables. `make bench` runs it.
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -55,6 +57,14 @@ func main() {
 		false,
 		"load the ordinary prune's cluster, then hold it up until interrupted, without runs (to profile by hand)",
 	)
+	onlineBench := flag.Bool(
+		"online",
+		false,
+		"run the online prune protocol's push-cost bench (pushes without the protocol, with it idle, during a run)",
+	)
+	onlinePushes := flag.Int("online-pushes", 60, "images each mode of the push-cost bench pushes in a round")
+	onlinePushers := flag.Int("online-pushers", 4, "pushes under way at once in the push-cost bench")
+	onlineRounds := flag.Int("online-rounds", 5, "rounds of the push-cost bench, each pushing in every mode in turn")
 	s3Latency := flag.Duration(
 		"s3-latency",
 		20*time.Millisecond,
@@ -102,11 +112,7 @@ func main() {
 			WorkDir: workDir, Strace: *strace, Profile: *profile, NoDelete: !*deletes, S3Latency: *s3Latency,
 			Log: os.Stderr,
 		})
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench: error:", err)
-			os.Exit(1)
-		}
-		res.WriteMarkdown(&b)
+		appendSection(&b, "hard prune", res, err)
 	}
 	if *ordinary {
 		// Beside the hard prune's work dir, which its run empties.
@@ -114,14 +120,14 @@ func main() {
 			Size: osz, WorkDir: workDir + "-ordinary", Workers: *ordinaryWorkers, Profile: *profile, Hold: *ordinaryHold,
 			Log: os.Stderr,
 		})
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench: error: ordinary prune:", err)
-			os.Exit(1)
-		}
-		if b.Len() > 0 {
-			fmt.Fprintln(&b)
-		}
-		res.WriteMarkdown(&b)
+		appendSection(&b, "ordinary prune", res, err)
+	}
+	if *onlineBench {
+		res, err := bench.RunOnline(ctx, bench.OnlineConfig{
+			WorkDir: workDir + "-online", Pushes: *onlinePushes, Pushers: *onlinePushers, Rounds: *onlineRounds,
+			Log: os.Stderr,
+		})
+		appendSection(&b, "online prune push cost", res, err)
 	}
 	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -132,4 +138,17 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Print(b.String())
+}
+
+// appendSection adds a part's report to b, after a blank line when b holds another's, or exits
+// on the part's error.
+func appendSection(b *strings.Builder, part string, res interface{ WriteMarkdown(io.Writer) }, err error) {
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: error: %s: %v\n", part, err)
+		os.Exit(1)
+	}
+	if b.Len() > 0 {
+		fmt.Fprintln(b)
+	}
+	res.WriteMarkdown(b)
 }
