@@ -2,19 +2,14 @@ package registry
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/distribution/distribution/v3"
 	"github.com/distribution/distribution/v3/manifest/ocischema"
-	"github.com/distribution/distribution/v3/registry/api/errcode"
 	diststorage "github.com/distribution/distribution/v3/registry/storage"
 	distcache "github.com/distribution/distribution/v3/registry/storage/cache"
-	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
@@ -22,7 +17,6 @@ import (
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/openshift/client-go/image/clientset/versioned/fake"
 	"github.com/sirupsen/logrus"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/hardprune/image-registry/cache"
 	"github.com/hardprune/image-registry/online"
@@ -231,95 +225,5 @@ func TestCacheKeepsNothingReadDuringARun(t *testing.T) {
 	<-done
 	if _, err := mem.Stat(ctx, gone); err == nil {
 		t.Error("correctness: after the run, the cache describes a blob the run deleted")
-	}
-}
-
-// usesFailing fails the writes of use records.
-type usesFailing struct {
-	storagedriver.StorageDriver
-}
-
-func (u usesFailing) PutContent(ctx context.Context, p string, content []byte) error {
-	if strings.Contains(p, "/hardprune/uses/") {
-		return errors.New("storage said no")
-	}
-	return u.StorageDriver.PutContent(ctx, p, content)
-}
-
-// TestManifestPutFailsWithoutItsUseRecord: a manifest put during a run whose use record cannot
-// be written stores nothing and records nothing (503): without the record, the run could
-// delete what it uses.
-func TestManifestPutFailsWithoutItsUseRecord(t *testing.T) {
-	ctx := context.Background()
-	quiet := logrus.New()
-	quiet.SetLevel(logrus.ErrorLevel)
-	d := inmemory.New()
-	ns, err := diststorage.NewRegistry(ctx, d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	named, _ := reference.WithName("ns/app")
-	base, err := ns.Repository(ctx, named)
-	if err != nil {
-		t.Fatal(err)
-	}
-	config, err := base.Blobs(ctx).Put(ctx, v1.MediaTypeImageConfig, []byte(`{"architecture":"amd64","os":"linux"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	config.MediaType = v1.MediaTypeImageConfig
-	manifest, err := ocischema.FromStruct(ocischema.Manifest{
-		Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: v1.MediaTypeImageManifest, Config: config,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	replica := &online.Replica{Driver: usesFailing{d}, Timing: regressionTiming, Log: quiet}
-	if err := replica.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	rctx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); replica.Run(rctx) }()
-	defer func() { stop(); <-done }()
-	onlineReplica = replica
-	defer func() { onlineReplica = nil }()
-	lock, err := storage.AcquireLock(ctx, d, storage.LockOptions{Settle: time.Millisecond, Log: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = lock.Release() }()
-	if err := lock.MarkOnline(ctx); err != nil {
-		t.Fatal(err)
-	}
-	coord := &online.Coordinator{Driver: d, Run: lock.Record().Owner, Timing: regressionTiming, Log: quiet}
-	if err := coord.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-
-	client := fake.NewSimpleClientset()
-	recorder = &Recorder{Client: client.ImageV1()}
-	defer func() { recorder = nil }()
-	repo, err := newImageStreamRepository(ctx, base, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms, err := repo.Manifests(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = ms.Put(ctx, manifest, distribution.WithTag("v1"))
-	var refused errcode.Error
-	if !errors.As(err, &refused) || refused.Code != errcode.ErrorCodeUnavailable ||
-		!strings.Contains(fmt.Sprint(refused.Detail), "storage said no") {
-		t.Fatalf("put without its use record: %v", err)
-	}
-	if images, _ := client.ImageV1().Images().List(ctx, metav1.ListOptions{}); len(images.Items) != 0 {
-		t.Errorf("the refused put recorded %d Images", len(images.Items))
-	}
-	_, payload, _ := manifest.Payload()
-	if _, err := d.Stat(ctx, storage.ManifestRevisionLinkPath("ns/app", digest.FromBytes(payload))); err == nil {
-		t.Error("the refused put stored its manifest link")
 	}
 }
