@@ -196,15 +196,8 @@ func TestClaimSeesUsesRecordedBefore(t *testing.T) {
 	if err := c.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	put, err := r.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer put.Done()
 	uses := []Use{{Repository: "ns/app", Digest: dA, Tag: "v1"}, {Repository: "ns/app", Digest: dB}}
-	if err := put.Record(context.Background(), uses); err != nil {
-		t.Fatal(err)
-	}
+	put := recordedPut(t, r, uses)
 	if err := put.WaitUnclaimed(context.Background(), uses); err != nil {
 		t.Fatal(err)
 	}
@@ -259,15 +252,8 @@ func TestPutWaitsOutAClaimBeforeIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	put, err := r.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer put.Done()
 	uses := []Use{{Repository: "ns/app", Digest: dA}}
-	if err := put.Record(context.Background(), uses); err != nil {
-		t.Fatal(err)
-	}
+	put := recordedPut(t, r, uses)
 	var (
 		mu       sync.Mutex
 		released bool
@@ -426,4 +412,19 @@ func TestReplicasFollowOnlyOnlineRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the replica to enter the online run", r.Active)
+}
+
+// recordedPut begins a manifest put on r and records uses for it, as the registry does before
+// it looks at storage; the put ends with the test.
+func recordedPut(t *testing.T, r *Replica, uses []Use) *Ticket {
+	t.Helper()
+	put, err := r.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(put.Done)
+	if err := put.Record(context.Background(), uses); err != nil {
+		t.Fatal(err)
+	}
+	return put
 }

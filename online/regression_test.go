@@ -203,15 +203,8 @@ func TestClaimReleaseIsRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	release() // the batch is over
-	put, err := r.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer put.Done()
 	uses := []Use{{Repository: "ns/app", Digest: dA}}
-	if err := put.Record(context.Background(), uses); err != nil {
-		t.Fatal(err)
-	}
+	put := recordedPut(t, r, uses)
 	if err := put.WaitUnclaimed(context.Background(), uses); err != nil {
 		t.Errorf("availability: a put waits out a batch that is long over, then fails: %v", err)
 	}
