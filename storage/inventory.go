@@ -67,7 +67,9 @@ func (s *Store) log() logrus.FieldLogger {
 
 // Inventory walks the blobs and the repositories. Sizes and modification times come from the
 // walk itself. Files the registry cannot have written are logged and skipped; any storage error
-// fails the inventory, since a partial one could make a referenced blob look unlinked.
+// fails the inventory, since a partial one could make a referenced blob look unlinked. A
+// directory that goes while it is walked is the one exception (see walkDriver): what the
+// registry removed no longer links anything.
 func (s *Store) Inventory(ctx context.Context) (*prune.Inventory, error) {
 	phase := progress.Start(s.log(), "inventory")
 	defer phase.Done()
@@ -236,21 +238,21 @@ func walkShards[T any](
 
 // shardDirs lists the directories depth levels below root; files met on the way go to file.
 func (s *Store) shardDirs(ctx context.Context, root string, depth int, file func(driver.FileInfo)) ([]string, error) {
+	d := s.walkDriver(root)
 	level := []string{root}
 	for range depth {
 		var next []string
 		for _, dir := range level {
-			children, err := s.Driver.List(ctx, dir)
-			var notFound driver.PathNotFoundError
-			if errors.As(err, &notFound) {
+			children, err := d.List(ctx, dir)
+			if err != nil && vanished(err) {
 				continue
 			}
 			if err != nil {
 				return nil, fmt.Errorf("listing %s: %w", dir, err)
 			}
 			for _, child := range children {
-				fi, err := s.Driver.Stat(ctx, child)
-				if errors.As(err, &notFound) {
+				fi, err := d.Stat(ctx, child)
+				if err != nil && vanished(err) {
 					continue
 				}
 				if err != nil {
@@ -277,7 +279,7 @@ func (s *Store) walk(ctx context.Context, root string, f driver.WalkFn) error {
 
 // walkFound is walk, telling besides whether root exists.
 func (s *Store) walkFound(ctx context.Context, root string, f driver.WalkFn) (found bool, err error) {
-	err = s.Driver.Walk(ctx, root, f)
+	err = s.walkDriver(root).Walk(ctx, root, f)
 	var notFound driver.PathNotFoundError
 	if errors.As(err, &notFound) && notFound.Path == root {
 		return false, nil

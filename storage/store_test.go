@@ -314,6 +314,12 @@ func sorted(ds []digest.Digest) []digest.Digest {
 // TestInventorySkipsOddEntries puts files in storage that the registry never writes: they are
 // logged and skipped, and nothing fails.
 func TestInventorySkipsOddEntries(t *testing.T) {
+	for _, workers := range []int{1, 4} {
+		t.Run(fmt.Sprintf("%d workers", workers), func(t *testing.T) { testInventorySkipsOddEntries(t, workers) })
+	}
+}
+
+func testInventorySkipsOddEntries(t *testing.T, workers int) {
 	root := t.TempDir()
 	d := filesystem.New(filesystem.DriverParameters{RootDirectory: root, MaxThreads: 100})
 	reg := testfixture.New(t, d)
@@ -344,7 +350,7 @@ func TestInventorySkipsOddEntries(t *testing.T) {
 	var log bytes.Buffer
 	logger := logrus.New()
 	logger.SetOutput(&log)
-	store := &storage.Store{Driver: d, Log: logger}
+	store := &storage.Store{Driver: d, Log: logger, Workers: workers}
 	inv, err := store.Inventory(context.Background())
 	if err != nil {
 		t.Fatalf("inventory: %v", err)
