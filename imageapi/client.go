@@ -253,8 +253,9 @@ func (t *boundedTransport) attempt(req *http.Request, what string, attempt, atte
 func (t *boundedTransport) watch(what string, attempt, attempts int) (stop func()) {
 	start := time.Now()
 	done := make(chan struct{})
+	interval := WaitReportInterval // read here: the goroutine may start after stop
 	go func() {
-		tick := time.NewTicker(WaitReportInterval)
+		tick := time.NewTicker(interval)
 		defer tick.Stop()
 		for {
 			select {
