@@ -37,7 +37,7 @@ demo: build
 	bash e2e/tools/build.sh demo
 	$(GO) run ./e2e/demo
 
-# Benchmark: a synthetic registry (BENCH_SIZE=full: 200k blobs, 20k repositories, 30% orphans;
+# Benchmark: a synthetic registry (BENCH_SIZE=full: 200k blobs, 20k repositories, 30% orphans; huge: 1M blobs;
 # small: a quick smoke run) in filesystem and S3 (versitygw) storage plus its Images and
 # ImageStreams; -prune=check against find and distribution's garbage-collect, and -prune=delete
 # against xargs rm -rf of the same paths (on copies), in BENCH_RUNS rounds (in turn: the page

@@ -34,9 +34,10 @@ type Size struct {
 	Orphans float64
 }
 
-// Sizes are the named sizes: "full" is the target, "small" a quick smoke run, "tiny"
-// the go test one.
+// Sizes are the named sizes: "full" is the target, "huge" its million blobs (target
+// 6), "small" a quick smoke run, "tiny" the go test one.
 var Sizes = map[string]Size{
+	"huge":  {Name: "huge", Blobs: 1_000_000, Repositories: 100_000, Orphans: 0.30},
 	"full":  {Name: "full", Blobs: 200_000, Repositories: 20_000, Orphans: 0.30},
 	"small": {Name: "small", Blobs: 4_000, Repositories: 400, Orphans: 0.30},
 	"tiny":  {Name: "tiny", Blobs: 600, Repositories: 60, Orphans: 0.30},

@@ -227,7 +227,7 @@ func (r *Result) Targets() []Target {
 		t.Measured = strings.Join(parts, "; ")
 		t.Status = Reported
 	} else {
-		t.How = "-blobs=1000000 -repositories=100000"
+		t.How = "-size=huge"
 	}
 	out = append(out, t)
 

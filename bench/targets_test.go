@@ -117,7 +117,7 @@ func TestTargetsFullSize(t *testing.T) {
 			}
 		}
 	}
-	if how := byNumber(targets, 6)[0].How; how != "-blobs=1000000 -repositories=100000" {
+	if how := byNumber(targets, 6)[0].How; how != "-size=huge" {
 		t.Errorf("target 6 measured by %q, want the flags of a million-blob run", how)
 	}
 }

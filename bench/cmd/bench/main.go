@@ -20,7 +20,7 @@ import (
 )
 
 func main() {
-	size := flag.String("size", "full", "data set size: full (200k blobs, 20k repositories, 30% orphans), small, tiny")
+	size := flag.String("size", "full", "data set size: full (200k blobs, 20k repositories, 30% orphans), huge (1M blobs, 100k repositories), small, tiny")
 	blobs := flag.Int("blobs", 0, "override the number of blobs of -size")
 	repos := flag.Int("repositories", 0, "override the number of repositories of -size")
 	runs := flag.Int("runs", 3, "rounds, each running ours, find and garbage-collect in turn (medians are reported)")
@@ -74,7 +74,7 @@ func main() {
 
 	sz, ok := bench.Sizes[*size]
 	if !ok {
-		fmt.Fprintf(os.Stderr, "bench: unknown -size %q (full, small, tiny)\n", *size)
+		fmt.Fprintf(os.Stderr, "bench: unknown -size %q (full, huge, small, tiny)\n", *size)
 		os.Exit(2)
 	}
 	if *blobs > 0 {
